@@ -1,0 +1,28 @@
+"""A narrow ModEFormer that trains on 2 CPU cores in seconds: smoke runs, tests and CI.
+
+Same architecture family (every layer of SPEC section 2), widths /16 and a 2-layer 64-d transformer.
+`configs/tiny.py:synthetic` trains on clips rendered in memory (no dataset needed).
+
+  modeformer train --config configs/tiny.py:synthetic --workdir /tmp/tiny
+"""
+
+from modeformer_jax import config_defaults as cd
+
+
+def get_config(arg=None):
+  config = cd.base_config()
+  config.model = cd.model_config(
+      width=64, video_widths=(8, 16, 16, 32, 64), audio_widths=(8, 16, 16, 32, 64),
+      depth=2, num_heads=4, mlp_dim=128)
+  config.data.num_workers = 0
+  config.data.synthetic_clips = 24
+  config.data.synthetic_seconds = 2.0
+  if arg == "synthetic":
+    config.data.source = "synthetic"
+  config.stages = [cd.stage_config(name="main", steps=40, batch_size=16, num_negatives=3, lr=2e-3,
+                                   warmup_steps=5, weight_decay=0.0)]
+  config.log_every = 5
+  config.checkpoint_every = 20
+  config.eval_every = 0
+  config.eval_videos = 4
+  return config

@@ -1,0 +1,95 @@
+"""Defaults shared by the files in configs/: each config's get_config() starts from these and changes what
+it needs. Values the paper does not state are ours and say so (SPEC sections 2 and 3)."""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def model_config(**overrides) -> ml_collections.ConfigDict:
+  """ModEFormer as SPEC section 2 (58.84M parameters at these values)."""
+  cfg = ml_collections.ConfigDict(dict(
+      name="modeformer",
+      width=512,                             # d_model; the last CNN width of each modality must equal it
+      video_widths=(32, 64, 128, 256, 512),  # visual CNN stage widths (SPEC table rows 1, 2, 5, 9, 12)
+      audio_widths=(32, 64, 128, 256, 512),  # audio CNN stage widths (rows 1, 4, 7, 10, 13)
+      temporal="transformer",                # "transformer" (ModEFormer) or "pool" (3D-SyncNet ablation)
+      depth=4,
+      num_heads=8,
+      mlp_dim=1024,
+      dropout=0.1,
+      norm_first=True,                       # not stated by the paper: pre-LN
+      activation="relu",                     # not stated: ReLU FFN
+      pos_encoding="sinusoidal",             # not stated: "sinusoidal" or "learned"
+      max_len=64,                            # longest token sequence (+1 for the learnable token)
+      projection_dim=0,                      # not stated: 0 = no projection head
+      init_temperature=0.07,                 # not stated; CLIP's value
+      temperature_range=(0.01, 1.0),
+      bn_momentum=0.9,                       # PyTorch's BatchNorm momentum 0.1
+      conv3d_impl="taps2d",                  # "taps2d" or "xla": same parameters, see models/layers.Conv
+      dtype="float32",                       # compute dtype ("bfloat16" for mixed precision); params stay f32
+  ))
+  cfg.update(overrides)
+  return cfg
+
+
+def stage_config(**overrides) -> ml_collections.ConfigDict:
+  """One training stage: its data split, negatives, length and schedule. Ours, not the paper's."""
+  cfg = ml_collections.ConfigDict(dict(
+      name="main",
+      split="train",
+      steps=100_000,
+      batch_size=256,          # global batch of unique clips (video windows)
+      num_negatives=11,        # N hard negatives per clip (paper: 11 best)
+      max_offset=15,           # hard negatives drawn from -max_offset..+max_offset frames
+      min_offset=2,            # ... with |offset| >= min_offset (+-1 counts as correct at evaluation)
+      negatives="both",        # InfoNCE candidates: "hard", "in_batch" or "both"
+      lr=5e-4,
+      end_lr_factor=0.01,      # cosine decays to lr * end_lr_factor
+      warmup_steps=2_000,
+      weight_decay=0.05,
+      grad_clip=1.0,
+  ))
+  cfg.update(overrides)
+  return cfg
+
+
+def data_config(**overrides) -> ml_collections.ConfigDict:
+  cfg = ml_collections.ConfigDict(dict(
+      source="shards",         # "shards" (prepared TFDS/ArrayRecord dataset) or "synthetic" (in memory)
+      data_dir="",             # `modeformer prep --out` folder
+      dataset="lrs2",
+      num_workers=8,           # grain worker processes per host (0 = in the main process)
+      prefetch_buffer=4,
+      windows_per_record=1,    # windows drawn from each record read (amortises decode)
+      synthetic_clips=64,      # in-memory source: clips rendered per split
+      synthetic_seconds=3.0,
+      augment=ml_collections.ConfigDict(dict(
+          crop_jitter=4,       # max pixels the 96x96 crop moves before the mouth half is taken
+          brightness=0.1,      # max additive brightness change (fraction of 255)
+          contrast=0.1,        # max relative contrast change
+          audio_gain=0.25,     # max additive change of the normalised log-mel (about 1.6 dB)
+          audio_noise=0.05,    # std of gaussian noise on the normalised log-mel
+      )),
+  ))
+  cfg.update(overrides)
+  return cfg
+
+
+def base_config() -> ml_collections.ConfigDict:
+  from modeformer_jax.media.preprocess_config import preprocess_config
+  cfg = ml_collections.ConfigDict()
+  cfg.seed = 0
+  cfg.model = model_config()
+  cfg.preprocess = preprocess_config()
+  cfg.data = data_config()
+  cfg.stages = [stage_config()]
+  cfg.loss_chunk_size = 0       # >0: chunked InfoNCE columns (memory O(B_local x chunk))
+  cfg.mesh = ml_collections.ConfigDict(dict(data=-1, fsdp=1))  # -1: all remaining devices
+  cfg.log_every = 50
+  cfg.checkpoint_every = 1_000
+  cfg.keep_checkpoints = 3
+  cfg.eval_every = 5_000        # protocol accuracy on the validation subset; 0 = never
+  cfg.eval_videos = 64
+  cfg.eval_split = "val"
+  return cfg

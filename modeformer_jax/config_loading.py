@@ -1,0 +1,149 @@
+"""Config files (`configs/NAME.py[:ARG]` with get_config()) plus `--config.a.b=value` overrides, validated.
+
+Overrides follow ml_collections' config_flags: the value is parsed as a Python literal when it is one, and
+must keep the type of the field it replaces (an int may become a float); list items are addressed by index
+(`--config.stages.0.steps=10`). An unknown field or a bad value is a UserError naming the field.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import os
+from typing import Any, Sequence
+
+import ml_collections
+
+from modeformer_jax.errors import UserError
+
+NEGATIVE_MODES = ("hard", "in_batch", "both")
+
+
+def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """spec: 'path/to/config.py' or 'path/to/config.py:arg'; overrides: ['--config.x=1', '--config.y', '2']."""
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise UserError(f"{path}: config file not found")
+  module_spec = importlib.util.spec_from_file_location(f"_modeformer_config_{abs(hash(path))}", path)
+  module = importlib.util.module_from_spec(module_spec)
+  try:
+    module_spec.loader.exec_module(module)
+  except Exception as e:  # A config file is user code: report where it broke, not a traceback.
+    raise UserError(f"{path}: cannot load config: {type(e).__name__}: {e}") from e
+  if not hasattr(module, "get_config"):
+    raise UserError(f"{path}: config file has no get_config()")
+  config = module.get_config(arg or None)
+  apply_overrides(config, overrides)
+  validate(config)
+  return config
+
+
+def _parse_overrides(overrides: Sequence[str]) -> list[tuple[str, str]]:
+  pairs, items = [], list(overrides)
+  while items:
+    item = items.pop(0)
+    if not item.startswith("--config."):
+      raise UserError(f"unrecognized argument {item!r} (config overrides look like --config.field=value)")
+    name, eq, value = item[len("--config."):].partition("=")
+    if not eq:
+      if not items:
+        raise UserError(f"--config.{name}: missing value")
+      value = items.pop(0)
+    pairs.append((name, value))
+  return pairs
+
+
+def _literal(text: str) -> Any:
+  try:
+    return ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    return text
+
+
+def _coerce(name: str, old: Any, value: Any) -> Any:
+  if old is None or isinstance(value, type(old)):
+    return value
+  if isinstance(old, bool) or isinstance(value, bool):
+    raise UserError(f"config.{name}: expected a bool, got {value!r}")
+  if isinstance(old, float) and isinstance(value, int):
+    return float(value)
+  if isinstance(old, (tuple, list)) and isinstance(value, (tuple, list)):
+    return type(old)(value)
+  if isinstance(old, (tuple, list)) and isinstance(value, (int, float)):
+    return type(old)([value])
+  raise UserError(f"config.{name}: expected {type(old).__name__}, got {value!r}")
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: Sequence[str]) -> None:
+  for name, text in _parse_overrides(overrides):
+    *parents, leaf = name.split(".")
+    node = config
+    for i, part in enumerate(parents):
+      node = _child(node, part, ".".join(parents[:i + 1]))
+    old = _child(node, leaf, name)
+    if isinstance(old, (ml_collections.ConfigDict, list)) and not isinstance(old, tuple):
+      raise UserError(f"config.{name}: is a group of fields; set one of its fields instead")
+    new = _coerce(name, old, _literal(text))
+    if isinstance(node, list):
+      node[int(leaf)] = new
+    else:
+      with node.ignore_type():
+        node[leaf] = new
+
+
+def _child(node: Any, part: str, name: str) -> Any:
+  if isinstance(node, list):
+    if not part.isdigit() or int(part) >= len(node):
+      raise UserError(f"config.{name}: no such item (the list has {len(node)})")
+    return node[int(part)]
+  if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+    raise UserError(f"config.{name}: unknown config field")
+  return node[part]
+
+
+def _require(ok: bool, field: str, message: str) -> None:
+  if not ok:
+    raise UserError(f"config.{field}: {message}")
+
+
+def hard_negative_candidates(stage: ml_collections.ConfigDict) -> int:
+  """Offsets d with min_offset <= |d| <= max_offset: where a clip's N hard negatives are drawn from."""
+  return 2 * max(0, stage.max_offset - stage.min_offset + 1)
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Fail fast, naming the field, on values that would otherwise fail (or silently mislead) hours later."""
+  m = config.model
+  _require(len(m.video_widths) == 5, "model.video_widths", f"needs 5 stage widths, got {m.video_widths}")
+  _require(len(m.audio_widths) == 5, "model.audio_widths", f"needs 5 stage widths, got {m.audio_widths}")
+  _require(m.video_widths[-1] == m.width, "model.video_widths", "last width must equal model.width")
+  _require(m.audio_widths[-1] == m.width, "model.audio_widths", "last width must equal model.width")
+  _require(m.width % m.num_heads == 0, "model.num_heads", f"must divide model.width={m.width}")
+  _require(m.temporal in ("transformer", "pool"), "model.temporal", "must be 'transformer' or 'pool'")
+  _require(m.conv3d_impl in ("taps2d", "xla"), "model.conv3d_impl", "must be 'taps2d' or 'xla'")
+  _require(m.dtype in ("float32", "bfloat16", "float16"), "model.dtype", f"unsupported dtype {m.dtype!r}")
+  _require(m.pos_encoding in ("sinusoidal", "learned"), "model.pos_encoding", "'sinusoidal' or 'learned'")
+  lo, hi = m.temperature_range
+  _require(0 < lo <= m.init_temperature <= hi, "model.init_temperature", f"must lie in [{lo}, {hi}]")
+  _require(config.data.source in ("shards", "synthetic"), "data.source", "must be 'shards' or 'synthetic'")
+  _require(config.data.num_workers >= 0, "data.num_workers", "must be >= 0")
+  _require(config.data.windows_per_record >= 1, "data.windows_per_record", "must be >= 1")
+  _require(len(config.stages) > 0, "stages", "needs at least one stage")
+  for i, s in enumerate(config.stages):
+    f = f"stages.{i}"
+    _require(s.batch_size > 0, f + ".batch_size", f"must be positive, got {s.batch_size}")
+    _require(s.batch_size % config.data.windows_per_record == 0, f + ".batch_size",
+             "must be a multiple of data.windows_per_record")
+    _require(s.steps > 0, f + ".steps", f"must be positive, got {s.steps}")
+    _require(s.lr > 0, f + ".lr", f"must be positive, got {s.lr}")
+    _require(0 <= s.warmup_steps, f + ".warmup_steps", "must be >= 0")
+    _require(s.negatives in NEGATIVE_MODES, f + ".negatives", f"must be one of {NEGATIVE_MODES}")
+    _require(s.num_negatives >= 0, f + ".num_negatives", "must be >= 0")
+    _require(1 <= s.min_offset <= s.max_offset, f + ".min_offset", "needs 1 <= min_offset <= max_offset")
+    available = hard_negative_candidates(s)
+    _require(s.num_negatives <= available, f + ".num_negatives",
+             f"{s.num_negatives} is more than the {available} candidate offsets "
+             f"({s.min_offset} <= |offset| <= {s.max_offset})")
+    _require(s.negatives == "in_batch" or s.num_negatives > 0 or s.negatives == "both",
+             f + ".num_negatives", "negatives='hard' needs at least one hard negative")
+  _require(config.loss_chunk_size >= 0, "loss_chunk_size", "must be >= 0")

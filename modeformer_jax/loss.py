@@ -1,0 +1,151 @@
+"""InfoNCE with hard (same-utterance) and global in-batch negatives, on one device or sharded (SPEC section 3).
+
+Shapes: B clips in the global batch, N hard negatives per clip, K = 1 + N audio windows per clip, D embedding dim.
+Inputs are L2-normalised, so logits = logit_scale * dot product. Candidate sets (`negatives`):
+  "hard":     row i against its own K audio windows, target 0;
+  "in_batch": row i against every clip's positive audio[j, 0], target i;
+  "both":     row i against all B*K audio windows of the batch (masked ones removed), target i*K.
+One core, `_row_losses`, scores local rows against shared columns; the single-device and the shard_map path
+both call it, and its chunked form streams columns so memory is O(rows x chunk_size).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
+
+NEGATIVES = ("hard", "in_batch", "both")
+# Finite, not -inf: exp(NEG - m) underflows to exactly 0 while differences of two NEGs stay 0, never inf - inf.
+_NEG = -1e9
+
+
+def candidate_columns(audio: jax.Array, audio_mask: jax.Array, negatives: str) -> tuple[jax.Array, jax.Array, int]:
+  """Shared candidate columns of the whole batch for "in_batch" / "both".
+
+  audio [B, K, D], audio_mask [B, K] -> columns [C, D], column mask [C], stride: row i's target column is i * stride.
+  """
+  if negatives == "in_batch":
+    return audio[:, 0], audio_mask[:, 0], 1
+  b, k, d = audio.shape
+  return audio.reshape(b * k, d), audio_mask.reshape(b * k), k
+
+
+def _block(rows, cols, col_mask, col_start, targets, scale):
+  """One block of columns -> per-row (max logit, sum exp(logit - max), target logit or 0 if not in this block)."""
+  logits = scale * jnp.einsum("rd,cd->rc", rows, cols, preferred_element_type=jnp.float32)
+  logits = jnp.where(col_mask[None], logits, _NEG)
+  # The max only shifts the exponent; the logsumexp value does not depend on it, so it needs no gradient.
+  m = jax.lax.stop_gradient(logits.max(-1))
+  s = jnp.exp(logits - m[:, None]).sum(-1)
+  is_target = (col_start + jnp.arange(cols.shape[0]))[None] == targets[:, None]
+  return m, s, jnp.where(is_target, logits, 0.0).sum(-1)
+
+
+def _combine(a, b):
+  """Merge the statistics of two disjoint column blocks (online logsumexp)."""
+  (m1, s1, t1), (m2, s2, t2) = a, b
+  m = jnp.maximum(m1, m2)
+  return m, s1 * jnp.exp(m1 - m) + s2 * jnp.exp(m2 - m), t1 + t2
+
+
+def _row_losses(rows, cols, col_mask, targets, scale, chunk_size=None):
+  """Cross-entropy [R] and top-1 hit [R] of rows [R, D] over columns [C, D] (mask [C]), target column per row [R].
+
+  With chunk_size, columns go through a scan in chunks whose body is rematerialised in the backward pass, so
+  neither direction holds more than R x chunk_size logits. A hit is target logit == row max (ties count as hits).
+  """
+  c, d = cols.shape
+  if chunk_size is None or chunk_size >= c:
+    m, s, t = _block(rows, cols, col_mask, 0, targets, scale)
+  else:
+    # The first chunk seeds the carry, so the carry has the rows' types (varying over the mesh axes in shard_map).
+    block = jax.checkpoint(lambda cols, mask, start: _block(rows, cols, mask, start, targets, scale))
+    first = block(cols[:chunk_size], col_mask[:chunk_size], 0)
+    pad = -c % chunk_size  # padded columns are masked out
+    rest = jnp.pad(cols[chunk_size:], ((0, pad), (0, 0))).reshape(-1, chunk_size, d)
+    rest_mask = jnp.pad(col_mask[chunk_size:], (0, pad)).reshape(-1, chunk_size)
+    starts = (1 + jnp.arange(rest.shape[0])) * chunk_size
+    (m, s, t), _ = jax.lax.scan(lambda carry, xs: (_combine(carry, block(*xs)), None), first, (rest, rest_mask, starts))
+  return m + jnp.log(s) - t, t >= m
+
+
+def _sums(video, audio, audio_mask, all_audio, all_mask, row_start, scale, negatives, chunk_size):
+  """Sums over the local rows of (cross-entropy, hits, hard hits); all_* are the global batch's audio."""
+  hard = scale * jnp.einsum("bd,bkd->bk", video, audio, preferred_element_type=jnp.float32)
+  hard = jnp.where(audio_mask, hard, _NEG)
+  hard_hit = hard[:, 0] >= hard.max(-1)
+  if negatives == "hard":
+    ce, hit = jax.nn.logsumexp(hard, axis=-1) - hard[:, 0], hard_hit
+  else:
+    cols, col_mask, stride = candidate_columns(all_audio, all_mask, negatives)
+    targets = (row_start + jnp.arange(video.shape[0])) * stride
+    ce, hit = _row_losses(video, cols, col_mask, targets, scale, chunk_size)
+  return ce.sum(), hit.sum(dtype=jnp.float32), hard_hit.sum(dtype=jnp.float32)
+
+
+def _check(negatives: str, chunk_size: int | None) -> None:
+  if negatives not in NEGATIVES:
+    raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
+  if chunk_size is not None and chunk_size < 1:
+    raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+
+
+def _result(ce_sum, hits, hard_hits, b):
+  return ce_sum / b, {"accuracy": hits / b, "hard_accuracy": hard_hits / b}
+
+
+def info_nce(video: jax.Array, audio: jax.Array, audio_mask: jax.Array, logit_scale: jax.Array | float, *,
+             negatives: str = "both", chunk_size: int | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """InfoNCE on the whole batch as one array program (single device, or auto-sharded by jit).
+
+  Args:
+    video: [B, D] L2-normalised video embeddings.
+    audio: [B, K, D] L2-normalised audio embeddings; [:, 0] the positive, [:, 1:] the hard negatives.
+    audio_mask: [B, K] bool, False for padded hard negatives; column 0 must be True.
+    logit_scale: scalar, 1 / temperature.
+    negatives: "hard", "in_batch" or "both" (module docstring).
+    chunk_size: stream the in-batch columns in chunks of this many (None: one B x C logits matrix).
+  Returns:
+    (mean cross-entropy over the B rows, {"accuracy": top-1 over the candidate set, "hard_accuracy": top-1 over
+    the row's own K windows}), all float32 scalars.
+  """
+  _check(negatives, chunk_size)
+  scale = jnp.asarray(logit_scale, jnp.float32)
+  sums = _sums(video, audio, audio_mask, audio, audio_mask, 0, scale, negatives, chunk_size)
+  return _result(*sums, video.shape[0])
+
+
+def sharded_info_nce(video: jax.Array, audio: jax.Array, audio_mask: jax.Array, logit_scale: jax.Array | float, *,
+                     mesh: jax.sharding.Mesh, batch_axes: tuple[str, ...] = ("data",), negatives: str = "both",
+                     chunk_size: int | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """`info_nce` with the batch split over `batch_axes` of `mesh`: same value and gradients, less memory per device.
+
+  Each device scores its B_local video rows against the all-gathered audio of the global batch (local rows x
+  global columns), so it holds B_local x C logits (B_local x chunk_size with chunk_size) instead of B x C. The
+  batch dimension of the inputs is split as P(batch_axes); other mesh axes see replicated copies. Shapes and
+  returns as `info_nce`; B must be divisible by the product of the batch axes' sizes. Usable inside jax.jit.
+  """
+  _check(negatives, chunk_size)
+  batch_axes = tuple(batch_axes)
+  n_shards = math.prod(mesh.shape[a] for a in batch_axes)
+  if video.shape[0] % n_shards:
+    raise ValueError(f"batch {video.shape[0]} is not divisible by the {n_shards} shards of mesh axes {batch_axes}")
+
+  def local(video, audio, audio_mask, scale):
+    if negatives == "hard":  # own rows only: nothing to gather
+      all_audio, all_mask, row_start = audio, audio_mask, 0
+    else:
+      # Tuple axis_index and tiled all_gather both order shards major-to-minor in batch_axes, as P(batch_axes) does.
+      all_audio = jax.lax.all_gather(audio, batch_axes, tiled=True)
+      all_mask = jax.lax.all_gather(audio_mask, batch_axes, tiled=True)
+      row_start = jax.lax.axis_index(batch_axes) * video.shape[0]
+    sums = _sums(video, audio, audio_mask, all_audio, all_mask, row_start, scale, negatives, chunk_size)
+    return jax.lax.psum(sums, batch_axes)
+
+  spec = P(batch_axes)
+  sums = jax.shard_map(local, mesh=mesh, in_specs=(spec, spec, spec, P()), out_specs=P())(
+      video, audio, audio_mask, jnp.asarray(logit_scale, jnp.float32))
+  return _result(*sums, video.shape[0])

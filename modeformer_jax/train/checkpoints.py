@@ -1,0 +1,81 @@
+"""orbax checkpoints of a run: the last k (asynchronous) and the best by validation metric.
+
+A checkpoint holds three items: `state` (TrainState as plain pytrees), `data` (the input iterator's state, so
+a resumed run continues the exact sample order) and `meta` (stage index and progress, as JSON). The run's
+config is written once as workdir/config.json: evaluation, offset detection and export rebuild the model
+from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import orbax.checkpoint as ocp
+
+ITEMS = ("state", "data", "meta")
+BEST_METRIC = "val_accuracy_5"
+
+
+def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
+  path = os.path.join(workdir, "config.json")
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  os.replace(tmp, path)
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+  with open(os.path.join(workdir, "config.json")) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+class RunCheckpoints:
+  """workdir/checkpoints (last `keep`, async) and workdir/best (one, by BEST_METRIC, highest wins)."""
+
+  def __init__(self, workdir: str, keep: int):
+    self.last = ocp.CheckpointManager(
+        os.path.join(os.path.abspath(workdir), "checkpoints"),
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True),
+        item_names=ITEMS)
+    self.best = ocp.CheckpointManager(
+        os.path.join(os.path.abspath(workdir), "best"),
+        options=ocp.CheckpointManagerOptions(max_to_keep=1, best_fn=lambda m: m[BEST_METRIC], best_mode="max",
+                                             keep_checkpoints_without_metrics=False,
+                                             enable_async_checkpointing=False),
+        item_names=ITEMS)
+
+  @staticmethod
+  def _args(state, data_state: dict | None, meta: dict) -> ocp.args.Composite:
+    return ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state or {}),
+                              meta=ocp.args.JsonSave(meta))
+
+  def save(self, step: int, state, data_state: dict | None, meta: dict, *, force: bool = False) -> None:
+    self.last.save(step, args=self._args(state, data_state, meta), force=force)
+
+  def save_best(self, step: int, state, meta: dict, metrics: dict[str, float]) -> None:
+    """Offers this step's weights to workdir/best, which keeps whichever has the highest BEST_METRIC."""
+    self.best.save(step, args=self._args(state, None, meta), metrics=metrics, force=True)
+
+  def latest_step(self) -> int | None:
+    return self.last.latest_step()
+
+  def read_meta(self, step: int) -> dict:
+    return self.last.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+
+  def restore(self, step: int, target_state) -> tuple[Any, dict, dict]:
+    """Restores into the structure, dtypes and shardings of `target_state` (arrays or ShapeDtypeStructs)."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
+    out = self.last.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()))
+    return out.state, out.data, out.meta
+
+  def wait(self) -> None:
+    self.last.wait_until_finished()
+
+  def close(self) -> None:
+    self.last.close()
+    self.best.close()
