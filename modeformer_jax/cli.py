@@ -16,6 +16,8 @@ from modeformer_jax.errors import UserError
 
 # name -> module under modeformer_jax.commands. Order is the order shown by --help.
 COMMANDS: dict[str, str] = {
+    "synth": "synth",
+    "prep": "prep",
     "params": "params",
     "train": "train",
 }

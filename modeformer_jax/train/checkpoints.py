@@ -1,7 +1,9 @@
 """orbax checkpoints of a run: the last k (asynchronous) and the best by validation metric.
 
-A checkpoint holds three items: `state` (TrainState as plain pytrees), `data` (the input iterator's state, so
-a resumed run continues the exact sample order) and `meta` (stage index and progress, as JSON). The run's
+A checkpoint holds four items: `weights` (params and BatchNorm statistics: all that inference needs, read on
+its own by evaluation, offset detection and export), `optimizer` (step and optimiser state), `data` (the
+input iterator's state, so a resumed run continues the exact sample order) and `meta` (stage index and
+progress, as JSON). The run's
 config is written once as workdir/config.json: evaluation, offset detection and export rebuild the model
 from it.
 """
@@ -15,8 +17,12 @@ from typing import Any
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
+from flax import nnx
 
-ITEMS = ("state", "data", "meta")
+from modeformer_jax.errors import UserError
+from modeformer_jax.models import build_model
+
+ITEMS = ("weights", "optimizer", "data", "meta")
 BEST_METRIC = "val_accuracy_5"
 
 
@@ -50,8 +56,10 @@ class RunCheckpoints:
 
   @staticmethod
   def _args(state, data_state: dict | None, meta: dict) -> ocp.args.Composite:
-    return ocp.args.Composite(state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state or {}),
-                              meta=ocp.args.JsonSave(meta))
+    return ocp.args.Composite(
+        weights=ocp.args.StandardSave({"params": state.params, "batch_stats": state.batch_stats}),
+        optimizer=ocp.args.StandardSave({"step": state.step, "opt_state": state.opt_state}),
+        data=ocp.args.JsonSave(data_state or {}), meta=ocp.args.JsonSave(meta))
 
   def save(self, step: int, state, data_state: dict | None, meta: dict, *, force: bool = False) -> None:
     self.last.save(step, args=self._args(state, data_state, meta), force=force)
@@ -68,10 +76,14 @@ class RunCheckpoints:
 
   def restore(self, step: int, target_state) -> tuple[Any, dict, dict]:
     """Restores into the structure, dtypes and shardings of `target_state` (arrays or ShapeDtypeStructs)."""
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
+    a = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
     out = self.last.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract), data=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()))
-    return out.state, out.data, out.meta
+        weights=ocp.args.StandardRestore({"params": a.params, "batch_stats": a.batch_stats}),
+        optimizer=ocp.args.StandardRestore({"step": a.step, "opt_state": a.opt_state}),
+        data=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()))
+    state = target_state.replace(step=out.optimizer["step"], opt_state=out.optimizer["opt_state"],
+                                 params=out.weights["params"], batch_stats=out.weights["batch_stats"])
+    return state, out.data, out.meta
 
   def wait(self) -> None:
     self.last.wait_until_finished()
@@ -79,3 +91,30 @@ class RunCheckpoints:
   def close(self) -> None:
     self.last.close()
     self.best.close()
+
+
+def restore_weights(workdir: str, which: str | int = "last") -> tuple[ml_collections.ConfigDict, int, dict, dict]:
+  """(config, step, params, batch_stats) of a run: which = "last", "best" or a step number. Host arrays."""
+  if not os.path.isfile(os.path.join(workdir, "config.json")):
+    raise UserError(f"{workdir}: not a training run (no config.json)")
+  config = read_config(workdir)
+  folder = os.path.join(os.path.abspath(workdir), "best" if which == "best" else "checkpoints")
+  manager = ocp.CheckpointManager(folder, item_names=ITEMS, options=ocp.CheckpointManagerOptions(read_only=True))
+  steps = manager.all_steps()
+  if not steps:
+    raise UserError(f"{folder}: no checkpoint")
+  step = steps[-1] if which in ("last", "best") else int(which)
+  if step not in steps:
+    raise UserError(f"{folder}: no checkpoint at step {step} (have {', '.join(map(str, steps))})")
+  abstract = nnx.eval_shape(lambda: build_model(config.model))
+  target = {"params": nnx.to_pure_dict(nnx.state(abstract, nnx.Param)),
+            "batch_stats": nnx.to_pure_dict(nnx.state(abstract, nnx.BatchStat))}
+  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target)
+  try:
+    weights = manager.restore(step, args=ocp.args.Composite(weights=ocp.args.StandardRestore(target))).weights
+  except (ValueError, KeyError) as e:
+    raise UserError(f"{folder}/{step}: checkpoint does not match the run's config.json: {e}") from e
+  finally:
+    manager.close()
+  weights = jax.device_get(weights)
+  return config, step, weights["params"], weights["batch_stats"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import time
 
 import jax
 import ml_collections
@@ -19,7 +18,7 @@ from modeformer_jax.data.pipeline import train_batches
 from modeformer_jax.train import checkpoints as ckpt_lib
 from modeformer_jax.train.logging import MetricsLogger
 from modeformer_jax.train.mesh import global_batch, make_mesh
-from modeformer_jax.train.train_step import Model, init_model, init_state, learning_rate, make_train_step, optimizer
+from modeformer_jax.train.train_step import init_model, init_state, learning_rate, make_train_step, optimizer
 
 
 class NonFiniteError(RuntimeError):
@@ -36,6 +35,7 @@ class TrainResult:
   params: dict
   batch_stats: dict
   last_metrics: dict[str, float]
+  history: list[dict]  # per-step metrics of this invocation (process 0)
 
 
 def maybe_initialize_distributed() -> None:
@@ -117,11 +117,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
           metrics = _host_metrics(*pending, schedule)
           logger.step(pending[0], metrics)
         pending = (stage_step, step_metrics, int(stage_starts[stage_index]) + stage_step)
-        meta = {"stage": stage_index, "stage_step": stage_step}
-        if stage_step % config.checkpoint_every == 0 or stage_step == stage.steps:
-          checkpoints.save(pending[2], state, batches.get_state(), meta)
+        if stage_step % config.checkpoint_every == 0 or stage_step == stage.steps or sigterm.raised:
+          checkpoints.save(pending[2], state, batches.get_state(), {"stage": stage_index, "stage_step": stage_step},
+                           force=sigterm.raised)
         if sigterm.raised:
-          checkpoints.save(pending[2], state, batches.get_state(), meta, force=True)
           checkpoints.wait()
           raise Preempted(f"SIGTERM: checkpoint saved at step {pending[2]}; run the same command to resume")
       metrics = _host_metrics(*pending, schedule) if pending else metrics
@@ -140,7 +139,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
 
   # ---- Final ----------------------------------------------------------------------------------------------
   final_step = int(stage_starts[-1])
-  return TrainResult(final_step, model.params, model.batch_stats, metrics)
+  return TrainResult(final_step, model.params, model.batch_stats, metrics, logger.history)
 
 
 def _host_metrics(stage_step: int, step_metrics: dict, global_step: int, schedule) -> dict[str, float]:

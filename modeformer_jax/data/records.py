@@ -1,0 +1,106 @@
+"""Reading the datasets `modeformer prep` writes: a picklable random-access source per split.
+
+`open_split(OUT, "lrs2", "train")` returns a RecordSource (grain's RandomAccessDataSource protocol: __len__,
+__getitem__) whose records are dicts of numpy arrays and str, with `crops` decoded to uint8 [T, 96, 96, 3]
+whichever frame storage (raw or JPEG) the dataset was prepared with. The JPEG codec lives here too, so the
+writer (modeformer_jax.data.prep) and the reader cannot disagree on channel order or format.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import cv2
+import numpy as np
+
+from modeformer_jax.errors import UserError
+
+# The TFDS version of the prepared datasets (part of their path); bump when features or their meaning change.
+DATASET_VERSION = "1.0.0"
+TEXT_FEATURES = ("id", "speaker", "clip", "split", "source", "transcript")
+
+
+def encode_jpeg_frames(frames: np.ndarray, quality: int) -> np.ndarray:
+  """uint8 [T, H, W, 3] RGB -> object [T] of baseline JPEG bytes (4:2:0, the libjpeg default)."""
+  params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+  out = np.empty(len(frames), dtype=object)
+  for i, frame in enumerate(frames):
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(frame[..., ::-1]), params)  # OpenCV wants BGR.
+    if not ok:
+      raise ValueError(f"JPEG encoding failed for frame {i} of shape {frame.shape}")
+    out[i] = buf.tobytes()
+  return out
+
+
+def decode_jpeg_frames(jpegs: Sequence[bytes]) -> np.ndarray:
+  """Sequence of T JPEG byte strings -> uint8 [T, H, W, 3] RGB."""
+  frames = [cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR) for j in jpegs]
+  if any(f is None for f in frames):
+    raise ValueError("undecodable JPEG frame in record")
+  if not frames:
+    return np.zeros((0, 0, 0, 3), np.uint8)
+  return np.stack(frames)[..., ::-1]
+
+
+def dataset_dir(data_dir: str, dataset: str) -> str:
+  """Where `modeformer prep` puts a dataset: DATA_DIR/<dataset>/<version> (TFDS layout)."""
+  return os.path.join(data_dir, dataset, DATASET_VERSION)
+
+
+class RecordSource:
+  """Random access to one split; picklable (workers reopen the shards lazily).
+
+  record = source[i] holds: id, speaker, clip, split, source, transcript (str); num_frames (int);
+  crops uint8 [T, 96, 96, 3]; audio int16 [S]; mel float16 [M, 80]; boxes float32 [T, 4];
+  av_diff_seconds (float). See modeformer_jax/data/tfds_builder.py.
+  """
+
+  def __init__(self, data_dir: str, dataset: str, split: str):
+    self.path = dataset_dir(data_dir, dataset)
+    self.split = split
+    self._source = None
+    builder = self._builder()
+    if split not in builder.info.splits:
+      raise UserError(f"{self.path}: no split '{split}' in the {dataset} dataset "
+                      f"(it has: {', '.join(sorted(builder.info.splits)) or 'none'})")
+    self.frame_storage = "jpeg" if "crops_jpeg" in builder.info.features else "raw"
+    self._len = builder.info.splits[split].num_examples
+
+  def _builder(self):
+    import tensorflow_datasets as tfds  # Heavy; keep `import records` cheap for worker start-up.
+    if not os.path.isfile(os.path.join(self.path, "dataset_info.json")):
+      raise UserError(f"{self.path}: no prepared dataset here (run `modeformer prep` first)")
+    return tfds.builder_from_directory(self.path)
+
+  def __len__(self) -> int:
+    return self._len
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    return self.load(index)
+
+  def load(self, index: int, frames: slice | None = None) -> dict[str, Any]:
+    """Record `index`; `frames` decodes only those crops (and boxes), e.g. a training window."""
+    if self._source is None:
+      self._source = self._builder().as_data_source(split=self.split)
+    record = dict(self._source[index])
+    for key in TEXT_FEATURES:
+      record[key] = record[key].decode("utf-8")
+    frames = frames if frames is not None else slice(None)
+    if "crops_jpeg" in record:
+      record["crops"] = decode_jpeg_frames(record.pop("crops_jpeg")[frames])
+    else:
+      record["crops"] = record["crops"][frames]
+    record["boxes"] = record["boxes"][frames]
+    return record
+
+  def __getstate__(self) -> dict:
+    return {**self.__dict__, "_source": None}
+
+  def __repr__(self) -> str:
+    return f"RecordSource({self.path!r}, split={self.split!r}, len={self._len}, frames={self.frame_storage})"
+
+
+def open_split(data_dir: str, dataset: str, split: str) -> RecordSource:
+  """The records of `split` of the dataset prepared under `data_dir` (the --out of `modeformer prep`)."""
+  return RecordSource(data_dir, dataset, split)

@@ -1,0 +1,129 @@
+"""Inference with a trained model: every window of an utterance encoded once per modality, scored by offset.
+
+Modality preservation makes offset search cheap: the L video windows and L audio windows of an utterance
+are each encoded once, and the similarity of window f to the audio at offset d is one dot product, so all
+31 candidates of SPEC section 5 cost O(L) encoder passes instead of O(31 L). Evaluation (`modeformer eval`)
+and offset detection (`modeformer sync`) both use this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from modeformer_jax.data.windows import WindowSpec
+from modeformer_jax.errors import UserError
+from modeformer_jax.models import build_model
+from modeformer_jax.train.train_step import Model
+
+
+@dataclasses.dataclass
+class SyncModel:
+  """A model ready for inference: eval mode (running BatchNorm statistics, no dropout), batches padded to a
+  fixed size so each encoder compiles once, and split over all local devices."""
+  config: ml_collections.ConfigDict
+  params: dict
+  batch_stats: dict
+  source: str = ""
+  step: int | None = None
+  batch_size: int = 64
+
+  def __post_init__(self):
+    graphdef = nnx.split(nnx.eval_shape(lambda: build_model(self.config.model)), nnx.Param, nnx.BatchStat)[0]
+    self._model = Model(graphdef, self.params, self.batch_stats)
+    devices = jax.local_devices()
+    self.batch_size = -(-self.batch_size // len(devices)) * len(devices)
+    self._mesh = jax.sharding.Mesh(np.array(devices), ("data",))
+    self._weights = jax.device_put((self.params, self.batch_stats), NamedSharding(self._mesh, P()))
+    self.spec = WindowSpec.from_config(self.config.preprocess)
+
+  @functools.cached_property
+  def _encoders(self):
+    def video(weights, x):
+      return self._model.merge(*weights).embed_video(x)
+
+    def audio(weights, x):
+      return self._model.merge(*weights).embed_audio(x)
+
+    return jax.jit(video), jax.jit(audio)
+
+  def _run(self, fn, inputs: np.ndarray) -> np.ndarray:
+    out = []
+    sharding = NamedSharding(self._mesh, P("data"))
+    for i in range(0, len(inputs), self.batch_size):
+      chunk = inputs[i:i + self.batch_size]
+      padded = np.zeros((self.batch_size, *inputs.shape[1:]), inputs.dtype)
+      padded[:len(chunk)] = chunk
+      out.append(np.asarray(fn(self._weights, jax.device_put(padded, sharding)))[:len(chunk)])
+    return np.concatenate(out) if out else np.zeros((0, self.config.model.width), np.float32)
+
+  def embed_video(self, clips: np.ndarray) -> np.ndarray:
+    """clips uint8 [N, 5, 48, 96, 3] -> [N, D] unit-norm float32."""
+    return self._run(self._encoders[0], clips)
+
+  def embed_audio(self, mels: np.ndarray) -> np.ndarray:
+    """mels float [N, 80, 16] -> [N, D] unit-norm float32."""
+    return self._run(self._encoders[1], np.asarray(mels, np.float32))
+
+  def logit_scale(self) -> float:
+    return float(self._model.merge(self.params, self.batch_stats).logit_scale())
+
+
+def num_windows(num_frames: int, num_samples: int, spec: WindowSpec, samples_per_frame: int = 640) -> int:
+  """Window starts f = 0 .. L-5 with L = min(frames, samples // 640) (SPEC section 5): returns L - 4, or 0."""
+  length = min(num_frames, num_samples // samples_per_frame)
+  return max(0, length - spec.video_frames + 1)
+
+
+def video_windows(crops: np.ndarray, count: int, spec: WindowSpec) -> np.ndarray:
+  """crops uint8 [T, 96, 96, 3] -> mouth windows [count, 5, 48, 96, 3] starting at frames 0..count-1."""
+  mouth = crops[:, spec.mouth_row_start:]
+  idx = np.arange(count)[:, None] + np.arange(spec.video_frames)[None]
+  return mouth[idx]
+
+
+def audio_windows(mel: np.ndarray, count: int, spec: WindowSpec) -> np.ndarray:
+  """mel [M, 80] -> [count, 80, 16], the windows aligned with video frames 0..count-1."""
+  return spec.audio_windows(mel, np.arange(count))
+
+
+def embed_utterance(model: SyncModel, crops: np.ndarray, mel: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+  """(video [count, D], audio [count, D]) embeddings of every window of one utterance."""
+  return (model.embed_video(video_windows(crops, count, model.spec)),
+          model.embed_audio(audio_windows(mel, count, model.spec)))
+
+
+def offset_similarities(video: np.ndarray, audio: np.ndarray, max_offset: int) -> np.ndarray:
+  """Cosine similarity of video window f with audio window f + d, d = -S..S.
+
+  video [L, D], audio [L, D] -> [L, 2S+1], column j is offset d = j - S; NaN where f + d falls outside the
+  utterance (callers decide what a missing candidate scores: the protocol scores it as the worst).
+  """
+  length = len(video)
+  offsets = np.arange(-max_offset, max_offset + 1)
+  idx = np.arange(length)[:, None] + offsets[None]
+  valid = (idx >= 0) & (idx < len(audio))
+  sims = np.einsum("ld,lkd->lk", video, audio[np.clip(idx, 0, max(len(audio) - 1, 0))])
+  return np.where(valid, sims, np.nan).astype(np.float32)
+
+
+def load_sync_model(path: str, which: str | int = "last", batch_size: int = 64) -> SyncModel:
+  """A training run's workdir (checkpoint `which`: "last", "best" or a step) or an exported model folder."""
+  from modeformer_jax.train.checkpoints import restore_weights
+
+  if not os.path.exists(path):
+    raise UserError(f"{path}: no such checkpoint folder")
+  if os.path.isfile(os.path.join(path, "model.safetensors")):
+    from modeformer_jax.export.load import load_exported
+    config, params, batch_stats = load_exported(path)
+    return SyncModel(config, params, batch_stats, source=path, batch_size=batch_size)
+  config, step, params, batch_stats = restore_weights(path, which)
+  return SyncModel(config, params, batch_stats, source=path, step=step, batch_size=batch_size)

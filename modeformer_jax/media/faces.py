@@ -1,0 +1,271 @@
+"""Face boxes (fixed, LRS3 tables, or OpenCV's Haar cascade with tracking), square face crops, mouth regions.
+
+Boxes are float32 [T, 4] rows (x, y, w, h) in pixels of the frame, x/y the top-left corner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from collections.abc import Mapping, Sequence
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from modeformer_jax.errors import UserError
+from modeformer_jax.media.decode import MediaError
+
+
+@dataclasses.dataclass
+class FaceTrack:
+  """One face over a whole video (or the best of several, with every candidate in `tracks`)."""
+  boxes: np.ndarray  # float32 [T, 4] (x, y, w, h), smoothed, defined for every frame (held / interpolated)
+  valid: np.ndarray  # bool [T]: the face was seen here or in a short, interpolated gap
+  coverage: float  # valid.mean()
+  num_tracks: int  # face tracks found in the video
+  # Every track, best (largest area x longest) first, each with `tracks=()`; a caller can re-rank them, e.g.
+  # by how much the mouth moves with the audio.
+  tracks: tuple[FaceTrack, ...] = dataclasses.field(default=(), repr=False)
+
+
+def fixed_boxes(num_frames: int, height: int, width: int,
+                box_fraction: Sequence[float] = (0.0, 0.0, 1.0, 1.0)) -> np.ndarray:
+  """The same box on every frame, given as (x0, y0, x1, y1) fractions of the frame: float32 [T, 4]."""
+  x0, y0, x1, y1 = box_fraction
+  if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
+    raise ValueError(f"box_fraction must satisfy 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1, got {box_fraction}")
+  box = np.array([x0 * width, y0 * height, (x1 - x0) * width, (y1 - y0) * height], np.float32)
+  return np.tile(box, (num_frames, 1))
+
+
+def read_lrs3_boxes(txt_path: str | os.PathLike, num_frames: int, width: int,
+                    height: int) -> np.ndarray | None:
+  """Per-frame face boxes from an LRS3 (pretrain) .txt, in pixels: float32 [T, 4], or None without a table.
+
+  The table is a header line `FRAME X Y W H` then `<frame> <x> <y> <w> <h>` rows (relative 0..1 coordinates,
+  any whitespace) up to a blank line or the next section header. Frame numbers count frames of the source
+  video, so the clip's frame 0 is the table's first frame. Frames without a row get boxes interpolated
+  between their neighbours (held constant past either end); rows past the clip's end only steer that
+  interpolation.
+
+  Raises:
+    MediaError: missing / unreadable file, or a malformed table.
+  """
+  path = os.fspath(txt_path)
+  try:
+    with open(path, encoding="utf-8", errors="replace") as f:
+      lines = f.read().splitlines()
+  except FileNotFoundError:
+    raise MediaError(path, "file not found") from None
+  except OSError as e:
+    raise MediaError(path, e.strerror or str(e)) from None
+  header = next((i for i, line in enumerate(lines) if line.split() == ["FRAME", "X", "Y", "W", "H"]), None)
+  if header is None:
+    return None
+  rows = []
+  for number, line in enumerate(lines[header + 1:], start=header + 2):
+    fields = line.split()
+    if not fields or all(field.isalpha() for field in fields):
+      break  # end of table: blank line or the next section's header (e.g. WORD START END ASDSCORE)
+    try:
+      if len(fields) != 5:
+        raise ValueError(f"{len(fields)} columns")
+      row = [int(fields[0])] + [float(v) for v in fields[1:]]
+      if not (row[3] > 0 and row[4] > 0):
+        raise ValueError("non-positive box size")
+    except ValueError as e:
+      raise MediaError(path, f"line {number}: expected '<frame> <x> <y> <w> <h>' ({e}): {line.strip()!r}") from None
+    rows.append(row)
+  if not rows:
+    raise MediaError(path, f"line {header + 1}: face-box table has no rows")
+  table = np.array(rows, np.float64)
+  frames = table[:, 0] - table[:, 0].min()
+  order = np.argsort(frames, kind="stable")
+  frames, boxes = frames[order], table[order, 1:] * [width, height, width, height]
+  if frames[0] >= num_frames:
+    raise MediaError(path, f"face-box table starts past the video's {num_frames} frames")
+  t = np.arange(num_frames)
+  return np.stack([np.interp(t, frames, boxes[:, k]) for k in range(4)], axis=1).astype(np.float32)
+
+
+def detect_faces(frames: np.ndarray, cfg) -> FaceTrack:
+  """Haar-cascade face detection on every cfg.detect_stride-th frame, tracked over time.
+
+  Args:
+    frames: uint8 [T, H, W, 3] RGB.
+    cfg: the preprocess config (face_detector, detect_*, min_face_fraction, track_iou, max_gap_frames,
+      median_window, smooth_window).
+
+  Returns:
+    The best track (largest x longest) with all tracks attached; without any face, a whole-frame box,
+    valid all False, coverage 0 and num_tracks 0.
+  """
+  if cfg.max_gap_frames < cfg.detect_stride - 1:
+    raise ValueError(f"max_gap_frames ({cfg.max_gap_frames}) must cover the frames skipped between detections "
+                     f"(detect_stride - 1 = {cfg.detect_stride - 1})")
+  num_frames, height, width = frames.shape[:3]
+  return track_faces(run_detector(frames, cfg), num_frames, height, width, cfg)
+
+
+def run_detector(frames: np.ndarray, cfg) -> dict[int, np.ndarray]:
+  """Raw cascade detections: {frame index: float32 [K, 4] boxes in pixels} for the frames it ran on."""
+  cascade = _cascade(cfg.face_detector)
+  num_frames, height, width = frames.shape[:3]
+  scale = min(1.0, cfg.detect_max_side / max(height, width))
+  size = (max(1, round(width * scale)), max(1, round(height * scale)))
+  min_side = max(1, round(cfg.min_face_fraction * min(size)))
+  detections = {}
+  last = {num_frames - 1} if num_frames else set()  # the last frame too, so tracks reach the end
+  for i in sorted(set(range(0, num_frames, cfg.detect_stride)) | last):
+    gray = cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY)
+    if scale < 1:
+      gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    if cfg.detect_equalize:
+      gray = cv2.equalizeHist(gray)
+    found = cascade.detectMultiScale(gray, scaleFactor=cfg.detect_scale_factor,
+                                     minNeighbors=cfg.detect_min_neighbors, minSize=(min_side, min_side))
+    detections[i] = np.asarray(found, np.float32).reshape(-1, 4) / scale
+  return detections
+
+
+def track_faces(detections: Mapping[int, np.ndarray], num_frames: int, height: int, width: int,
+                cfg) -> FaceTrack:
+  """Links per-frame detections into tracks by IoU and turns each into smooth per-frame boxes.
+
+  A detection extends the track whose latest box it overlaps most (IoU >= cfg.track_iou), however long ago
+  that box was, so a face lost for a while keeps its track; otherwise it starts a new track. Between two
+  detections of a track at most cfg.max_gap_frames apart the boxes are interpolated and valid; longer gaps
+  are interpolated but invalid.
+
+  Args:
+    detections: {frame index: float [K, 4] boxes (x, y, w, h)}; frames absent or with K = 0 saw no face.
+    num_frames, height, width: the video's size.
+    cfg: track_iou, max_gap_frames, median_window, smooth_window.
+  """
+  raw = _link(detections, cfg.track_iou)
+  raw.sort(key=lambda track: -sum(box[2] * box[3] for _, box in track))
+  tracks = tuple(_track_to_frames(track, num_frames, cfg) for track in raw)
+  if not tracks:
+    return FaceTrack(boxes=fixed_boxes(num_frames, height, width), valid=np.zeros(num_frames, bool),
+                     coverage=0.0, num_tracks=0)
+  tracks = tuple(dataclasses.replace(t, num_tracks=len(tracks)) for t in tracks)
+  return dataclasses.replace(tracks[0], tracks=tracks)
+
+
+def _link(detections: Mapping[int, np.ndarray], min_iou: float) -> list[list[tuple[int, np.ndarray]]]:
+  """Greedy IoU association, best-overlapping pairs first: tracks, each [(frame, box [4]), ...] in frame order."""
+  tracks: list[list[tuple[int, np.ndarray]]] = []
+  for frame in sorted(detections):
+    boxes = np.asarray(detections[frame], np.float32).reshape(-1, 4)
+    taken_tracks, taken_boxes = set(), set()
+    if tracks and len(boxes):
+      iou = _iou(np.stack([track[-1][1] for track in tracks]), boxes)  # [tracks, boxes]
+      for ti, bi in zip(*np.unravel_index(np.argsort(-iou, axis=None), iou.shape)):
+        if iou[ti, bi] < min_iou:
+          break
+        if ti not in taken_tracks and bi not in taken_boxes:
+          tracks[ti].append((frame, boxes[bi]))
+          taken_tracks.add(ti)
+          taken_boxes.add(bi)
+    tracks.extend([(frame, boxes[bi])] for bi in range(len(boxes)) if bi not in taken_boxes)
+  return tracks
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  """IoU of every (x, y, w, h) box in a [N, 4] with every one in b [M, 4]: [N, M]."""
+  x0 = np.maximum(a[:, None, 0], b[None, :, 0])
+  y0 = np.maximum(a[:, None, 1], b[None, :, 1])
+  x1 = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2])
+  y1 = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3])
+  inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+  union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
+  return inter / np.maximum(union, 1e-9)
+
+
+def _track_to_frames(track: list[tuple[int, np.ndarray]], num_frames: int, cfg) -> FaceTrack:
+  frames = np.array([f for f, _ in track])
+  boxes = np.stack([b for _, b in track]).astype(np.float64)
+  # Median over consecutive detections drops a single bad detection before interpolation can spread it.
+  if len(boxes) >= cfg.median_window > 1:
+    boxes = ndimage.median_filter(boxes, size=(cfg.median_window, 1), mode="nearest")
+  t = np.arange(num_frames)
+  dense = np.stack([np.interp(t, frames, boxes[:, k]) for k in range(4)], axis=1)
+  if cfg.smooth_window > 1:
+    dense = ndimage.uniform_filter1d(dense, cfg.smooth_window, axis=0, mode="nearest")
+  valid = np.zeros(num_frames, bool)
+  valid[frames] = True
+  for start, end in zip(frames[:-1], frames[1:]):
+    if end - start - 1 <= cfg.max_gap_frames:
+      valid[start:end] = True
+  return FaceTrack(boxes=dense.astype(np.float32), valid=valid, coverage=float(valid.mean()), num_tracks=1)
+
+
+@functools.lru_cache(maxsize=4)
+def _cascade(name: str) -> cv2.CascadeClassifier:
+  """Loads a cascade by file name from OpenCV's bundled data, or by path."""
+  bundled = getattr(getattr(cv2, "data", None), "haarcascades", None)
+  path = name if os.path.isfile(name) else os.path.join(bundled or "", name)
+  if not os.path.isfile(path):
+    raise UserError(f"{path}: face detector cascade not found (opencv-python-headless 5.x ships no Haar "
+                    f"cascades; install opencv-python-headless<5 or set preprocess.face_detector to a path)")
+  cascade = cv2.CascadeClassifier(path)
+  if cascade.empty():
+    raise UserError(f"{path}: OpenCV could not load this face detector cascade")
+  return cascade
+
+
+def crop_faces(frames: np.ndarray, boxes: np.ndarray, size: int = 96, scale: float = 1.0, *,
+               shift_y: float = 0.0) -> np.ndarray:
+  """Square crops around boxes, resized to size x size.
+
+  The square has side max(w, h) * scale and is centred on the box centre moved down by shift_y * max(w, h).
+  Parts outside the frame repeat the frame's edge pixels (no black bars for the model to latch onto).
+  Shrinking uses INTER_AREA (no aliasing), enlarging INTER_LINEAR.
+
+  Args:
+    frames: uint8 [T, H, W, 3].
+    boxes: float [T, 4] (x, y, w, h) pixels.
+
+  Returns:
+    uint8 [T, size, size, 3].
+  """
+  boxes = np.asarray(boxes, np.float64)
+  if boxes.shape != (len(frames), 4):
+    raise ValueError(f"boxes must be [{len(frames)}, 4], got {boxes.shape}")
+  if not np.all(np.isfinite(boxes)) or np.any(boxes[:, 2:] <= 0):
+    raise ValueError("boxes must be finite with positive width and height")
+  height, width = frames.shape[1:3]
+  extent = boxes[:, 2:].max(axis=1)
+  side = np.maximum(1, np.round(extent * scale)).astype(int)
+  x0 = np.round(boxes[:, 0] + boxes[:, 2] / 2 - side / 2).astype(int)
+  y0 = np.round(boxes[:, 1] + boxes[:, 3] / 2 + shift_y * extent - side / 2).astype(int)
+  out = np.empty((len(frames), size, size, 3), np.uint8)
+  for i, frame in enumerate(frames):
+    y_lo, y_hi, top, bottom = _span(y0[i], side[i], height)
+    x_lo, x_hi, left, right = _span(x0[i], side[i], width)
+    window = frame[y_lo:y_hi, x_lo:x_hi]
+    if top or bottom or left or right:
+      window = cv2.copyMakeBorder(window, top, bottom, left, right, cv2.BORDER_REPLICATE)
+    shrink = side[i] > size
+    out[i] = cv2.resize(window, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+  return out
+
+
+def _span(start: int, length: int, limit: int) -> tuple[int, int, int, int]:
+  """The in-frame part [lo, hi) of [start, start + length) and the padding before / after it.
+
+  At least one pixel is kept, so a window wholly off the frame becomes the nearest edge row / column repeated.
+  """
+  lo = min(max(start, 0), limit - 1)
+  hi = min(max(start + length, lo + 1), limit)
+  before = min(max(lo - start, 0), length - (hi - lo))
+  return lo, hi, before, length - (hi - lo) - before
+
+
+def mouth_region(crops: np.ndarray, cfg) -> np.ndarray:
+  """The rows the model sees (the lower half): uint8 [..., 96, 96, 3] -> [..., 48, 96, 3] with the defaults."""
+  if crops.shape[-3:-1] != (cfg.crop_size, cfg.crop_size):
+    raise ValueError(f"crops must be [..., {cfg.crop_size}, {cfg.crop_size}, 3], got {crops.shape}")
+  return crops[..., cfg.mouth_row_start:, :, :]

@@ -1,0 +1,59 @@
+"""Every preprocessing constant (SPEC section 1) and the face detection / cropping settings, as one config.
+
+Configs elsewhere embed this as `config.preprocess`; media functions take it (or its fields) as an argument so
+that no constant is buried in code.
+"""
+
+import ml_collections
+
+
+def preprocess_config() -> ml_collections.ConfigDict:
+  """Returns the LRS2-protocol preprocessing settings (SPEC section 1) plus our face-handling choices."""
+  c = ml_collections.ConfigDict()
+
+  # Video (SPEC 1).
+  c.fps = 25.0
+  c.crop_size = 96  # square face crop, RGB
+  c.mouth_row_start = 48  # the model sees rows 48..95 of the crop (the lower half)
+  c.video_window_frames = 5
+
+  # Audio and log-mel (SPEC 1; the Wav2Lip / VocaLiST LRS2 values).
+  c.sample_rate = 16000
+  c.n_fft = 800
+  c.win_length = 800
+  c.hop_length = 200
+  c.n_mels = 80
+  c.fmin = 55.0
+  c.fmax = 7600.0
+  c.preemphasis = 0.97
+  c.ref_level_db = 20.0
+  c.min_level_db = -100.0
+  c.max_abs_value = 4.0
+  c.mel_window_frames = 16
+  c.mel_frames_per_second = 80  # = sample_rate / hop_length; 3.2 mel frames per video frame
+
+  # Fixed crop for face-centred datasets: (x0, y0, x1, y1) as fractions of the frame. LRS2 frames are already
+  # face-centred 160x160 crops, so the default is the whole frame.
+  c.lrs2_box = (0.0, 0.0, 1.0, 1.0)
+
+  # Face detection (ours; the paper does not say). OpenCV's bundled Haar cascade: no model download, CPU only.
+  c.face_detector = "haarcascade_frontalface_default.xml"
+  c.detect_max_side = 320  # frames are downscaled to at most this many pixels on the longer side first
+  c.detect_stride = 5  # run the detector on every 5th frame (and the last); boxes in between are interpolated
+  c.min_face_fraction = 0.15  # smallest face side, as a fraction of the frame's shorter side
+  c.detect_scale_factor = 1.1  # cascade pyramid step
+  # Cascade vote threshold: lower finds more faces and more false positives; the tracker keeps the largest,
+  # longest track, so short-lived false positives do little harm.
+  c.detect_min_neighbors = 3
+  c.detect_equalize = True  # histogram equalisation before detecting: helps dim or low-contrast faces
+  c.track_iou = 0.3  # a detection continues a track when it overlaps the track's last box this much
+  c.max_gap_frames = 12  # detection gaps up to this long (frames) are interpolated; longer ones are invalid
+  c.median_window = 3  # median over a track's consecutive detections (odd), removes single outliers
+  c.smooth_window = 5  # moving average over frames after interpolation (odd), removes jitter
+
+  # Crop around a detected / LRS3 box: side = max(w, h) * scale, centre moved down by shift_y * max(w, h).
+  # These reproduce syncnet_python's crop_video with its crop_scale 0.4 (side 1.4 box, centre 0.2 box lower),
+  # which frames a face with its chin and some neck, as face-centred LRS2 / LRS3 frames do.
+  c.face_crop_scale = 1.4
+  c.face_crop_shift_y = 0.2
+  return c
