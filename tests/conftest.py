@@ -12,3 +12,20 @@ import tempfile
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="modeformer-xla-cache-"))
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+
+import pytest  # noqa: E402
+
+# The model every inference test (eval, sync, export) shares: configs/tiny.py trained briefly on in-memory
+# synthetic clips, once per test session. TRAINED_RUN_OVERRIDES is the recipe, documented in one place.
+TRAINED_RUN_OVERRIDES = ["--config.stages.0.steps=150", "--config.checkpoint_every=150"]
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> str:
+  """Workdir of a briefly trained tiny model (config.json + checkpoints/), for load_sync_model(workdir)."""
+  from modeformer_jax.config_loading import load_config
+  from modeformer_jax.train import trainer
+
+  workdir = str(tmp_path_factory.mktemp("trained_run"))
+  trainer.train(load_config("configs/tiny.py:synthetic", TRAINED_RUN_OVERRIDES), workdir, progress=False)
+  return workdir

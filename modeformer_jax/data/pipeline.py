@@ -28,8 +28,8 @@ class BatchIterator(Protocol):
   def set_state(self, state: dict) -> None: ...
 
 
-def open_source(config: ml_collections.ConfigDict, split: str) -> Sequence[dict]:
-  """Random-access records of `split` from the source the config names."""
+def open_source(config: ml_collections.ConfigDict, split: str, lazy_frames: bool = False) -> Sequence[dict]:
+  """Random-access records of `split` from the source the config names (lazy_frames: see records.open_split)."""
   if config.data.source == "synthetic":
     from modeformer_jax.data.synthetic import synthetic_records
     return synthetic_records(config, split)
@@ -37,7 +37,7 @@ def open_source(config: ml_collections.ConfigDict, split: str) -> Sequence[dict]
   if not config.data.data_dir:
     raise UserError("config.data.data_dir: is empty: point it at a `modeformer prep --out` folder "
                     "(or set --config.data.source=synthetic)")
-  return open_split(config.data.data_dir, config.data.dataset, split)
+  return open_split(config.data.data_dir, config.data.dataset, split, lazy_frames=lazy_frames)
 
 
 def _merge_windows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -46,17 +46,23 @@ def _merge_windows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def train_batches(config: ml_collections.ConfigDict, stage: ml_collections.ConfigDict, *, seed: int,
-                  source: Sequence[dict] | None = None) -> BatchIterator:
-  """Endless, reshuffled-each-epoch batches for one training stage; this host's share of the global batch."""
-  source = open_source(config, stage.split) if source is None else source
-  num_hosts = jax.process_count()
+                  source: Sequence[dict] | None = None, host: int | None = None,
+                  num_hosts: int | None = None) -> BatchIterator:
+  """Endless, reshuffled-each-epoch batches for one training stage; this host's share of the global batch.
+
+  Each host reads every num_hosts-th record (host defaults to jax.process_index()), so hosts never share a
+  record and together cover the split.
+  """
+  source = open_source(config, stage.split, lazy_frames=True) if source is None else source
+  host = jax.process_index() if host is None else host
+  num_hosts = jax.process_count() if num_hosts is None else num_hosts
   if stage.batch_size % num_hosts:
     raise ValueError(f"batch_size {stage.batch_size} is not divisible by the {num_hosts} hosts")
   windows = config.data.windows_per_record
   sampler = ExampleSampler(WindowSpec.from_config(config.preprocess), stage.num_negatives, stage.min_offset,
                            stage.max_offset, Augment.from_config(config.data.augment), windows)
   ds = grain.MapDataset.source(source)
-  ds = ds[jax.process_index()::num_hosts]
+  ds = ds[host::num_hosts]
   ds = ds.shuffle(seed=seed).repeat().random_map(sampler, seed=seed)
   ds = ds.batch(stage.batch_size // num_hosts // windows, drop_remainder=True)
   if windows > 1:

@@ -43,6 +43,19 @@ def decode_jpeg_frames(jpegs: Sequence[bytes]) -> np.ndarray:
   return np.stack(frames)[..., ::-1]
 
 
+class JpegFrames:
+  """Per-frame JPEGs that decode on slicing: a training window decodes 5 frames, not the whole clip."""
+
+  def __init__(self, jpegs: np.ndarray):
+    self.jpegs = jpegs
+
+  def __len__(self) -> int:
+    return len(self.jpegs)
+
+  def __getitem__(self, index: slice) -> np.ndarray:
+    return decode_jpeg_frames(self.jpegs[index])
+
+
 def dataset_dir(data_dir: str, dataset: str) -> str:
   """Where `modeformer prep` puts a dataset: DATA_DIR/<dataset>/<version> (TFDS layout)."""
   return os.path.join(data_dir, dataset, DATASET_VERSION)
@@ -52,13 +65,14 @@ class RecordSource:
   """Random access to one split; picklable (workers reopen the shards lazily).
 
   record = source[i] holds: id, speaker, clip, split, source, transcript (str); num_frames (int);
-  crops uint8 [T, 96, 96, 3]; audio int16 [S]; mel float16 [M, 80]; boxes float32 [T, 4];
+  crops uint8 [T, 96, 96, 3] (JpegFrames with lazy_frames); audio int16 [S]; mel float16 [M, 80]; boxes float32 [T, 4];
   av_diff_seconds (float). See modeformer_jax/data/tfds_builder.py.
   """
 
-  def __init__(self, data_dir: str, dataset: str, split: str):
+  def __init__(self, data_dir: str, dataset: str, split: str, lazy_frames: bool = False):
     self.path = dataset_dir(data_dir, dataset)
     self.split = split
+    self.lazy_frames = lazy_frames
     self._source = None
     builder = self._builder()
     if split not in builder.info.splits:
@@ -87,7 +101,9 @@ class RecordSource:
     for key in TEXT_FEATURES:
       record[key] = record[key].decode("utf-8")
     frames = frames if frames is not None else slice(None)
-    if "crops_jpeg" in record:
+    if "crops_jpeg" in record and self.lazy_frames:
+      record["crops"] = JpegFrames(record.pop("crops_jpeg")[frames])
+    elif "crops_jpeg" in record:
       record["crops"] = decode_jpeg_frames(record.pop("crops_jpeg")[frames])
     else:
       record["crops"] = record["crops"][frames]
@@ -101,6 +117,9 @@ class RecordSource:
     return f"RecordSource({self.path!r}, split={self.split!r}, len={self._len}, frames={self.frame_storage})"
 
 
-def open_split(data_dir: str, dataset: str, split: str) -> RecordSource:
-  """The records of `split` of the dataset prepared under `data_dir` (the --out of `modeformer prep`)."""
-  return RecordSource(data_dir, dataset, split)
+def open_split(data_dir: str, dataset: str, split: str, lazy_frames: bool = False) -> RecordSource:
+  """The records of `split` of the dataset prepared under `data_dir` (the --out of `modeformer prep`).
+
+  lazy_frames: `crops` of JPEG datasets come as JpegFrames, decoded only where sliced (training windows).
+  """
+  return RecordSource(data_dir, dataset, split, lazy_frames)

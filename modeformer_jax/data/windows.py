@@ -126,6 +126,7 @@ class ExampleSampler:
     frames = np.full(k, start, np.int64)
     frames[1:1 + len(offsets)] += offsets
     mask = np.arange(k) < 1 + len(offsets)
+    # A slice, so lazily decoded JPEG crops (records.JpegFrames) decode these 5 frames only.
     video = self.augment.video(crops[start:start + self.spec.video_frames], self.spec.mouth_row_start, rng)
     audio = self.augment.audio(self.spec.audio_windows(mel, frames), rng)
     return {"video": video, "audio": audio, "audio_mask": mask,

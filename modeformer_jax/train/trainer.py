@@ -15,6 +15,7 @@ import ml_collections
 import numpy as np
 
 from modeformer_jax.data.pipeline import train_batches
+from modeformer_jax.errors import UserError
 from modeformer_jax.train import checkpoints as ckpt_lib
 from modeformer_jax.train.logging import MetricsLogger
 from modeformer_jax.train.mesh import global_batch, make_mesh
@@ -66,6 +67,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
   # ---- Setup: hosts, mesh, workdir --------------------------------------------------------------------------
   maybe_initialize_distributed()
   mesh = make_mesh(config.mesh)
+  for i, s in enumerate(config.stages):
+    if s.batch_size % mesh.size:
+      raise UserError(f"config.stages.{i}.batch_size: {s.batch_size} is not divisible by the {mesh.size} devices")
   os.makedirs(workdir, exist_ok=True)
   if jax.process_index() == 0:
     ckpt_lib.write_config(workdir, config)
