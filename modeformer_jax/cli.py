@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "prep": "prep",
     "params": "params",
     "train": "train",
+    "sync": "sync",
 }
 
 _HELP_LINES: dict[str, str] = {}

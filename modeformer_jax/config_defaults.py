@@ -64,6 +64,7 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
       windows_per_record=1,    # windows drawn from each record read (amortises decode)
       synthetic_clips=64,      # in-memory source: clips rendered per split
       synthetic_seconds=3.0,
+      synthetic_face_scale=1.6,  # face size vs. the generator's LRS2 framing: 1.6 ~ a face detector's tight crop
       augment=ml_collections.ConfigDict(dict(
           crop_jitter=4,       # max pixels the 96x96 crop moves before the mouth half is taken
           brightness=0.1,      # max additive brightness change (fraction of 255)

@@ -339,7 +339,6 @@ def test_resume_after_interrupt(lrs2, tmp_path, monkeypatch):
 
 
 def _cli(*argv: str) -> tuple[int, str, str]:
-  cli.COMMANDS.setdefault("prep", "prep")
   stdout, stderr = io.StringIO(), io.StringIO()
   with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
     code = cli.main(["prep", *argv])

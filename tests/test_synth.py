@@ -56,7 +56,6 @@ def _best_lag(mouth_open, envelope, max_lag=10):
 
 
 def _run_cli(*argv):
-  cli.COMMANDS.setdefault("synth", "synth")
   return cli.main(["synth", *map(str, argv)])
 
 

@@ -22,24 +22,23 @@ CLIPS_PER_SPEAKER = 4
 
 def synthetic_records(config: ml_collections.ConfigDict, split: str) -> list[dict]:
   """config.data.synthetic_clips clips of config.data.synthetic_seconds for `split`, rendered at crop size."""
-  return _render(config.seed, split, config.data.synthetic_clips, float(config.data.synthetic_seconds),
-                 config.preprocess)
+  return list(_render_cached(config.seed, split, config.data.synthetic_clips,
+                             float(config.data.synthetic_seconds), float(config.data.synthetic_face_scale),
+                             config.preprocess.to_json()))
 
 
 @functools.lru_cache(maxsize=8)
-def _render_cached(seed: int, split: str, clips: int, seconds: float, pp_json: str) -> tuple[dict, ...]:
+def _render_cached(seed: int, split: str, clips: int, seconds: float, face_scale: float,
+                   pp_json: str) -> tuple[dict, ...]:
   pp = ml_collections.ConfigDict(json.loads(pp_json))
   split_seed = (seed * 1_000_003 + zlib.crc32(split.encode())) % 2 ** 31
   records = []
   for i in range(clips):
     style = synth.speaker_style(split_seed, i // CLIPS_PER_SPEAKER)
     clip = synth.render_clip(split_seed * 1000 + i, style, seconds, size=pp.crop_size, fps=pp.fps,
-                             sample_rate=pp.sample_rate)
+                             sample_rate=pp.sample_rate, face_scale=face_scale)
     records.append({"id": f"synthetic-{split}/{i // CLIPS_PER_SPEAKER:03d}/{i:05d}",
                     "crops": clip.frames, "mel": log_mel(clip.audio, pp).astype(np.float16),
                     "num_frames": np.int32(len(clip.frames))})
   return tuple(records)
 
-
-def _render(seed, split, clips, seconds, pp) -> list[dict]:
-  return list(_render_cached(seed, split, clips, seconds, pp.to_json()))

@@ -61,7 +61,7 @@ def write_video(path: str | os.PathLike,
       if frames is not None:
         vstream = _add_video(container, frames, fps, video_codec, crf, preset, threads)
       if audio is not None:
-        astream = _add_audio(container, audio, sample_rate, audio_bitrate)
+        astream = add_audio_stream(container, audio, sample_rate, audio_bitrate)
       if vstream is not None:
         for i, image in enumerate(frames):
           frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
@@ -69,7 +69,7 @@ def write_video(path: str | os.PathLike,
           container.mux(vstream.encode(frame))
         container.mux(vstream.encode(None))
       if astream is not None:
-        _encode_audio(container, astream, audio, sample_rate)
+        encode_audio(container, astream, audio, sample_rate)
     os.replace(tmp, path)
   finally:
     if tmp.exists():
@@ -90,7 +90,8 @@ def _add_video(container, frames: np.ndarray, fps: float, codec: str, crf: int, 
   return stream
 
 
-def _add_audio(container, audio: np.ndarray, sample_rate: int, bitrate: int | None):
+def add_audio_stream(container, audio: np.ndarray, sample_rate: int, bitrate: int | None):
+  """An AAC stream in `container` for audio [S] or [S, C] at sample_rate (also used by sync's --correct)."""
   channels = 1 if audio.ndim == 1 else audio.shape[1]
   if audio.ndim not in (1, 2) or channels not in _LAYOUTS:
     raise ValueError(f"audio must be [S] or [S, C] with 1 <= C <= 7, got {audio.shape}")
@@ -102,7 +103,8 @@ def _add_audio(container, audio: np.ndarray, sample_rate: int, bitrate: int | No
   return stream
 
 
-def _encode_audio(container, stream, audio: np.ndarray, sample_rate: int) -> None:
+def encode_audio(container, stream, audio: np.ndarray, sample_rate: int) -> None:
+  """Encodes all of audio [S] or [S, C] into `stream` (from add_audio_stream) and flushes the encoder."""
   planar = np.ascontiguousarray(np.clip(np.atleast_2d(audio.T if audio.ndim == 2 else audio), -1, 1),
                                 dtype=np.float32)  # [C, S]
   ctx = stream.codec_context

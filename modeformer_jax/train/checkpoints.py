@@ -109,7 +109,9 @@ def restore_weights(workdir: str, which: str | int = "last") -> tuple[ml_collect
   abstract = nnx.eval_shape(lambda: build_model(config.model))
   target = {"params": nnx.to_pure_dict(nnx.state(abstract, nnx.Param)),
             "batch_stats": nnx.to_pure_dict(nnx.state(abstract, nnx.BatchStat))}
-  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target)
+  # Onto one local device whatever mesh saved it: a run trained on 8 GPUs is read by a 1-CPU `sync`.
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), target)
   try:
     weights = manager.restore(step, args=ocp.args.Composite(weights=ocp.args.StandardRestore(target))).weights
   except (ValueError, KeyError) as e:

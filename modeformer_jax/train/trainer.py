@@ -40,12 +40,19 @@ class TrainResult:
 
 
 def maybe_initialize_distributed() -> None:
-  """jax.distributed.initialize() when a launcher says this is one process of several (SLURM, MPI, TPU pod,
-  or JAX_COORDINATOR_ADDRESS set by hand); a single process needs nothing."""
+  """jax.distributed.initialize() when a launcher says this is one process of several; one process needs none.
+
+  SLURM, Open MPI and TPU pod slices are detected by JAX itself; by hand, set JAX_COORDINATOR_ADDRESS
+  (host:port of process 0), JAX_NUM_PROCESSES and JAX_PROCESS_ID on every host.
+  """
   env = os.environ
-  multi = ("JAX_COORDINATOR_ADDRESS" in env or int(env.get("SLURM_NTASKS", "1")) > 1
-           or int(env.get("OMPI_COMM_WORLD_SIZE", "1")) > 1 or "," in env.get("TPU_WORKER_HOSTNAMES", ""))
-  if multi and not jax.distributed.is_initialized():
+  if jax.distributed.is_initialized():
+    return
+  if "JAX_COORDINATOR_ADDRESS" in env:
+    jax.distributed.initialize(env["JAX_COORDINATOR_ADDRESS"], int(env["JAX_NUM_PROCESSES"]),
+                               int(env["JAX_PROCESS_ID"]))
+  elif (int(env.get("SLURM_NTASKS", "1")) > 1 or int(env.get("OMPI_COMM_WORLD_SIZE", "1")) > 1
+        or "," in env.get("TPU_WORKER_HOSTNAMES", "")):
     jax.distributed.initialize()
 
 

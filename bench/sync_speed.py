@@ -1,0 +1,107 @@
+"""Speed of `modeformer sync` per stage: seconds per minute of video for decode, face detection + crops, log-mel,
+the model (both encoders) and scoring, for the default (59M) model and the demo-sized one (configs/tiny.py).
+
+The video is generated: a talking face the Haar cascade finds, 256x256 at 25 fps with 16 kHz audio, so face
+detection runs as it would on real footage. Random initial weights (timing does not depend on training).
+Everything runs in this process on the CPU (or whatever jax's default backend is); XLA compiles each
+encoder once before timing.
+
+  python bench/sync_speed.py                       # 60 s video, both models
+  python bench/sync_speed.py --seconds 10          # shorter video (the default model needs ~34 GFLOP per
+                                                   # window: minutes per minute of video on 2 CPU cores)
+  python bench/sync_speed.py --models tiny --video talk.mp4
+
+stage_seconds() is the per-stage measurement on any model with SyncModel's interface (spec, config.preprocess,
+embed_video, embed_audio), so another backend (e.g. the exported PyTorch model) can be timed the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+
+from modeformer_jax.config_loading import load_config
+from modeformer_jax.data import synth
+from modeformer_jax.inference import SyncModel
+from modeformer_jax.media.encode import write_video
+from modeformer_jax.sync.detect import prepare, score
+from modeformer_jax.train.train_step import init_model
+
+STAGES = ("decode", "faces", "mel", "model", "scoring")
+MODELS = {"default": "configs/modeformer_lrs2.py", "tiny": "configs/tiny.py"}
+# A generated speaker (speaker_style(5, 2)) whose drawn face OpenCV's frontal-face cascade detects throughout.
+_SPEAKER = (5, 2)
+
+
+def make_video(path: str, seconds: float, size: int = 256) -> str:
+  """A generated talking-face mp4 (H.264 + AAC, 25 fps, 16 kHz) with a face the detector finds."""
+  clip = synth.render_clip(17, synth.speaker_style(*_SPEAKER), seconds, 0, size=size)
+  write_video(path, clip.frames, 25.0, clip.audio, 16000)
+  return path
+
+
+def random_model(config_path: str) -> SyncModel:
+  """A SyncModel with the config's initial (random) weights."""
+  config = load_config(config_path, [])
+  model = init_model(config)
+  return SyncModel(config, model.params, model.batch_stats, source=f"{config_path} (random init)")
+
+
+def stage_seconds(model, video: str, *, face_centered: bool = False, max_offset: int = 15) -> dict[str, float]:
+  """Wall seconds of each STAGE for one pass over `video` (compilation excluded: one warm-up batch first)."""
+  import numpy as np
+
+  spec = model.spec
+  model.embed_video(np.zeros((1, spec.video_frames, 96 - spec.mouth_row_start, 96, 3), np.uint8))
+  model.embed_audio(np.zeros((1, 80, spec.mel_frames), np.float32))
+  prepared = prepare(video, model.config.preprocess, face_centered=face_centered, max_offset=max_offset)
+  return dict(score(model, prepared, max_offset).timings)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--seconds", type=float, default=60.0, help="length of the generated video")
+  parser.add_argument("--video", help="time this file instead of a generated one")
+  parser.add_argument("--models", default="default,tiny", help="comma-separated: default, tiny")
+  parser.add_argument("--face-centered", action="store_true", help="skip face detection (whole frame)")
+  args = parser.parse_args(argv)
+  names = [m for m in args.models.split(",") if m]
+  if not set(names) <= set(MODELS):
+    parser.error(f"--models: choose from {', '.join(MODELS)}")
+
+  with tempfile.TemporaryDirectory() as work:
+    video = args.video
+    if video is None:
+      start = time.perf_counter()
+      video = make_video(os.path.join(work, "talk.mp4"), args.seconds)
+      print(f"generated {args.seconds:g} s of 256x256 video in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    timings, minutes = {}, None
+    for name in names:
+      model = random_model(MODELS[name])
+      timings[name] = stage_seconds(model, video, face_centered=args.face_centered)
+      if minutes is None:
+        from modeformer_jax.media.decode import probe
+        minutes = (probe(video)["duration"] or args.seconds) / 60
+      print(f"{name}: {sum(timings[name].values()):.1f} s", file=sys.stderr)
+
+  import jax
+  print(f"\nmodeformer sync, seconds per minute of video ({minutes * 60:.1f} s video measured, scaled to 1 min; "
+        f"{'--face-centered' if args.face_centered else 'face detection on'}; jax {jax.default_backend()}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end: wall times grow with it)")
+  print(f"{'stage':<10}" + "".join(f"{n:>12}" for n in names))
+  for stage in STAGES:
+    print(f"{stage:<10}" + "".join(f"{timings[n][stage] / minutes:>12.3f}" for n in names))
+  totals = {n: sum(timings[n].values()) / minutes for n in names}
+  print(f"{'total':<10}" + "".join(f"{totals[n]:>12.3f}" for n in names))
+  print("\nratios:")
+  for n in names:
+    other = totals[n] - timings[n]["model"] / minutes
+    print(f"  {n}: non-model share of total {other / totals[n]:.1%}, x real time {60 / totals[n]:.2f}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,201 @@
+"""Detect the audio-video offset of videos with a trained model and report it as syncnet_python does.
+
+Sign convention: AV offset > 0 means the audio LEADS the video (the sound of video frame i is at audio frame
+i - offset: you hear it before you see it); AV offset < 0 means the audio LAGS; 1 frame = 40 ms at 25 fps.
+Every report says it in words too ("audio leads video by 120 ms").
+
+Any file PyAV reads (mp4, mkv, mov, avi, webm; H.264, HEVC, ...) at any frame rate and audio format is
+converted to 25 fps and 16 kHz mono. Faces are found by OpenCV's Haar cascade and tracked; with several faces
+the one whose mouth moves most is scored. Frames without a face are left out (every 5-frame window touching
+one), and coverage is reported. --face-centered skips detection for videos that are face crops already
+(LRS2/LRS3-style).
+
+Numbers per file (syncnet_python's definitions over the 5-frame windows and shifts -S..S):
+  AV offset   S - argmin over shifts of mdist (mdist = mean window distance per shift)
+  Min dist    min(mdist): lower = better match            (mean over files = LSE-D)
+  Confidence  median(mdist) - min(mdist): higher = surer  (mean over files = LSE-C)
+The model scores cosine similarity s of unit embeddings; distance = sqrt(2 - 2 s), the Euclidean distance of
+the unit embeddings (0..2), so these formulas keep their meaning. The values compare runs and checkpoints of
+ModEFormer models; published LSE-D / LSE-C values come from SyncNet's own weights and are on another scale.
+Also reported: the mean similarity at every offset, the histogram of each window's best offset and its mode
+(ModEFormer's per-window analysis), syncnet's framewise confidence (median-filtered over 9), face coverage.
+
+Output: text per file (lines `AV offset:`, `Min dist:`, `Confidence:` as syncnet_python prints them, then
+ours), or with --json one JSON object per file per line (a failed file gives {"path", "error"}); with several
+files a summary table follows (with --json: a last line {"summary": {...}}).
+
+Examples:
+  modeformer sync talk.mp4 --checkpoint runs/lrs2
+  modeformer sync clips/ --checkpoint exported/modeformer --face-centered --jobs 2 --summary sync.csv
+  modeformer sync talk.mov --checkpoint runs/lrs2 --correct talk_fixed.mov --plot talk.png
+
+Exit status: 0 every file scored, 1 some file failed (each named with its reason; the others still run),
+2 bad arguments (including a missing or unreadable checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from modeformer_jax.commands import options
+from modeformer_jax.errors import UserError
+
+# Each worker holds one whole decoded video (a minute of 1080p is about 9 GB of RGB frames).
+_MAX_DEFAULT_JOBS = 8
+
+HELP = "detect audio-video offsets (AV offset > 0: audio leads), syncnet-style scores, batch, correction"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+  parser.add_argument("inputs", nargs="+", metavar="INPUT",
+                      help="video files, or folders searched recursively for video files")
+  parser.add_argument("--checkpoint", required=True, metavar="PATH",
+                      help="a training workdir (modeformer train --workdir) or an exported model folder")
+  parser.add_argument("--which", default="last", metavar="last|best|STEP",
+                      help="checkpoint of a training workdir (default: %(default)s)")
+  parser.add_argument("--max-offset-frames", type=int, default=15, metavar="S",
+                      help="search offsets -S..S frames; a video needs at least 5 + 2 S frames "
+                      "(default: %(default)s)")
+  parser.add_argument("--face-centered", action="store_true",
+                      help="the video is a face crop already (LRS2/LRS3-style): use the whole frame, no face "
+                      "detection")
+  options.add_json(parser)
+  parser.add_argument("--plot", metavar="FILE",
+                      help="write a PNG (similarity by offset, offset histogram, framewise confidence); with "
+                      "several inputs FILE is a folder that gets one <input name>.png each")
+  parser.add_argument("--correct", metavar="OUT",
+                      help="write a copy with the audio shifted into sync (video packets copied, audio "
+                      "re-encoded as AAC) and re-check it; OUT is a file for one input, a folder for several")
+  parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                      help="worker processes decoding and tracking faces while the model runs; 0 = all in "
+                      "this process. Each holds one decoded video in memory (default: 0 for one input, else "
+                      "the number of CPUs, at most 8)")
+  parser.add_argument("--summary", metavar="FILE",
+                      help="write per-file rows and the averages (LSE-D, LSE-C) as .csv or .jsonl")
+
+
+def _which(value: str) -> str | int:
+  if value in ("last", "best"):
+    return value
+  if value.isdigit():
+    return int(value)
+  raise UserError(f"--which: expected last, best or a step number, got {value!r}")
+
+
+def _outputs(flag: str, target: str | None, items, suffix: str | None) -> dict[str, str]:
+  """Input path -> output path: target itself for one input (or target/<name> if it is a folder), else
+  target/<name relative to its input folder> (with the suffix swapped when given)."""
+  if not target:
+    return {}
+  if len(items) == 1 and not os.path.isdir(target):
+    return {items[0].path: target}
+  if os.path.exists(target) and not os.path.isdir(target):
+    raise UserError(f"{target}: {flag} needs a folder for several inputs, and this is a file")
+  out = {}
+  for item in items:
+    name = os.path.splitext(item.name)[0] + suffix if suffix else item.name
+    out[item.path] = os.path.join(target, name)
+  if len(set(out.values())) < len(out):
+    raise UserError(f"{flag}: several inputs have the same name; give their common parent folder as INPUT")
+  return out
+
+
+def run(args: argparse.Namespace) -> int:
+  from modeformer_jax.inference import load_sync_model
+  from modeformer_jax.sync import batch
+  from modeformer_jax.sync.detect import SyncResult
+  from modeformer_jax.sync.plot import plot_result
+
+  which = _which(args.which)
+  if args.max_offset_frames < 1:
+    raise UserError(f"--max-offset-frames: must be at least 1, got {args.max_offset_frames}")
+  if args.jobs is not None and args.jobs < 0:
+    raise UserError(f"--jobs: must be 0 or more, got {args.jobs}")
+  if args.summary:
+    batch.summary_format(args.summary)
+  items = batch.find_inputs(args.inputs)
+  plots = _outputs("--plot", args.plot, items, ".png")
+  copies = _outputs("--correct", args.correct, items, None)
+  model = load_sync_model(args.checkpoint, which)
+  jobs = args.jobs if args.jobs is not None else (0 if len(items) == 1 else
+                                                  min(len(items), os.cpu_count() or 1, _MAX_DEFAULT_JOBS))
+  settings = dict(face_centered=args.face_centered, max_offset=args.max_offset_frames, jobs=jobs)
+
+  # Reports stream out as files finish; with --correct each waits for its copy's re-check.
+  results, plotted = [], {}
+  for result in batch.detect_many(model, [item.path for item in items], **settings):
+    results.append(result)
+    if isinstance(result, SyncResult) and result.path in plots:
+      plotted[result.path] = plot_result(result, plots[result.path])
+    if not copies:
+      _emit(result, plotted.get(result.path), None, args.json, several=len(items) > 1)
+  rechecks = _correct(model, results, copies, settings) if copies else {}
+  for result in results if copies else ():
+    _emit(result, plotted.get(result.path), rechecks.get(result.path), args.json, several=len(items) > 1)
+
+  rows = batch.summary_rows(results, rechecks)
+  summary = batch.averages(results)
+  if len(items) > 1:
+    print(json.dumps({"summary": summary}) if args.json else "\n" + batch.format_table(rows, summary))
+  if args.summary:
+    batch.write_summary(args.summary, rows, summary)
+  failed = summary["failed"] or any(isinstance(r, batch.Failure) for _, r in rechecks.values())
+  return 1 if failed else 0
+
+
+def _correct(model, results, copies: dict[str, str], settings: dict) -> dict:
+  """Writes the corrected copies of the scored files, then re-checks them all (in parallel as the inputs
+  were): input path -> (copy path, SyncResult or Failure)."""
+  from modeformer_jax.sync import batch
+  from modeformer_jax.sync.correct import write_corrected
+
+  written, out = {}, {}
+  for result in results:
+    if isinstance(result, batch.Failure):
+      continue
+    dst = copies[result.path]
+    try:
+      write_corrected(result.path, dst, result.offset, result.fps)
+      written[result.path] = dst
+    except UserError as e:
+      out[result.path] = (dst, batch.Failure.of(dst, e))
+  rechecked = batch.detect_many(model, list(written.values()), desc="re-check", **settings)
+  for (src, dst), recheck in zip(written.items(), rechecked):
+    out[src] = (dst, recheck)
+  return out
+
+
+def _emit(result, plot: str | None, recheck: tuple | None, as_json: bool, several: bool) -> None:
+  from modeformer_jax.sync import batch
+  from modeformer_jax.sync.detect import describe_offset
+
+  if isinstance(result, batch.Failure):
+    print(f"modeformer sync: error: {result.path}: {result.reason}", file=sys.stderr)
+    if as_json:
+      print(json.dumps({"path": result.path, "error": result.reason}))
+    return
+  copy = None
+  if recheck:
+    dst, check = recheck
+    copy = ({"path": dst, "error": check.reason} if isinstance(check, batch.Failure) else
+            {"path": dst, "av_offset_frames": check.offset, "sign": describe_offset(check.offset, check.fps),
+             "min_dist": round(check.min_dist, 4), "confidence": round(check.confidence, 4),
+             "in_sync": abs(check.offset) <= 1})
+    if "error" in copy:
+      print(f"modeformer sync: error: {dst}: corrected copy: {check.reason}", file=sys.stderr)
+  if as_json:
+    print(json.dumps({**result.to_json(), **({"plot": plot} if plot else {}),
+                      **({"corrected": copy} if copy else {})}), flush=True)
+    return
+  lines = [f"== {result.path}"] if several else []
+  lines.append(result.text())
+  if plot:
+    lines.append(f"Plot: \t{plot}")
+  if copy and "error" not in copy:
+    lines.append(f"Corrected: \t{copy['path']}: re-check AV offset {copy['av_offset_frames']} ({copy['sign']}), "
+                 f"Min dist {copy['min_dist']:.3f}, Confidence {copy['confidence']:.3f}"
+                 + ("" if copy["in_sync"] else " -- NOT within +-1 frame"))
+  print("\n".join(lines) + ("\n" if several else ""), flush=True)

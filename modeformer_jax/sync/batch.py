@@ -1,0 +1,232 @@
+"""Many files: decode, face tracking and log-mel in worker processes while the main process runs the model.
+
+The model is compiled once (fixed batch size) and stays in the main process; workers never import jax. A
+worker returns a file's crops and mel (about 40 MB per minute of video), the main process embeds and scores
+them. At most 2 x jobs files are in flight, so memory stays bounded however many files there are. Results
+come back in input order. A file that fails becomes a Failure with a one-line reason; the others go on.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import dataclasses
+import json
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING
+
+import ml_collections
+import numpy as np
+
+from modeformer_jax.errors import UserError
+from modeformer_jax.media.decode import MediaError
+from modeformer_jax.sync.detect import Prepared, SyncResult, prepare, score
+
+if TYPE_CHECKING:
+  from modeformer_jax.inference import SyncModel
+
+# Extensions picked up when walking a folder (files named on the command line are taken whatever they are).
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".flv",
+                    ".wmv", ".3gp")
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+  """One input file and the name its outputs (plot, corrected copy) get under an output folder."""
+  path: str
+  name: str  # relative to the folder it was found in, or the file name for files named directly
+
+
+@dataclasses.dataclass
+class Failure:
+  path: str
+  reason: str  # one line
+
+  @classmethod
+  def of(cls, path: str, error: UserError) -> Failure:
+    return cls(path, error.reason if isinstance(error, MediaError) else str(error))
+
+
+def find_inputs(inputs: Sequence[str]) -> list[Item]:
+  """Files as given, folders walked recursively for VIDEO_EXTENSIONS (sorted).
+
+  Raises:
+    UserError: a folder holds no video file.
+  """
+  items = []
+  for given in inputs:
+    if not os.path.isdir(given):
+      items.append(Item(given, os.path.basename(given)))
+      continue
+    found = sorted(os.path.join(root, f) for root, _, files in os.walk(given) for f in files
+                   if f.lower().endswith(VIDEO_EXTENSIONS) and not f.startswith("."))
+    if not found:
+      raise UserError(f"{given}: no video files ({', '.join(VIDEO_EXTENSIONS)}) in this folder")
+    items.extend(Item(f, os.path.relpath(f, given)) for f in found)
+  return items
+
+
+def _prepare_safe(path: str, pp: ml_collections.ConfigDict, face_centered: bool,
+                  max_offset: int) -> Prepared | Failure:
+  """prepare() that reports instead of raising (exceptions with custom __init__ do not survive pickling)."""
+  try:
+    return prepare(path, pp, face_centered=face_centered, max_offset=max_offset)
+  except UserError as e:
+    return Failure.of(path, e)
+  except Exception as e:  # a decoder or detector bug on one file must not end a batch of thousands
+    return Failure(path, f"internal error: {type(e).__name__}: {e}")
+
+
+def _prepared(work: Callable[[str], Prepared | Failure], paths: Sequence[str],
+              jobs: int) -> Iterator[Prepared | Failure]:
+  """work(path) for every path, in order: in this process (jobs 0) or `jobs` worker processes.
+
+  A worker that dies (a decoder crash, the out-of-memory killer) takes the pool with it. The file being
+  waited for is then tried once more alone in a fresh pool, so the blame lands on the file that causes it;
+  the other files go on in that fresh pool.
+  """
+  if jobs == 0:
+    yield from map(work, paths)
+    return
+  # forkserver: the main process holds jax's threads, which a fork would copy in an unknown state.
+  context = multiprocessing.get_context("forkserver")
+  pool, pending = None, {}
+  try:
+    for i, path in enumerate(paths):
+      for attempt in range(2):
+        try:
+          if pool is None:
+            pool, pending = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context), {}
+          for k in range(i, min(i + (2 * jobs if attempt == 0 else 1), len(paths))):
+            if k not in pending:
+              pending[k] = pool.submit(work, paths[k])
+          result = pending.pop(i).result()
+          break
+        except BrokenProcessPool:  # raised by submit() too, once the pool knows
+          pool.shutdown(wait=True, cancel_futures=True)
+          pool = None
+          result = Failure(path, "the worker process reading it died (decoder crash or out of memory)")
+      yield result
+  finally:
+    if pool is not None:
+      pool.shutdown(wait=True, cancel_futures=True)
+
+
+def detect_many(model: SyncModel, paths: Sequence[str], *, face_centered: bool = False, max_offset: int = 15,
+                jobs: int = 0, desc: str = "sync") -> Iterator[SyncResult | Failure]:
+  """One SyncResult or Failure per path, in order, with a tqdm bar on stderr (when it is a terminal)."""
+  from functools import partial
+
+  from tqdm import tqdm
+
+  work = partial(_prepare_safe, pp=model.config.preprocess, face_centered=face_centered, max_offset=max_offset)
+  with tqdm(total=len(paths), desc=desc, unit="file", file=sys.stderr, disable=None) as bar:
+    for prepared in _prepared(work, list(paths), jobs):
+      if isinstance(prepared, Prepared):
+        try:
+          prepared = score(model, prepared, max_offset)
+        except UserError as e:
+          prepared = Failure.of(prepared.path, e)
+      bar.update()
+      yield prepared
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Summary.
+
+_COLUMNS = ("path", "status", "av_offset_frames", "av_offset_ms", "sign", "min_dist", "confidence",
+            "histogram_mode_frames", "face_coverage", "windows_scored", "duration_s", "corrected_path",
+            "corrected_av_offset_frames", "error")
+
+
+def summary_rows(results: Sequence[SyncResult | Failure],
+                 corrected: dict[str, tuple[str, SyncResult | Failure]] | None = None) -> list[dict]:
+  """One flat row per file (the _COLUMNS); corrected maps an input path to (copy path, its re-check)."""
+  rows = []
+  for r in results:
+    copy_path, recheck = (corrected or {}).get(r.path, (None, None))
+    if isinstance(r, Failure):
+      row = {"path": r.path, "status": "failed", "error": r.reason}
+    else:
+      full = r.to_json()
+      row = {k: full[k] for k in _COLUMNS if k in full}
+      row["status"] = "ok"
+    if copy_path:
+      row["corrected_path"] = copy_path
+      if isinstance(recheck, Failure):
+        row["error"] = f"corrected copy: {recheck.reason}"
+      elif recheck is not None:
+        row["corrected_av_offset_frames"] = recheck.offset
+    rows.append({k: row.get(k) for k in _COLUMNS})
+  return rows
+
+
+def averages(results: Sequence[SyncResult | Failure]) -> dict:
+  """LSE-D = mean Min dist, LSE-C = mean Confidence over the files that were scored (syncnet's dataset
+  numbers, here on our distance scale), and the share of files in sync (|AV offset| <= 1 frame)."""
+  ok = [r for r in results if isinstance(r, SyncResult)]
+  mean = (lambda xs: round(float(np.mean(xs)), 4)) if ok else (lambda xs: None)
+  return {"files": len(results), "scored": len(ok), "failed": len(results) - len(ok),
+          "lse_d": mean([r.min_dist for r in ok]), "lse_c": mean([r.confidence for r in ok]),
+          "mean_abs_offset_frames": mean([abs(r.offset) for r in ok]),
+          "in_sync_fraction": mean([abs(r.offset) <= 1 for r in ok])}
+
+
+def format_table(rows: Sequence[dict], summary: dict) -> str:
+  """The end-of-batch table: one line per file, then the averages and the failures with their reasons."""
+  width = max([len("file")] + [len(r["path"]) for r in rows])
+  show_corrected = any(r["corrected_path"] for r in rows)
+  head = f"{'file':<{width}}  {'offset':>6}  {'ms':>6}  {'min dist':>8}  {'conf':>6}  {'mode':>4}  {'face':>5}"
+  lines = [head + ("  fixed" if show_corrected else ""), "-" * (len(head) + 7 * show_corrected)]
+  for r in rows:
+    if r["status"] != "ok":
+      lines.append(f"{r['path']:<{width}}  FAILED: {r['error']}")
+      continue
+    line = (f"{r['path']:<{width}}  {r['av_offset_frames']:>6d}  {r['av_offset_ms']:>6.0f}  {r['min_dist']:>8.3f}"
+            f"  {r['confidence']:>6.3f}  {r['histogram_mode_frames']:>4d}  {r['face_coverage']:>5.0%}")
+    if show_corrected:
+      fixed = r["corrected_av_offset_frames"]
+      line += f"  {fixed:>5d}" if fixed is not None else "      -"
+    lines.append(line)
+  lines.append("-" * len(lines[1]))
+  if summary["scored"]:
+    lines.append(f"{summary['scored']} scored: LSE-D (mean Min dist) {summary['lse_d']:.3f}, LSE-C (mean "
+                 f"Confidence) {summary['lse_c']:.3f}; in sync (|offset| <= 1) {summary['in_sync_fraction']:.0%}; "
+                 f"offset > 0: audio leads video")
+  if summary["failed"]:
+    lines.append(f"{summary['failed']} failed:")
+    lines.extend(f"  {r['path']}: {r['error']}" for r in rows if r["status"] != "ok")
+  return "\n".join(lines)
+
+
+def summary_format(path: str) -> str:
+  """".csv" or ".jsonl", from the file name.
+
+  Raises:
+    UserError: any other extension.
+  """
+  kind = os.path.splitext(path)[1].lower()
+  if kind not in (".csv", ".jsonl"):
+    raise UserError(f"{path}: --summary must end in .csv or .jsonl")
+  return kind
+
+
+def write_summary(path: str, rows: Sequence[dict], summary: dict) -> None:
+  """CSV (per-file rows, then a MEAN row holding LSE-D / LSE-C in min_dist / confidence) or JSONL
+  (per-file rows, then {"summary": {...}}), by extension."""
+  kind = summary_format(path)
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path, "w", newline="") as f:
+    if kind == ".jsonl":
+      f.writelines(json.dumps(row) + "\n" for row in rows)
+      f.write(json.dumps({"summary": summary}) + "\n")
+      return
+    writer = csv.DictWriter(f, _COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    writer.writerow({"path": "MEAN", "status": f"{summary['scored']} scored, {summary['failed']} failed",
+                     "min_dist": summary["lse_d"], "confidence": summary["lse_c"]})

@@ -1,0 +1,109 @@
+"""A copy of a video with its audio moved into sync: video packets copied untouched, audio re-encoded (AAC).
+
+Given the detected AV offset k (> 0: the audio leads, its sound for video frame i is at audio frame i - k),
+the copy delays the audio by k frames (k < 0 advances it). The audio track keeps its start and end times:
+the samples shifted past its end are dropped and the uncovered part at the other end is silence. Only the
+first video and first audio stream are kept.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+
+from modeformer_jax.media.decode import MediaError
+from modeformer_jax.media.encode import AAC_SAMPLE_RATES, add_audio_stream, encode_audio
+
+# Containers that cannot hold AAC audio.
+_NO_AAC = (".webm",)
+# AAC rate used when the source's rate is not one AAC defines.
+_FALLBACK_RATE = 48000
+# Most channels the encoder's layouts cover; more are downmixed to stereo.
+_MAX_CHANNELS = 7
+
+
+def write_corrected(src: str, dst: str, offset_frames: int, fps: float = 25.0) -> dict:
+  """Writes dst = src with the audio delayed by offset_frames / fps seconds; returns what was written.
+
+  Video: every packet of the first video stream remuxed byte for byte (no re-encoding, same timestamps).
+  Audio: the first audio stream decoded at its own rate and channels, shifted, encoded as AAC.
+
+  Raises:
+    MediaError: unreadable source, no video or audio stream, streams dst's container cannot hold, or dst is
+      src.
+  """
+  src, dst = os.fspath(src), os.fspath(dst)
+  if os.path.exists(dst) and os.path.samefile(src, dst):
+    raise MediaError(dst, "the corrected copy would overwrite its source")
+  if Path(dst).suffix.lower() in _NO_AAC:
+    raise MediaError(dst, f"{Path(dst).suffix} cannot hold AAC audio; write .mp4, .mkv or .mov")
+  audio, rate, start = _decode_audio(src)
+  shift = round(offset_frames / fps * rate)
+  # Output sample n plays at time n / rate of the source timeline; it is the source sample that played
+  # `shift` samples earlier.
+  first = round(start * rate)
+  length = first + audio.shape[1]
+  index = np.arange(length) - first - shift
+  inside = (index >= 0) & (index < audio.shape[1])
+  shifted = np.zeros((audio.shape[0], length), np.float32)
+  shifted[:, inside] = audio[:, index[inside]]
+  packets = _remux(src, dst, shifted.T, rate)
+  return {"path": dst, "shift_frames": int(offset_frames), "shift_ms": round(shift / rate * 1000, 2),
+          "video_packets": packets, "audio_codec": "aac", "sample_rate": rate, "channels": audio.shape[0]}
+
+
+def _decode_audio(path: str) -> tuple[np.ndarray, int, float]:
+  """First audio stream -> (float32 planar [C, S], sample rate, start time in seconds of the file)."""
+  try:
+    with av.open(path) as container:
+      if not container.streams.video:
+        raise MediaError(path, "no video stream")
+      if not container.streams.audio:
+        raise MediaError(path, "no audio stream")
+      stream = container.streams.audio[0]
+      rate = stream.sample_rate if stream.sample_rate in AAC_SAMPLE_RATES else _FALLBACK_RATE
+      layout = stream.layout.name if 0 < stream.channels <= _MAX_CHANNELS else "stereo"
+      resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+      chunks, start = [], None
+      for frame in container.decode(stream):
+        if start is None and frame.pts is not None and frame.time_base:
+          start = float(frame.pts * frame.time_base)
+        chunks.extend(f.to_ndarray() for f in resampler.resample(frame))
+      chunks.extend(f.to_ndarray() for f in resampler.resample(None))
+      # The codec's padded last frame is not part of the track: the header duration says where it ends.
+      end = (round(float(stream.duration * stream.time_base) * rate)
+             if stream.duration is not None and stream.time_base else None)
+  except av.error.FFmpegError as e:
+    raise MediaError(path, f"cannot read ({getattr(e, 'strerror', None) or e})") from None
+  if not chunks:
+    raise MediaError(path, "no decodable audio samples")
+  return np.concatenate(chunks, axis=1)[:, :end], rate, start or 0.0
+
+
+def _remux(src: str, dst: str, audio: np.ndarray, rate: int) -> int:
+  """Writes dst: src's first video stream's packets as they are, plus audio [S, C] as AAC. Returns packets."""
+  Path(dst).parent.mkdir(parents=True, exist_ok=True)
+  tmp = Path(dst).with_name(f".{Path(dst).stem}.{os.getpid()}.partial{Path(dst).suffix}")
+  packets = 0
+  try:
+    with av.open(src) as source, av.open(str(tmp), "w") as out:
+      vin = source.streams.video[0]
+      vout = out.add_stream_from_template(vin)
+      aout = add_audio_stream(out, audio, rate, None)
+      for packet in source.demux(vin):
+        if packet.dts is None:  # the demuxer's end-of-stream flush packet
+          continue
+        packet.stream = vout
+        out.mux(packet)
+        packets += 1
+      encode_audio(out, aout, audio, rate)
+    os.replace(tmp, dst)
+  except (av.error.FFmpegError, ValueError) as e:
+    raise MediaError(dst, f"cannot write the corrected copy ({getattr(e, 'strerror', None) or e})") from None
+  finally:
+    if tmp.exists():
+      tmp.unlink()
+  return packets

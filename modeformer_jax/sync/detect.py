@@ -1,0 +1,267 @@
+"""Offset detection on one video: decode -> faces -> crops -> log-mel (`prepare`, no model, runs in worker
+processes) -> embeddings -> per-window scores -> syncnet_python numbers and the offset histogram (`score`,
+with the model, in the main process).
+
+Sign convention (SPEC section 6): AV offset > 0 means the audio LEADS the video, i.e. the sound of video
+frame i is at audio frame i - offset; < 0 means the audio lags (comes late).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any
+
+import ml_collections
+import numpy as np
+
+from modeformer_jax.media import faces
+from modeformer_jax.media.decode import MediaError, read_media
+from modeformer_jax.media.logmel import log_mel
+from modeformer_jax.sync import syncnet_metrics
+
+if TYPE_CHECKING:  # jax loads only where the model runs, not in the decode workers
+  from modeformer_jax.inference import SyncModel
+
+# Video windows embedded per call, so a long video never holds all its 5-frame windows (5x its crops) at once.
+_VIDEO_CHUNK = 1024
+
+
+@dataclasses.dataclass
+class Prepared:
+  """What the model needs from one file; made without the model. T frames at the model's rate (25 fps)."""
+  path: str
+  crops: np.ndarray  # uint8 [T, crop, crop, 3] face crops
+  mel: np.ndarray  # float32 [M, n_mels] log-mel of the T frames' audio
+  valid: np.ndarray  # bool [T] a face was seen on this frame
+  face_centered: bool  # whole frame taken as the face, no detection
+  num_tracks: int  # face tracks found (0 with face_centered)
+  info: dict[str, Any]  # source streams: fps, sample rate, channels, durations
+  timings: dict[str, float]  # seconds per stage: decode, faces, mel
+
+
+def min_frames(max_offset: int, window: int = 5) -> int:
+  """Shortest usable video: every shift -S..S must have at least one window (5 + 2 S frames)."""
+  return window + 2 * max_offset
+
+
+def prepare(path: str, pp: ml_collections.ConfigDict, *, face_centered: bool = False,
+            max_offset: int = 15) -> Prepared:
+  """Decodes `path` (any rate -> pp.fps, any audio -> pp.sample_rate mono), finds the face, crops, log-mel.
+
+  Faces: with face_centered the whole frame is the face (LRS2-style crops, pp.lrs2_box), as `modeformer prep`
+  treats LRS2. Otherwise the Haar-cascade tracks of media.faces.detect_faces; when there are several, the most
+  speech-active one wins (see pick_speaker), cropped with pp.face_crop_scale / face_crop_shift_y.
+
+  Raises:
+    MediaError: unreadable file, missing stream, too short for +-max_offset, or no face at all.
+  """
+  tick = time.perf_counter()
+  timings = {}
+
+  def lap(name: str) -> None:
+    nonlocal tick
+    now = time.perf_counter()
+    timings[name] = now - tick
+    tick = now
+
+  media = read_media(path, fps=pp.fps, sample_rate=pp.sample_rate)
+  hop = int(pp.sample_rate // pp.fps)
+  # Both streams cut to the frames that have audio, as `modeformer prep` does (L of SPEC section 5).
+  num_frames = min(len(media.frames), len(media.audio) // hop)
+  need = min_frames(max_offset, pp.video_window_frames)
+  if num_frames < need:
+    raise MediaError(path, f"too short: {num_frames} frames ({num_frames / pp.fps:.2f} s) with both video and "
+                     f"audio; offsets up to +-{max_offset} frames need at least {need} "
+                     f"({pp.video_window_frames} + 2 x {max_offset})")
+  frames = media.frames[:num_frames]
+  audio = media.audio[:num_frames * hop]
+  info = {"source_fps": round(media.source_fps, 3), "source_sample_rate": media.source_sample_rate,
+          "source_channels": media.source_channels, "video_seconds": round(media.video_seconds, 3),
+          "audio_seconds": round(media.audio_seconds, 3), "width": frames.shape[2], "height": frames.shape[1]}
+  lap("decode")
+  height, width = frames.shape[1:3]
+  if face_centered:
+    boxes = faces.fixed_boxes(num_frames, height, width, pp.lrs2_box)
+    crops = faces.crop_faces(frames, boxes, pp.crop_size)
+    valid, num_tracks = np.ones(num_frames, bool), 0
+  else:
+    track = faces.detect_faces(frames, pp)
+    if not track.coverage:
+      raise MediaError(path, "no face found (for videos that are face crops already, e.g. LRS2, use "
+                       "--face-centered)")
+    track, crops = pick_speaker(frames, track, pp)
+    valid, num_tracks = track.valid, track.num_tracks
+  lap("faces")
+  mel = log_mel(audio, pp)
+  lap("mel")
+  return Prepared(path=path, crops=crops, mel=mel, valid=valid, face_centered=face_centered,
+                  num_tracks=num_tracks, info=info, timings=timings)
+
+
+def pick_speaker(frames: np.ndarray, track: faces.FaceTrack,
+                 pp: ml_collections.ConfigDict) -> tuple[faces.FaceTrack, np.ndarray]:
+  """The face track that talks, and its crops uint8 [T, crop, crop, 3].
+
+  One track: that one. Several: among the tracks seen at least half as often as the most-seen one, the one
+  whose mouth half changes most between consecutive frames beyond what its upper half changes (head motion,
+  lighting and compression noise move both halves; speech moves the mouth). It is a cheap stand-in for
+  audio-visual speaker detection and picks the wrong face when a silent listener chews or grimaces.
+  """
+  def crop(t: faces.FaceTrack) -> np.ndarray:
+    return faces.crop_faces(frames, t.boxes, pp.crop_size, pp.face_crop_scale, shift_y=pp.face_crop_shift_y)
+
+  if track.num_tracks <= 1:
+    return track, crop(track)
+  most = max(t.coverage for t in track.tracks)
+  best = None
+  for candidate in track.tracks:
+    if candidate.coverage < 0.5 * most:
+      continue
+    crops = crop(candidate)
+    pairs = candidate.valid[1:] & candidate.valid[:-1]
+    if not pairs.any():
+      continue
+    change = np.abs(np.diff(crops.astype(np.int16), axis=0))[pairs]  # [P, crop, crop, 3]
+    mouth, upper = change[:, pp.mouth_row_start:].mean(), change[:, :pp.mouth_row_start].mean()
+    if best is None or mouth - upper > best[0]:
+      best = (mouth - upper, candidate, crops)
+  if best is None:  # no track seen on two consecutive frames: fall back to the detector's ranking
+    return track, crop(track)
+  return dataclasses.replace(best[1], tracks=track.tracks), best[2]
+
+
+@dataclasses.dataclass
+class SyncResult:
+  """One video's offset report. Per-offset arrays are indexed by AV offset -S..S (`offsets`)."""
+  path: str
+  offset: int  # AV offset in frames (syncnet_python's), > 0: audio leads video
+  fps: float
+  min_dist: float  # syncnet "Min dist" on sqrt(2 - 2 cos) distances
+  confidence: float  # syncnet "Confidence" = median(mdist) - min(mdist)
+  offsets: np.ndarray  # int [2S+1] AV offsets -S..S
+  similarity: np.ndarray  # float [2S+1] mean cosine similarity of the windows at each AV offset
+  mdist: np.ndarray  # float [2S+1] mean distance at each AV offset
+  histogram: np.ndarray  # int [2S+1] windows whose best offset is each AV offset
+  mode: int  # the histogram's mode (ModEFormer's per-window estimate)
+  framewise_conf: np.ndarray  # float [L] syncnet's median-filtered framewise confidence (NaN: window dropped)
+  windows_scored: int
+  windows_total: int
+  face_coverage: float  # fraction of the analysed frames with a face
+  num_tracks: int
+  face_mode: str  # "detected" or "centered"
+  num_frames: int  # analysed frames (video with audio), at fps
+  info: dict[str, Any]
+  timings: dict[str, float]  # seconds: decode, faces, mel, model, scoring
+
+  @property
+  def offset_ms(self) -> float:
+    return self.offset * 1000.0 / self.fps
+
+  @property
+  def duration(self) -> float:
+    return self.num_frames / self.fps
+
+  @property
+  def at_search_edge(self) -> bool:
+    return abs(self.offset) == self.offsets[-1]
+
+  def to_json(self) -> dict[str, Any]:
+    def floats(x):
+      return [None if np.isnan(v) else round(float(v), 4) for v in x]
+
+    return {
+        "path": self.path, "av_offset_frames": self.offset, "av_offset_ms": round(self.offset_ms, 1),
+        "sign": describe_offset(self.offset, self.fps), "at_search_edge": bool(self.at_search_edge),
+        "min_dist": self.min_dist, "confidence": self.confidence, "histogram_mode_frames": self.mode,
+        "offsets_frames": self.offsets.tolist(), "similarity": floats(self.similarity),
+        "mdist": floats(self.mdist), "histogram": self.histogram.tolist(),
+        "framewise_conf": floats(self.framewise_conf), "windows_scored": self.windows_scored,
+        "windows_total": self.windows_total, "face_coverage": round(self.face_coverage, 4),
+        "face_tracks": self.num_tracks, "faces": self.face_mode, "duration_s": round(self.duration, 3),
+        "fps": self.fps, **self.info, "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+    }
+
+  def text(self) -> str:
+    """syncnet_python's three lines (`AV offset:`, `Min dist:`, `Confidence:`) and ours below them."""
+    s = len(self.offsets) // 2
+    at = {int(o): i for i, o in enumerate(self.offsets)}
+    top = np.argsort(-np.nan_to_num(self.similarity, nan=-np.inf))[:3]
+    best = ", ".join(f"{int(self.offsets[i]):+d} ({self.similarity[i]:.3f})" for i in top)
+    histogram_share = self.histogram[at[self.mode]] / max(1, self.histogram.sum())
+    source = (f"source {self.info['source_fps']:g} fps {self.info['width']}x{self.info['height']}, "
+              f"{self.info['source_sample_rate']} Hz x {self.info['source_channels']} ch")
+    faces_line = ("whole frame (--face-centered)" if self.face_mode == "centered" else
+                  f"{self.face_coverage:.0%} of frames ({self.num_tracks} track{'s' * (self.num_tracks != 1)})")
+    lines = [
+        f"AV offset: \t{self.offset} ({describe_offset(self.offset, self.fps)})",
+        f"Min dist: \t{self.min_dist:.3f}",
+        f"Confidence: \t{self.confidence:.3f}",
+        f"Offset in ms: \t{self.offset_ms:+.0f} (AV offset > 0: audio leads video; 1 frame = "
+        f"{1000 / self.fps:.0f} ms)",
+        f"Best offsets: \t{best} (mean cosine similarity; at 0: {self.similarity[at[0]]:.3f})",
+        f"Window mode: \t{self.mode} ({histogram_share:.0%} of windows prefer it; search +-{s} frames)",
+        f"Framewise conf:\tmedian {np.nanmedian(self.framewise_conf):.3f}",
+        f"Faces: \t{faces_line}; windows scored {self.windows_scored} / {self.windows_total}",
+        f"Duration: \t{self.duration:.2f} s ({self.num_frames} frames at {self.fps:g} fps; {source})",
+    ]
+    if self.at_search_edge:
+      lines.append("Note: \tthe offset is at the edge of the search range, the true one may be larger "
+                   "(raise --max-offset-frames)")
+    return "\n".join(lines)
+
+
+def describe_offset(offset: int, fps: float) -> str:
+  """The sign in words: 'audio leads video by 120 ms', 'audio lags video by 40 ms' or 'in sync'."""
+  if offset == 0:
+    return "in sync"
+  return f"audio {'leads' if offset > 0 else 'lags'} video by {abs(offset) * 1000 / fps:.0f} ms"
+
+
+def score(model: SyncModel, prepared: Prepared, max_offset: int = 15) -> SyncResult:
+  """Embeds every 5-frame window of a prepared file once per modality and scores offsets -S..S.
+
+  Windows that touch a frame without a face are dropped from every statistic.
+
+  Raises:
+    MediaError: too few windows with a face to score every shift.
+  """
+  from modeformer_jax.inference import audio_windows, offset_similarities, video_windows
+
+  tick = time.perf_counter()
+  spec = model.spec
+  path, crops = prepared.path, prepared.crops
+  count = len(crops) - spec.video_frames + 1  # prepare cut the audio to the frames, so L = T (SPEC 5)
+  video = np.concatenate([
+      model.embed_video(video_windows(crops[s:s + _VIDEO_CHUNK + spec.video_frames - 1],
+                                      min(_VIDEO_CHUNK, count - s), spec))
+      for s in range(0, count, _VIDEO_CHUNK)])
+  audio = model.embed_audio(audio_windows(prepared.mel, count, spec))
+  model_seconds = time.perf_counter() - tick
+
+  tick = time.perf_counter()
+  sims = offset_similarities(video, audio, max_offset)  # [L, 2S+1], column j = audio moved by j - S
+  window_ok = np.lib.stride_tricks.sliding_window_view(prepared.valid, spec.video_frames).all(axis=1)
+  sims[~window_ok] = np.nan
+  if not np.isfinite(sims).any(axis=0).all():
+    raise MediaError(path, f"face found in {prepared.valid.mean():.0%} of the frames: too few 5-frame windows "
+                     f"with a face throughout ({int(window_ok.sum())}) to score offsets up to +-{max_offset}")
+  scores = syncnet_metrics.syncnet_scores(syncnet_metrics.similarity_to_distance(sims))
+  histogram = syncnet_metrics.offset_histogram(sims)
+  with np.errstate(all="ignore"):
+    similarity = np.nanmean(sims, axis=0)
+  timings = {**prepared.timings, "model": model_seconds, "scoring": time.perf_counter() - tick}
+  return SyncResult(
+      path=path, offset=scores.offset, fps=float(spec.fps), min_dist=scores.min_dist,
+      confidence=scores.confidence, offsets=histogram.offsets, similarity=similarity[::-1],
+      mdist=scores.mdist[::-1], histogram=histogram.counts, mode=histogram.mode,
+      framewise_conf=scores.framewise_conf_filtered, windows_scored=int(window_ok.sum()), windows_total=count,
+      face_coverage=float(prepared.valid.mean()), num_tracks=prepared.num_tracks,
+      face_mode="centered" if prepared.face_centered else "detected", num_frames=len(crops), info=prepared.info,
+      timings=timings)
+
+
+def detect(model: SyncModel, path: str, *, face_centered: bool = False, max_offset: int = 15) -> SyncResult:
+  """prepare + score in this process: one file's report."""
+  return score(model, prepare(path, model.config.preprocess, face_centered=face_centered,
+                              max_offset=max_offset), max_offset)

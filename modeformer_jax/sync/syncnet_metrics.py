@@ -1,0 +1,108 @@
+"""syncnet_python's offset / confidence numbers (SPEC section 6) on a per-window distance matrix, plus
+ModEFormer's histogram of per-window best offsets.
+
+Matrices follow inference.offset_similarities: row = 5-frame video window, column j = audio shifted by
+d = j - S frames (video window f against audio window f + d), NaN where that audio window falls outside the
+utterance or the row was dropped (no face). syncnet_python's calc_pdist lays out its distances the same way,
+so its formulas apply unchanged: AV offset = S - argmin(mdist) = -d*. AV offset > 0 means the audio LEADS
+the video: the sound of video frame i is at audio frame i - offset.
+
+Distances: syncnet compares raw 1024-d embeddings by Euclidean distance; ModEFormer compares unit-norm
+embeddings by cosine similarity s. The Euclidean distance between two unit vectors is sqrt(2 - 2 s), so
+applying syncnet's formulas to that keeps their meaning (a distance, lower is better, "Confidence" is how far
+the best shift stands out of the median one) on a fixed 0..2 scale. The values are comparable between runs
+and checkpoints of our models, not with published LSE-D / LSE-C (those need SyncNet's own weights).
+
+Where syncnet zero-pads the audio features past the ends (which scores those candidates against a zero
+vector), we leave them out: mdist of a shift is the mean over the windows that have that shift.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+# syncnet_python median-filters the framewise confidence with scipy.signal.medfilt(kernel_size=9).
+FRAMEWISE_KERNEL = 9
+
+
+def similarity_to_distance(similarity: np.ndarray) -> np.ndarray:
+  """Cosine similarity of unit vectors -> their Euclidean distance sqrt(2 - 2 s) in [0, 2]; NaN stays NaN."""
+  s = np.asarray(similarity, np.float64)
+  return np.sqrt(np.clip(2.0 - 2.0 * s, 0.0, 4.0))
+
+
+@dataclasses.dataclass
+class SyncNetScores:
+  """syncnet_python's numbers for one video (S = max offset)."""
+  offset: int  # AV offset in frames, > 0: audio leads video
+  min_dist: float  # min over shifts of mdist ("Min dist", averaged over videos: LSE-D)
+  confidence: float  # median(mdist) - min(mdist) ("Confidence", averaged over videos: LSE-C)
+  mdist: np.ndarray  # float64 [2S+1] mean distance per shift, column order (shift j = audio moved by j - S)
+  framewise_conf: np.ndarray  # float64 [L] median(mdist) - window distance at the chosen shift, NaN if absent
+  framewise_conf_filtered: np.ndarray  # float64 [L] the same median-filtered over 9 windows (NaN if absent)
+
+
+def syncnet_scores(distances: np.ndarray) -> SyncNetScores:
+  """syncnet_python's evaluation on distances [L, 2S+1] (NaN = missing candidate or dropped window).
+
+  Same as syncnet_python's SyncNetInstance.evaluate when nothing is missing:
+    mdist = mean over windows per shift; offset = S - argmin(mdist); min_dist = min(mdist);
+    confidence = median(mdist) - min_dist; fconf = median(mdist) - dist[:, argmin];
+    fconfm = scipy.signal.medfilt(fconf, 9).
+  """
+  distances = np.asarray(distances, np.float64)
+  if distances.ndim != 2 or distances.shape[1] % 2 != 1:
+    raise ValueError(f"distances must be [L, 2S+1], got {distances.shape}")
+  max_offset = distances.shape[1] // 2
+  present = ~np.isnan(distances)
+  if not present.any(axis=0).all():
+    raise ValueError("every shift needs at least one window with a distance")
+  mdist = np.where(present, distances, 0.0).sum(0) / present.sum(0)
+  best = int(np.argmin(mdist))
+  median = float(np.median(mdist))
+  fconf = median - distances[:, best]
+  return SyncNetScores(offset=max_offset - best, min_dist=float(mdist[best]), confidence=median - float(mdist[best]),
+                       mdist=mdist, framewise_conf=fconf,
+                       framewise_conf_filtered=median_filter(fconf, FRAMEWISE_KERNEL))
+
+
+def median_filter(x: np.ndarray, kernel: int) -> np.ndarray:
+  """scipy.signal.medfilt(x, kernel) (zero-padded ends) that skips NaN inside a window; NaN stays NaN.
+
+  x [L] -> [L]. Without NaN it equals medfilt exactly.
+  """
+  x = np.asarray(x, np.float64)
+  if kernel % 2 != 1:
+    raise ValueError(f"kernel must be odd, got {kernel}")
+  half = kernel // 2
+  windows = np.lib.stride_tricks.sliding_window_view(np.pad(x, half), kernel)  # [L, kernel]
+  out = np.full(len(x), np.nan)
+  present = ~np.isnan(x)
+  if present.any():
+    out[present] = np.nanmedian(windows[present], axis=1)
+  return out
+
+
+@dataclasses.dataclass
+class OffsetHistogram:
+  """Per-window best offsets (ModEFormer's analysis of LRS2 / LRS3), in AV-offset convention."""
+  offsets: np.ndarray  # int [2S+1] AV offsets -S..S
+  counts: np.ndarray  # int [2S+1] windows whose best candidate is that offset
+  mode: int  # the most frequent one (ties: the one nearest 0)
+
+
+def offset_histogram(similarities: np.ndarray) -> OffsetHistogram:
+  """similarities [L, 2S+1] (column order as above, NaN = missing) -> histogram over AV offsets.
+
+  A missing candidate scores as the worst possible value (SPEC 5); rows without any candidate are skipped.
+  """
+  sims = np.asarray(similarities, np.float64)
+  max_offset = sims.shape[1] // 2
+  rows = ~np.isnan(sims).all(axis=1)
+  best = np.argmax(np.where(np.isnan(sims[rows]), -np.inf, sims[rows]), axis=1)
+  offsets = np.arange(-max_offset, max_offset + 1)
+  counts = np.bincount(2 * max_offset - best, minlength=len(offsets))  # column j is AV offset S - j
+  top = np.flatnonzero(counts == counts.max())
+  return OffsetHistogram(offsets=offsets, counts=counts, mode=int(offsets[top[np.argmin(np.abs(offsets[top]))]]))
