@@ -20,7 +20,10 @@ COMMANDS: dict[str, str] = {
     "prep": "prep",
     "params": "params",
     "train": "train",
+    "eval": "eval",
     "sync": "sync",
+    "export": "export",
+    "demo": "demo",
 }
 
 _HELP_LINES: dict[str, str] = {}
