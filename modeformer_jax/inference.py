@@ -35,10 +35,13 @@ class SyncModel:
   source: str = ""
   step: int | None = None
   batch_size: int = 64
+  graphdef: nnx.GraphDef | None = None  # the model's structure, when the caller has it already
 
   def __post_init__(self):
-    graphdef = nnx.split(nnx.eval_shape(lambda: build_model(self.config.model)), nnx.Param, nnx.BatchStat)[0]
-    self._model = Model(graphdef, self.params, self.batch_stats)
+    if self.graphdef is None:
+      self.graphdef = nnx.split(nnx.eval_shape(lambda: build_model(self.config.model)), nnx.Param,
+                                nnx.BatchStat)[0]
+    self._model = Model(self.graphdef, self.params, self.batch_stats)
     devices = jax.local_devices()
     self.batch_size = -(-self.batch_size // len(devices)) * len(devices)
     self._mesh = jax.sharding.Mesh(np.array(devices), ("data",))

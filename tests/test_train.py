@@ -105,3 +105,13 @@ def test_non_finite_loss_stops_with_the_step(tmp_path):
                    "--config.checkpoint_every=100")
   with pytest.raises(trainer.NonFiniteError, match="step"):
     trainer.train(config, str(tmp_path), progress=False)
+
+
+def test_validation_during_training_keeps_the_best(tmp_path):
+  config = _config("--config.stages.0.steps=4", "--config.checkpoint_every=100", "--config.eval_every=2",
+                   "--config.eval_videos=2", "--config.eval_split=val")
+  trainer.train(config, str(tmp_path), progress=False)
+  _, step, _, _ = restore_weights(str(tmp_path), "best")
+  assert step in (2, 4)
+  events = os.listdir(tmp_path / "tensorboard")
+  assert events

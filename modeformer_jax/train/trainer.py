@@ -16,6 +16,8 @@ import numpy as np
 
 from modeformer_jax.data.pipeline import train_batches
 from modeformer_jax.errors import UserError
+from modeformer_jax.evaluation.evaluate import validation_metrics, validation_records
+from modeformer_jax.inference import SyncModel
 from modeformer_jax.train import checkpoints as ckpt_lib
 from modeformer_jax.train.logging import MetricsLogger
 from modeformer_jax.train.mesh import global_batch, make_mesh
@@ -84,8 +86,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
   logger = MetricsLogger(workdir, enabled=jax.process_index() == 0, progress=progress)
   sigterm = _SigtermFlag()
 
-  # ---- Model ------------------------------------------------------------------------------------------------
+  # ---- Model and validation set -----------------------------------------------------------------------------
   model = init_model(config)
+  val_records = validation_records(config) if config.eval_every else None
 
   # ---- Resume point -----------------------------------------------------------------------------------------
   # meta = {"stage": i, "stage_step": k}: k steps of stage i are done. Restoring needs a target of the same
@@ -128,6 +131,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
           metrics = _host_metrics(*pending, schedule)
           logger.step(pending[0], metrics)
         pending = (stage_step, step_metrics, int(stage_starts[stage_index]) + stage_step)
+        global_step = int(stage_starts[stage_index]) + stage_step
+        if val_records is not None and global_step % config.eval_every == 0:
+          val = _validate(config, model, state, val_records)
+          logger.scalars(global_step, val, "val")
+          logger.message(f"step {global_step}: " + ", ".join(f"{k} {v:.3f}" for k, v in val.items()))
+          checkpoints.save_best(global_step, state, {"stage": stage_index, "stage_step": stage_step}, val)
         if stage_step % config.checkpoint_every == 0 or stage_step == stage.steps or sigterm.raised:
           checkpoints.save(pending[2], state, batches.get_state(), {"stage": stage_index, "stage_step": stage_step},
                            force=sigterm.raised)
@@ -151,6 +160,12 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
   # ---- Final ----------------------------------------------------------------------------------------------
   final_step = int(stage_starts[-1])
   return TrainResult(final_step, model.params, model.batch_stats, metrics, logger.history)
+
+
+def _validate(config, model, state, records) -> dict[str, float]:
+  """The protocol's 5- and 15-frame accuracy (SPEC section 5) of the current weights on the validation subset."""
+  params, stats = jax.device_get((state.params, state.batch_stats))
+  return validation_metrics(SyncModel(config, params, stats, graphdef=model.graphdef), records)
 
 
 def _host_metrics(stage_step: int, step_metrics: dict, global_step: int, schedule) -> dict[str, float]:

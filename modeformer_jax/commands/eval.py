@@ -1,0 +1,88 @@
+"""Sync accuracy of a trained model with the protocol of Perfect Match and VocaLiST (SPEC section 5).
+
+For every video of the split: every 5-frame window, scored against the audio at offsets -S..+S frames
+(S = --max-offset); a window is correct when the best offset is within +-1 frame; K-frame clips average the
+scores of K-4 consecutive windows; accuracy per video, then the mean over videos. Videos shorter than
+5 + 2S frames are skipped and listed.
+
+Examples:
+  modeformer eval --workdir runs/lrs2 --checkpoint best --data /data/prep --dataset lrs2
+  modeformer eval --workdir runs/tiny --limit 8 --naive     # the run's own data (synthetic runs: synthetic)
+
+Writes into --out (default RUN/eval/<split>-<step>): results.json (accuracy per clip length, per-video
+accuracies, offset histograms, skipped videos), table.md (the paper's Table 1 layout, its rows alongside),
+accuracy_vs_clip_length.png and offset_histogram.png. Exit status: 0 done, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from modeformer_jax.commands import options
+from modeformer_jax.errors import UserError
+
+HELP = "sync accuracy on a split (SPEC section 5 protocol), Table 1 layout"
+
+
+def add_arguments(parser) -> None:
+  parser.add_argument("--workdir", required=True,
+                      help="training run folder (config.json + checkpoints/) or an exported model folder")
+  parser.add_argument("--checkpoint", default="last", help="STEP, 'best' or 'last' (default: last)")
+  parser.add_argument("--data", metavar="DIR",
+                      help="`modeformer prep --out` folder (default: the data source in the run's config)")
+  parser.add_argument("--dataset", choices=("lrs2", "lrs3"), help="dataset under --data (default: the run's)")
+  parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+  parser.add_argument("--clip-lengths", default="5,7,9,11,13,15", help="K frames of context, odd, >= 5")
+  parser.add_argument("--max-offset", type=int, default=15, help="candidates at -S..+S frames (default 15)")
+  parser.add_argument("--out", help="output folder (default: WORKDIR/eval/<split>-<step>[-naive])")
+  parser.add_argument("--naive", action="store_true",
+                      help="score each (video, audio) window pair with its own encoder passes (~31x slower; "
+                      "same numbers)")
+  parser.add_argument("--limit", type=int, help="only the first N videos of the split")
+  parser.add_argument("--batch-size", type=int, default=64, help="encoder batch (split over local devices)")
+  parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+  options.add_json(parser)
+
+
+def parse_clip_lengths(text: str) -> tuple[int, ...]:
+  try:
+    lengths = tuple(int(x) for x in text.split(","))
+  except ValueError:
+    raise UserError(f"--clip-lengths {text}: expected comma-separated integers, e.g. 5,7,9,11,13,15") from None
+  bad = [k for k in lengths if k < 5 or k % 2 == 0]
+  if bad:
+    raise UserError(f"--clip-lengths {text}: {bad[0]} is not an odd number of frames >= 5")
+  return tuple(sorted(set(lengths)))
+
+
+def parse_checkpoint(text: str) -> str | int:
+  if text in ("best", "last"):
+    return text
+  if not text.isdigit():
+    raise UserError(f"--checkpoint {text}: expected a step number, 'best' or 'last'")
+  return int(text)
+
+
+def run(args) -> int:
+  from modeformer_jax.evaluation.evaluate import evaluate_run
+  from modeformer_jax.evaluation.report import summary_text, write_report
+
+  clip_lengths = parse_clip_lengths(args.clip_lengths)
+  if args.max_offset < 1:
+    raise UserError(f"--max-offset {args.max_offset}: must be >= 1")
+  if args.limit is not None and args.limit < 1:
+    raise UserError(f"--limit {args.limit}: must be >= 1")
+  results = evaluate_run(args.workdir, checkpoint=parse_checkpoint(args.checkpoint), split=args.split,
+                         data_dir=args.data, dataset=args.dataset, clip_lengths=clip_lengths,
+                         max_offset=args.max_offset, naive=args.naive, limit=args.limit,
+                         batch_size=args.batch_size, progress=not args.no_progress)
+  step = results["model"]["step"]
+  out = args.out or os.path.join(args.workdir, "eval", f"{args.split}-{'export' if step is None else step}"
+                                 + ("-naive" if args.naive else ""))
+  write_report(results, out)
+  if args.json:
+    print(json.dumps(results))
+  else:
+    print(summary_text(results) + f"written to {out}")
+  return 0

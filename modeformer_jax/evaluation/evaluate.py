@@ -1,0 +1,226 @@
+"""Protocol accuracy (SPEC section 5) of a SyncModel over a split, and the validation numbers for training.
+
+Scores come from the model, the numbers from evaluation/protocol.py. Default ("batched") mode: each window
+of each video is encoded once per modality (the inputs of inference.embed_utterance), windows of many
+videos share encoder batches, and the 2S+1 candidates are dot products (inference.offset_similarities):
+O(L) encoder passes per video. Naive mode scores every (video window, audio window) pair inside the band
+with its own pass of both encoders, as a cross-modal model has to be evaluated: about 2S+1 times the
+passes, kept to prove that both give the same numbers and to measure the saving (bench/eval_cost.py).
+
+Usable length: L = min(frames, samples // (sample_rate / fps)) with samples = len(record["audio"]); records
+without raw audio (the synthetic source) use the mel length, samples = (M - 1) * hop_length, the fewest
+samples that give M mel frames (log_mel returns M = 1 + samples // hop), so L is never overstated. Videos
+with L < 5 + 2S frames are skipped and listed: none of their windows has the whole band inside.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from typing import Any, Iterable, Iterator, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+import tqdm
+
+from modeformer_jax.errors import UserError
+from modeformer_jax.evaluation import protocol
+from modeformer_jax.inference import (SyncModel, audio_windows, load_sync_model, num_windows, offset_similarities,
+                                      video_windows)
+
+CLIP_LENGTHS = (5, 7, 9, 11, 13, 15)
+# Encoder rows gathered from consecutive videos before encoding: padding is paid once per group, not once per
+# video, and the uint8 video windows of a group stay under ~300 MB.
+GROUP_WINDOWS = 4096
+
+
+@dataclasses.dataclass
+class VideoScores:
+  id: str
+  length: int          # L: usable frames
+  scores: np.ndarray   # float32 [L - 4, 2S+1]; NaN where the candidate lies outside the utterance
+
+
+def _samples(record: dict, pp: ml_collections.ConfigDict) -> int:
+  if "audio" in record:
+    return len(record["audio"])
+  return max(len(record["mel"]) - 1, 0) * pp.hop_length
+
+
+def _band_pairs(count: int, max_offset: int) -> tuple[np.ndarray, np.ndarray]:
+  """(f, d) of every candidate inside the utterance: window f, offset d, 0 <= f + d < count."""
+  f, d = np.meshgrid(np.arange(count), np.arange(-max_offset, max_offset + 1), indexing="ij")
+  inside = (f + d >= 0) & (f + d < count)
+  return f[inside], d[inside]
+
+
+def _jobs(model: SyncModel, records: Sequence[dict], indices: Iterable[int], max_offset: int, naive: bool,
+          skipped: list[dict], bar: tqdm.tqdm) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
+  """(key, video encoder inputs, audio encoder inputs) per usable video; short ones go to `skipped`."""
+  pp, spec = model.config.preprocess, model.spec
+  samples_per_frame = pp.sample_rate // int(pp.fps)
+  needed = spec.video_frames + 2 * max_offset
+  for i in indices:
+    record = records[i]
+    vid = str(record.get("id", f"#{i}"))
+    frames, samples = len(record["crops"]), _samples(record, pp)
+    count = num_windows(frames, samples, spec, samples_per_frame)
+    if count + spec.video_frames - 1 < needed:
+      skipped.append({"id": vid, "reason": f"too short: {frames} frames, audio for {samples // samples_per_frame} "
+                      f"frames; the +-{max_offset} band needs {needed}"})
+      bar.update(1)
+      continue
+    video, audio = video_windows(record["crops"], count, spec), audio_windows(record["mel"], count, spec)
+    if naive:
+      f, d = _band_pairs(count, max_offset)
+      video, audio = video[f], audio[f + d]
+    yield (vid, count + spec.video_frames - 1, count), video, audio
+
+
+def _embed_grouped(model: SyncModel, jobs: Iterator[tuple[Any, np.ndarray, np.ndarray]]
+                   ) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
+  """Encodes the jobs' inputs GROUP_WINDOWS rows at a time; yields (key, video [a, D], audio [b, D]) in order."""
+  pending: list = []
+
+  def flush():
+    v = model.embed_video(np.concatenate([j[1] for j in pending]))
+    a = model.embed_audio(np.concatenate([j[2] for j in pending]))
+    v_split = np.cumsum([len(j[1]) for j in pending])[:-1]
+    a_split = np.cumsum([len(j[2]) for j in pending])[:-1]
+    out = [(j[0], vi, ai) for j, vi, ai in zip(pending, np.split(v, v_split), np.split(a, a_split))]
+    pending.clear()
+    return out
+
+  rows = 0
+  for job in jobs:
+    pending.append(job)
+    rows += len(job[1])
+    if rows >= GROUP_WINDOWS:
+      yield from flush()
+      rows = 0
+  if pending:
+    yield from flush()
+
+
+def utterance_scores(model: SyncModel, records: Sequence[dict], *, max_offset: int = 15, naive: bool = False,
+                     limit: int | None = None, progress: bool = False) -> tuple[list[VideoScores], list[dict]]:
+  """Scores [L-4, 2S+1] of every usable video of `records` (the first `limit`), and the skipped ones
+  ({"id", "reason"}). Both modes give the same scores up to float rounding."""
+  total = len(records) if limit is None else min(limit, len(records))
+  skipped: list[dict] = []
+  out = []
+  with tqdm.tqdm(total=total, desc="eval" + (" (naive)" if naive else ""), unit="video", file=sys.stderr,
+                 disable=not progress, dynamic_ncols=True) as bar:
+    jobs = _jobs(model, records, range(total), max_offset, naive, skipped, bar)
+    for (vid, length, count), v, a in _embed_grouped(model, jobs):
+      if naive:
+        f, d = _band_pairs(count, max_offset)
+        scores = np.full((count, 2 * max_offset + 1), np.nan, np.float32)
+        scores[f, d + max_offset] = np.sum(v * a, axis=-1)
+      else:
+        scores = offset_similarities(v, a, max_offset)
+      out.append(VideoScores(vid, length, scores))
+      bar.update(1)
+  return out, skipped
+
+
+def _check_usable(videos: list[VideoScores], skipped: list[dict], what: str) -> None:
+  if not videos:
+    reasons = "; ".join(f"{s['id']}: {s['reason']}" for s in skipped[:3])
+    raise UserError(f"{what}: no usable video among {len(skipped)} ({reasons})")
+
+
+def evaluate(model: SyncModel, records: Sequence[dict], *, clip_lengths: Sequence[int] = CLIP_LENGTHS,
+             max_offset: int = 15, naive: bool = False, limit: int | None = None, progress: bool = False,
+             data: dict | None = None) -> dict:
+  """Protocol results of `model` on `records` as a JSON-ready dict (layout: evaluation/report.py)."""
+  what = (data or {}).get("description", "records")
+  if len(records) == 0:
+    raise UserError(f"{what}: no records to evaluate")
+  start = time.perf_counter()
+  videos, skipped = utterance_scores(model, records, max_offset=max_offset, naive=naive, limit=limit,
+                                     progress=progress)
+  seconds = time.perf_counter() - start
+  _check_usable(videos, skipped, what)
+  results = protocol.protocol_results([v.scores for v in videos], clip_lengths, model.spec.video_frames)
+  per_video = results.pop("per_video")
+  offsets = results.pop("video_offsets")
+  windows = sum(len(v.scores) for v in videos)
+  passes = sum(int(np.isfinite(v.scores).sum()) for v in videos) if naive else windows
+  return {
+      "model": {"source": model.source, "step": model.step, "name": model.config.model.name,
+                "temporal": model.config.model.temporal,
+                "params": int(sum(x.size for x in jax.tree.leaves(model.params)))},
+      "data": dict(data or {}),
+      "mode": "naive" if naive else "batched",
+      "protocol": {
+          "max_offset": max_offset, "tolerance": protocol.TOLERANCE, "window_frames": model.spec.video_frames,
+          "fps": float(model.config.preprocess.fps),
+          "length": "L = min(frames, samples // 640); samples = len(audio), or (mel frames - 1) * hop without audio",
+          "missing_candidates": "-inf (worst), also in every K-frame mean that includes them",
+          "context": "K frames: mean of windows f-(K-5)//2 .. f+(K-5)//2, clipped to the video",
+          "offsets": "AV offsets as `modeformer sync` reports them: > 0 when the audio leads the video",
+          "video_offset": "the offset whose mean score over the windows that have it is highest",
+      },
+      **results,
+      "offsets": list(range(-max_offset, max_offset + 1)),
+      "videos": [{"id": v.id, "frames": v.length, "windows": len(v.scores), "offset": o,
+                  "accuracy": {k: acc[i] for k, acc in per_video.items()}}
+                 for i, (v, o) in enumerate(zip(videos, offsets))],
+      "skipped": skipped,
+      "encoder_windows": {"video": passes, "audio": passes},
+      "seconds": seconds,
+  }
+
+
+def open_records(config: ml_collections.ConfigDict, split: str, data_dir: str | None = None,
+                 dataset: str | None = None) -> tuple[Sequence[dict], dict]:
+  """(records, description) of `split`: prepared shards under data_dir, else the config's own data source."""
+  if data_dir:
+    from modeformer_jax.data.records import open_split
+    if not os.path.isdir(data_dir):
+      raise UserError(f"{data_dir}: no such data folder")
+    dataset = dataset or config.data.dataset
+    source = open_split(data_dir, dataset, split)
+    return source, {"source": "shards", "data_dir": data_dir, "dataset": dataset, "split": split,
+                    "description": f"{source.path} split '{split}'"}
+  from modeformer_jax.data.pipeline import open_source
+  source = open_source(config, split)
+  if config.data.source == "synthetic":
+    return source, {"source": "synthetic", "dataset": "synthetic", "split": split,
+                    "description": f"synthetic split '{split}'"}
+  return source, {"source": "shards", "data_dir": config.data.data_dir, "dataset": config.data.dataset,
+                  "split": split, "description": f"{source.path} split '{split}'"}
+
+
+def evaluate_run(path: str, *, checkpoint: str | int = "last", split: str = "test", data_dir: str | None = None,
+                 dataset: str | None = None, clip_lengths: Sequence[int] = CLIP_LENGTHS, max_offset: int = 15,
+                 naive: bool = False, limit: int | None = None, batch_size: int = 64,
+                 progress: bool = False) -> dict:
+  """evaluate() of a run folder's checkpoint (or an exported model folder) on a split."""
+  model = load_sync_model(path, checkpoint, batch_size=batch_size)
+  records, data = open_records(model.config, split, data_dir, dataset)
+  return evaluate(model, records, clip_lengths=clip_lengths, max_offset=max_offset, naive=naive, limit=limit,
+                  progress=progress, data=data)
+
+
+def validation_records(config: ml_collections.ConfigDict) -> list[dict]:
+  """config.eval_videos records of config.eval_split, evenly spaced over the split (held in memory)."""
+  from modeformer_jax.data.pipeline import open_source
+  source = open_source(config, config.eval_split)
+  if len(source) == 0:
+    raise UserError(f"config.eval_split: split '{config.eval_split}' has no records")
+  count = min(config.eval_videos, len(source))
+  return [source[int(i)] for i in np.unique(np.linspace(0, len(source) - 1, count).round())]
+
+
+def validation_metrics(model: SyncModel, records: Sequence[dict], clip_lengths: Sequence[int] = (5, 15),
+                       max_offset: int = 15) -> dict[str, float]:
+  """{"val_accuracy_K": protocol accuracy with K frames of context} on a small in-memory subset."""
+  videos, skipped = utterance_scores(model, records, max_offset=max_offset)
+  _check_usable(videos, skipped, "validation records")
+  results = protocol.protocol_results([v.scores for v in videos], clip_lengths, model.spec.video_frames)
+  return {f"val_accuracy_{k}": results["clip_lengths"][str(k)]["accuracy"] for k in clip_lengths}
