@@ -17,7 +17,6 @@ from modeformer_jax.evaluation.evaluate import (evaluate, utterance_scores, vali
 from modeformer_jax.inference import load_sync_model
 
 
-
 @pytest.fixture(scope="module")
 def model(trained_run):
   return load_sync_model(trained_run)
