@@ -8,6 +8,7 @@ and offset detection (`modeformer sync`) both use this module.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import os
@@ -57,6 +58,13 @@ class SyncModel:
       return self._model.merge(*weights).embed_audio(x)
 
     return jax.jit(video), jax.jit(audio)
+
+  def with_weights(self, params: dict, batch_stats: dict, step: int | None = None) -> "SyncModel":
+    """The same model with other weights, keeping the compiled encoders (no recompilation)."""
+    other = copy.copy(self)
+    other.params, other.batch_stats, other.step = params, batch_stats, step
+    other._weights = jax.device_put((params, batch_stats), NamedSharding(self._mesh, P()))
+    return other
 
   def _run(self, fn, inputs: np.ndarray) -> np.ndarray:
     out = []

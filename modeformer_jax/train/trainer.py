@@ -89,6 +89,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
   # ---- Model and validation set -----------------------------------------------------------------------------
   model = init_model(config)
   val_records = validation_records(config) if config.eval_every else None
+  # One inference model for all validations: its encoders compile once, new weights are swapped in.
+  val_model = SyncModel(config, model.params, model.batch_stats, graphdef=model.graphdef) if val_records else None
 
   # ---- Resume point -----------------------------------------------------------------------------------------
   # meta = {"stage": i, "stage_step": k}: k steps of stage i are done. Restoring needs a target of the same
@@ -133,7 +135,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
         pending = (stage_step, step_metrics, int(stage_starts[stage_index]) + stage_step)
         global_step = int(stage_starts[stage_index]) + stage_step
         if val_records is not None and global_step % config.eval_every == 0:
-          val = _validate(config, model, state, val_records)
+          val = _validate(val_model, state, val_records)
           logger.scalars(global_step, val, "val")
           logger.message(f"step {global_step}: " + ", ".join(f"{k} {v:.3f}" for k, v in val.items()))
           checkpoints.save_best(global_step, state, {"stage": stage_index, "stage_step": stage_step}, val)
@@ -162,10 +164,10 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
   return TrainResult(final_step, model.params, model.batch_stats, metrics, logger.history)
 
 
-def _validate(config, model, state, records) -> dict[str, float]:
+def _validate(sync_model: SyncModel, state, records) -> dict[str, float]:
   """The protocol's 5- and 15-frame accuracy (SPEC section 5) of the current weights on the validation subset."""
   params, stats = jax.device_get((state.params, state.batch_stats))
-  return validation_metrics(SyncModel(config, params, stats, graphdef=model.graphdef), records)
+  return validation_metrics(sync_model.with_weights(params, stats), records)
 
 
 def _host_metrics(stage_step: int, step_metrics: dict, global_step: int, schedule) -> dict[str, float]:
