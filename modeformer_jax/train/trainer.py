@@ -129,25 +129,23 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
         batch = global_batch(next(batches), mesh)
         state, step_metrics = train_step(state, batch)
         stage_step += 1
-        if pending is not None:
-          metrics = _host_metrics(*pending, schedule)
-          logger.step(pending[0], metrics)
-        pending = (stage_step, step_metrics, int(stage_starts[stage_index]) + stage_step)
         global_step = int(stage_starts[stage_index]) + stage_step
+        if pending is not None:
+          logger.step(pending[2], metrics := _host_metrics(*pending, schedule))
+        pending = (stage_step, step_metrics, global_step)
+        meta = {"stage": stage_index, "stage_step": stage_step}
         if val_records is not None and global_step % config.eval_every == 0:
           val = _validate(val_model, state, val_records)
           logger.scalars(global_step, val, "val")
           logger.message(f"step {global_step}: " + ", ".join(f"{k} {v:.3f}" for k, v in val.items()))
-          checkpoints.save_best(global_step, state, {"stage": stage_index, "stage_step": stage_step}, val)
+          checkpoints.save_best(global_step, state, meta, val)
         if stage_step % config.checkpoint_every == 0 or stage_step == stage.steps or sigterm.raised:
-          checkpoints.save(pending[2], state, batches.get_state(), {"stage": stage_index, "stage_step": stage_step},
-                           force=sigterm.raised)
+          checkpoints.save(global_step, state, batches.get_state(), meta, force=sigterm.raised)
         if sigterm.raised:
           checkpoints.wait()
-          raise Preempted(f"SIGTERM: checkpoint saved at step {pending[2]}; run the same command to resume")
-      metrics = _host_metrics(*pending, schedule) if pending else metrics
+          raise Preempted(f"SIGTERM: checkpoint saved at step {global_step}; run the same command to resume")
       if pending:
-        logger.step(pending[0], metrics)
+        logger.step(pending[2], metrics := _host_metrics(*pending, schedule))
       logger.end_stage()
 
       # ---- Stage: hand the weights to the next stage --------------------------------------------------------
