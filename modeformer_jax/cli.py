@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "eval": "eval",
     "sync": "sync",
     "export": "export",
+    "import-syncnet": "import_syncnet",
     "demo": "demo",
 }
 

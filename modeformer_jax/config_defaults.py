@@ -33,6 +33,28 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
   return cfg
 
 
+def syncnet_model_config(**overrides) -> ml_collections.ConfigDict:
+  """SyncNet as syncnet_python's network (SPEC section 7; 13.63M parameters at these values)."""
+  cfg = ml_collections.ConfigDict(dict(
+      name="syncnet",
+      lip_widths=(96, 256, 256, 256, 256, 512),    # netcnnlip conv widths
+      audio_widths=(64, 192, 384, 256, 256, 512),  # netcnnaud conv widths
+      fc_width=512,                # hidden width of both heads
+      width=1024,                  # embedding dimension (num_layers_in_fc_layers)
+      image_size=224,              # the lip tower's input; smaller crops are resized on the device
+      embedding="raw",             # "raw" (Euclidean distance, syncnet_python) or "unit" (cosine)
+      objective="contrastive",     # "contrastive" (original), "infonce" or "multiway" (PM); see loss.py
+      margin=10.0,                 # contrastive margin on Euclidean distances (ours; the paper gives none)
+      init_temperature=0.07,       # InfoNCE / multiway temperature, as model_config
+      temperature_range=(0.01, 1.0),
+      bn_momentum=0.9,             # PyTorch's BatchNorm momentum 0.1
+      conv3d_impl="taps2d",
+      dtype="float32",
+  ))
+  cfg.update(overrides)
+  return cfg
+
+
 def stage_config(**overrides) -> ml_collections.ConfigDict:
   """One training stage: its data split, negatives, length and schedule. Ours, not the paper's."""
   cfg = ml_collections.ConfigDict(dict(

@@ -17,6 +17,7 @@ import ml_collections
 from modeformer_jax.errors import UserError
 
 NEGATIVE_MODES = ("hard", "in_batch", "both")
+MODEL_NAMES = ("modeformer", "syncnet")
 
 
 def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
@@ -111,20 +112,46 @@ def hard_negative_candidates(stage: ml_collections.ConfigDict) -> int:
   return 2 * max(0, stage.max_offset - stage.min_offset + 1)
 
 
-def validate(config: ml_collections.ConfigDict) -> None:
-  """Fail fast, naming the field, on values that would otherwise fail (or silently mislead) hours later."""
-  m = config.model
+def _validate_modeformer(m: ml_collections.ConfigDict) -> None:
   _require(len(m.video_widths) == 5, "model.video_widths", f"needs 5 stage widths, got {m.video_widths}")
   _require(len(m.audio_widths) == 5, "model.audio_widths", f"needs 5 stage widths, got {m.audio_widths}")
   _require(m.video_widths[-1] == m.width, "model.video_widths", "last width must equal model.width")
   _require(m.audio_widths[-1] == m.width, "model.audio_widths", "last width must equal model.width")
   _require(m.width % m.num_heads == 0, "model.num_heads", f"must divide model.width={m.width}")
   _require(m.temporal in ("transformer", "pool"), "model.temporal", "must be 'transformer' or 'pool'")
-  _require(m.conv3d_impl in ("taps2d", "xla"), "model.conv3d_impl", "must be 'taps2d' or 'xla'")
-  _require(m.dtype in ("float32", "bfloat16", "float16"), "model.dtype", f"unsupported dtype {m.dtype!r}")
   _require(m.pos_encoding in ("sinusoidal", "learned"), "model.pos_encoding", "'sinusoidal' or 'learned'")
+  _require_temperature(m)
+
+
+def _validate_syncnet(m: ml_collections.ConfigDict) -> None:
+  from modeformer_jax.models.syncnet import OBJECTIVES
+  _require(len(m.lip_widths) == 6, "model.lip_widths", f"needs 6 conv widths, got {m.lip_widths}")
+  _require(len(m.audio_widths) == 6, "model.audio_widths", f"needs 6 conv widths, got {m.audio_widths}")
+  _require(m.embedding in ("raw", "unit"), "model.embedding", "must be 'raw' or 'unit'")
+  _require(m.objective in OBJECTIVES, "model.objective", f"must be one of {OBJECTIVES}")
+  _require(m.objective != "contrastive" or m.embedding == "raw", "model.embedding",
+           "the contrastive objective compares raw embeddings by Euclidean distance: use 'raw'")
+  _require(m.objective == "contrastive" or m.embedding == "unit", "model.embedding",
+           f"the {m.objective} objective scores cosine similarity: use 'unit'")
+  _require(m.margin > 0, "model.margin", "must be positive")
+  _require_temperature(m)
+
+
+def _require_temperature(m: ml_collections.ConfigDict) -> None:
   lo, hi = m.temperature_range
   _require(0 < lo <= m.init_temperature <= hi, "model.init_temperature", f"must lie in [{lo}, {hi}]")
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Fail fast, naming the field, on values that would otherwise fail (or silently mislead) hours later."""
+  m = config.model
+  _require(m.name in MODEL_NAMES, "model.name", f"must be one of {MODEL_NAMES}")
+  if m.name == "syncnet":
+    _validate_syncnet(m)
+  else:
+    _validate_modeformer(m)
+  _require(m.dtype in ("float32", "bfloat16", "float16"), "model.dtype", f"unsupported dtype {m.dtype!r}")
+  _require(m.conv3d_impl in ("taps2d", "xla"), "model.conv3d_impl", "must be 'taps2d' or 'xla'")
   _require(config.data.source in ("shards", "synthetic"), "data.source", "must be 'shards' or 'synthetic'")
   _require(config.data.num_workers >= 0, "data.num_workers", "must be >= 0")
   _require(config.data.windows_per_record >= 1, "data.windows_per_record", "must be >= 1")

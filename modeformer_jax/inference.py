@@ -22,7 +22,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from modeformer_jax.data.windows import WindowSpec
 from modeformer_jax.errors import UserError
-from modeformer_jax.models import build_model
+from modeformer_jax.models import build_model, scoring
 from modeformer_jax.train.train_step import Model
 
 
@@ -37,8 +37,14 @@ class SyncModel:
   step: int | None = None
   batch_size: int = 64
   graphdef: nnx.GraphDef | None = None  # the model's structure, when the caller has it already
+  # `modeformer sync` scores as syncnet_python does (zero-padded audio, see sync.detect.score); None: on for
+  # SyncNet checkpoints, off for the others.
+  syncnet_compat: bool | None = None
 
   def __post_init__(self):
+    if self.syncnet_compat is None:
+      self.syncnet_compat = self.config.model.name == "syncnet"
+    self.scoring = scoring(self.config.model)  # "cosine", "euclidean" or "pairwise"
     if self.graphdef is None:
       self.graphdef = nnx.split(nnx.eval_shape(lambda: build_model(self.config.model)), nnx.Param,
                                 nnx.BatchStat)[0]
@@ -77,11 +83,13 @@ class SyncModel:
     return np.concatenate(out) if out else np.zeros((0, self.config.model.width), np.float32)
 
   def embed_video(self, clips: np.ndarray) -> np.ndarray:
-    """clips uint8 [N, 5, 48, 96, 3] -> [N, D] unit-norm float32."""
+    """clips uint8 [N, 5, H, W, 3] (ModEFormer: [N, 5, 48, 96, 3] mouth halves) -> [N, D] float32 (unit-norm
+    unless the model scores Euclidean distances)."""
     return self._run(self._encoders[0], clips)
 
   def embed_audio(self, mels: np.ndarray) -> np.ndarray:
-    """mels float [N, 80, 16] -> [N, D] unit-norm float32."""
+    """mels float [N, F, T] audio windows (ModEFormer: [N, 80, 16] log-mel; SyncNet: [N, 13, 20] MFCC)
+    -> [N, D] float32."""
     return self._run(self._encoders[1], np.asarray(mels, np.float32))
 
   def logit_scale(self) -> float:
@@ -112,17 +120,27 @@ def embed_utterance(model: SyncModel, crops: np.ndarray, mel: np.ndarray, count:
           model.embed_audio(audio_windows(mel, count, model.spec)))
 
 
-def offset_similarities(video: np.ndarray, audio: np.ndarray, max_offset: int) -> np.ndarray:
-  """Cosine similarity of video window f with audio window f + d, d = -S..S.
+def pair_scores(video: np.ndarray, audio: np.ndarray, scoring: str = "cosine") -> np.ndarray:
+  """Scores of embedding pairs [..., D] x [..., D] -> [...], higher = better match: the dot product of unit
+  embeddings ("cosine") or minus the Euclidean distance of raw ones ("euclidean", SyncNet's)."""
+  if scoring == "cosine":
+    return np.sum(video * audio, axis=-1)
+  if scoring == "euclidean":
+    return -np.linalg.norm(video - audio, axis=-1)
+  raise ValueError(f"pair_scores: embeddings cannot be scored by {scoring!r}")
 
-  video [L, D], audio [L, D] -> [L, 2S+1], column j is offset d = j - S; NaN where f + d falls outside the
+
+def offset_similarities(video: np.ndarray, audio: np.ndarray, max_offset: int, scoring: str = "cosine") -> np.ndarray:
+  """Score (pair_scores) of video window f with audio window f + d, d = -S..S.
+
+  video [L, D], audio [L', D] -> [L, 2S+1], column j is offset d = j - S; NaN where f + d falls outside the
   utterance (callers decide what a missing candidate scores: the protocol scores it as the worst).
   """
   length = len(video)
   offsets = np.arange(-max_offset, max_offset + 1)
   idx = np.arange(length)[:, None] + offsets[None]
   valid = (idx >= 0) & (idx < len(audio))
-  sims = np.einsum("ld,lkd->lk", video, audio[np.clip(idx, 0, max(len(audio) - 1, 0))])
+  sims = pair_scores(video[:, None], audio[np.clip(idx, 0, max(len(audio) - 1, 0))], scoring)
   return np.where(valid, sims, np.nan).astype(np.float32)
 
 

@@ -149,3 +149,68 @@ def sharded_info_nce(video: jax.Array, audio: jax.Array, audio_mask: jax.Array, 
   sums = jax.shard_map(local, mesh=mesh, in_specs=(spec, spec, spec, P()), out_specs=P())(
       video, audio, audio_mask, jnp.asarray(logit_scale, jnp.float32))
   return _result(*sums, video.shape[0])
+
+
+# ---- Objectives of the baselines (SPEC section 7) and the dispatch the train step uses ----------------------
+# infonce:     the above, on unit embeddings (ModEFormer; SyncNet trained with our loss).
+# multiway:    Perfect Match: cross-entropy over the positive and the clip's own candidate offsets (cosine
+#              similarity / temperature), i.e. InfoNCE with negatives="hard" whatever the stage says.
+# contrastive: SyncNet's original margin loss on Euclidean distances of raw embeddings.
+# bce:         VocaLiST's binary in-sync / off-sync classification of (video, audio) pairs.
+OBJECTIVES = ("infonce", "multiway", "contrastive", "bce")
+
+
+def _balanced_mean(pos: jax.Array, neg: jax.Array, neg_mask: jax.Array) -> jax.Array:
+  """(mean over positives [B] + mean over the valid negatives [B, N]) / 2: each class weighs half whatever N is."""
+  return 0.5 * (pos.mean() + jnp.sum(jnp.where(neg_mask, neg, 0.0)) / jnp.maximum(neg_mask.sum(), 1))
+
+
+def _hard_hits(scores: jax.Array, audio_mask: jax.Array) -> jax.Array:
+  """Fraction of rows whose positive (column 0) scores highest among the row's valid candidates; scores [B, K]."""
+  scores = jnp.where(audio_mask, scores, -jnp.inf)
+  return jnp.mean(scores[:, 0] >= scores.max(-1))
+
+
+def contrastive_loss(video: jax.Array, audio: jax.Array, audio_mask: jax.Array,
+                     margin: float) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """SyncNet's loss (Chung and Zisserman 2016): d^2 for in-sync pairs, max(margin - d, 0)^2 for off-sync ones.
+
+  video [B, D], audio [B, K, D] raw embeddings ([:, 0] in sync, [:, 1:] the hard negatives), audio_mask
+  [B, K]. d is the Euclidean distance. The paper averages over pairs drawn half in sync; here every clip
+  brings one positive and N negatives, so the two classes are averaged separately and weigh half each.
+  """
+  sq = jnp.sum(jnp.square(video[:, None] - audio), axis=-1)
+  d = jnp.sqrt(jnp.maximum(sq, 1e-12))  # the floor keeps the gradient finite at d = 0
+  loss = _balanced_mean(sq[:, 0], jnp.square(jnp.maximum(margin - d[:, 1:], 0.0)), audio_mask[:, 1:])
+  hits = _hard_hits(-d, audio_mask)
+  return loss, {"accuracy": hits, "hard_accuracy": hits}
+
+
+def pair_bce_loss(logits: jax.Array, audio_mask: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """VocaLiST's binary cross-entropy: logits [B, K] of (clip, candidate) pairs, candidate 0 in sync (label 1),
+  the others off sync (label 0); classes weigh half each, as `contrastive_loss`."""
+  pos = -jax.nn.log_sigmoid(logits[:, 0])
+  neg = -jax.nn.log_sigmoid(-logits[:, 1:])
+  hits = _hard_hits(logits, audio_mask)
+  return _balanced_mean(pos, neg, audio_mask[:, 1:]), {"accuracy": hits, "hard_accuracy": hits}
+
+
+def objective_loss(net, outputs, audio_mask: jax.Array, *, mesh: jax.sharding.Mesh, batch_axes: tuple[str, ...],
+                   negatives: str, chunk_size: int | None) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """The training loss of `net` (its `objective` attribute) on its forward pass's outputs.
+
+  outputs: (video [B, D], audio [B, K, D]) embeddings, or logits [B, K] for the "bce" (cross-modal) models.
+  Returns (scalar loss, metrics with "accuracy" and "hard_accuracy"; "temperature" where the loss has one).
+  """
+  objective = net.objective
+  if objective in ("infonce", "multiway"):
+    video, audio = outputs
+    loss, metrics = sharded_info_nce(video, audio, audio_mask, net.logit_scale(), mesh=mesh, batch_axes=batch_axes,
+                                     negatives="hard" if objective == "multiway" else negatives,
+                                     chunk_size=chunk_size)
+    return loss, dict(metrics, temperature=net.temperature())
+  if objective == "contrastive":
+    return contrastive_loss(*outputs, audio_mask, net.margin)
+  if objective == "bce":
+    return pair_bce_loss(outputs, audio_mask)
+  raise ValueError(f"unknown objective {objective!r} (known: {', '.join(OBJECTIVES)})")

@@ -16,7 +16,12 @@ Numbers per file (syncnet_python's definitions over the 5-frame windows and shif
   Confidence  median(mdist) - min(mdist): higher = surer  (mean over files = LSE-C)
 The model scores cosine similarity s of unit embeddings; distance = sqrt(2 - 2 s), the Euclidean distance of
 the unit embeddings (0..2), so these formulas keep their meaning. The values compare runs and checkpoints of
-ModEFormer models; published LSE-D / LSE-C values come from SyncNet's own weights and are on another scale.
+ModEFormer models; published LSE-D / LSE-C values come from SyncNet's own weights and are on another scale:
+convert those with `modeformer import-syncnet` and pass the folder as --checkpoint. SyncNet checkpoints are
+scored with --syncnet-compat by default: syncnet_python's Euclidean distances of raw embeddings, with the
+audio embeddings zero-padded by S windows at both ends and those padded candidates averaged in, exactly as
+that tool computes Min dist and Confidence (and on its inputs: 224x224 crops as its crop_video makes them,
+python_speech_features MFCCs).
 Also reported: the mean similarity at every offset, the histogram of each window's best offset and its mode
 (ModEFormer's per-window analysis), syncnet's framewise confidence (median-filtered over 9), face coverage.
 
@@ -62,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--face-centered", action="store_true",
                       help="the video is a face crop already (LRS2/LRS3-style): use the whole frame, no face "
                       "detection")
+  parser.add_argument("--syncnet-compat", action=argparse.BooleanOptionalAction, default=None,
+                      help="score as syncnet_python does: candidates past the ends against zero-padded audio "
+                      "embeddings, averaged in (default: on for SyncNet checkpoints, off for others)")
   options.add_json(parser)
   parser.add_argument("--plot", metavar="FILE",
                       help="write a PNG (similarity by offset, offset histogram, framewise confidence); with "
@@ -120,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
   plots = _outputs("--plot", args.plot, items, ".png")
   copies = _outputs("--correct", args.correct, items, None)
   model = load_sync_model(args.checkpoint, which)
+  if args.syncnet_compat is not None:
+    model.syncnet_compat = args.syncnet_compat
   jobs = args.jobs if args.jobs is not None else (0 if len(items) == 1 else
                                                   min(len(items), os.cpu_count() or 1, _MAX_DEFAULT_JOBS))
   settings = dict(face_centered=args.face_centered, max_offset=args.max_offset_frames, jobs=jobs)

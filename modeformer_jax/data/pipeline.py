@@ -15,6 +15,7 @@ import ml_collections
 import numpy as np
 
 from modeformer_jax.errors import UserError
+from modeformer_jax.data.features import record_features
 from modeformer_jax.data.windows import Augment, ExampleSampler, WindowSpec
 
 
@@ -63,7 +64,10 @@ def train_batches(config: ml_collections.ConfigDict, stage: ml_collections.Confi
                            stage.max_offset, Augment.from_config(config.data.augment), windows)
   ds = grain.MapDataset.source(source)
   ds = ds[host::num_hosts]
-  ds = ds.shuffle(seed=seed).repeat().random_map(sampler, seed=seed)
+  ds = ds.shuffle(seed=seed).repeat()
+  if features := record_features(config.preprocess):  # SyncNet: MFCCs from the raw audio
+    ds = ds.map(features)
+  ds = ds.random_map(sampler, seed=seed)
   ds = ds.batch(stage.batch_size // num_hosts // windows, drop_remainder=True)
   if windows > 1:
     ds = ds.map(_merge_windows)

@@ -39,6 +39,7 @@ def _render_cached(seed: int, split: str, clips: int, seconds: float, face_scale
                              sample_rate=pp.sample_rate, face_scale=face_scale)
     records.append({"id": f"synthetic-{split}/{i // CLIPS_PER_SPEAKER:03d}/{i:05d}",
                     "crops": clip.frames, "mel": log_mel(clip.audio, pp).astype(np.float16),
+                    "audio": clip.audio,  # raw audio, as shards hold it: SyncNet's MFCCs come from it
                     "num_frames": np.int32(len(clip.frames))})
   return tuple(records)
 

@@ -8,7 +8,7 @@ with its own pass of both encoders, as a cross-modal model has to be evaluated: 
 passes, kept to prove that both give the same numbers and to measure the saving (bench/eval_cost.py).
 
 Usable length: L = min(frames, samples // (sample_rate / fps)) with samples = len(record["audio"]); records
-without raw audio (the synthetic source) use the mel length, samples = (M - 1) * hop_length, the fewest
+without raw audio use the mel length, samples = (M - 1) * hop_length, the fewest
 samples that give M mel frames (log_mel returns M = 1 + samples // hop), so L is never overstated. Videos
 with L < 5 + 2S frames are skipped and listed: none of their windows has the whole band inside.
 """
@@ -26,10 +26,11 @@ import ml_collections
 import numpy as np
 import tqdm
 
+from modeformer_jax.data.features import record_features
 from modeformer_jax.errors import UserError
 from modeformer_jax.evaluation import protocol
 from modeformer_jax.inference import (SyncModel, audio_windows, load_sync_model, num_windows, offset_similarities,
-                                      video_windows)
+                                      pair_scores, video_windows)
 
 CLIP_LENGTHS = (5, 7, 9, 11, 13, 15)
 # Encoder rows gathered from consecutive videos before encoding: padding is paid once per group, not once per
@@ -63,11 +64,13 @@ def _jobs(model: SyncModel, records: Sequence[dict], indices: Iterable[int], max
   pp, spec = model.config.preprocess, model.spec
   samples_per_frame = pp.sample_rate // int(pp.fps)
   needed = spec.video_frames + 2 * max_offset
+  features = record_features(pp)
   for i in indices:
-    record = records[i]
+    record = features(records[i]) if features else records[i]
     vid = str(record.get("id", f"#{i}"))
     frames, samples = len(record["crops"]), _samples(record, pp)
-    count = num_windows(frames, samples, spec, samples_per_frame)
+    # SyncNet's MFCC windows end one frame before the log-mel ones (L - 5 windows, as syncnet_python has).
+    count = min(num_windows(frames, samples, spec, samples_per_frame), spec.num_starts(frames, len(record["mel"])))
     if count + spec.video_frames - 1 < needed:
       skipped.append({"id": vid, "reason": f"too short: {frames} frames, audio for {samples // samples_per_frame} "
                       f"frames; the +-{max_offset} band needs {needed}"})
@@ -119,9 +122,9 @@ def utterance_scores(model: SyncModel, records: Sequence[dict], *, max_offset: i
       if naive:
         f, d = _band_pairs(count, max_offset)
         scores = np.full((count, 2 * max_offset + 1), np.nan, np.float32)
-        scores[f, d + max_offset] = np.sum(v * a, axis=-1)
+        scores[f, d + max_offset] = pair_scores(v, a, model.scoring)
       else:
-        scores = offset_similarities(v, a, max_offset)
+        scores = offset_similarities(v, a, max_offset, model.scoring)
       out.append(VideoScores(vid, length, scores))
       bar.update(1)
   return out, skipped

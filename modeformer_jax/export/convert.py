@@ -19,7 +19,8 @@ import numpy as np
 _QKV = ("query", "key", "value")
 _MODULES = {"attn": "self_attn", "ln1": "norm1", "ln2": "norm2", "mlp_in": "linear1", "mlp_out": "linear2"}
 # Modules with a kernel and a bias -> the kernel's layout.
-_KERNELS = {"conv": "conv", "mlp_in": "linear", "mlp_out": "linear", "projection": "linear", "out": "attn_out"}
+_KERNELS = {"conv": "conv", "mlp_in": "linear", "mlp_out": "linear", "projection": "linear", "out": "attn_out",
+            "fc1": "linear", "fc2": "linear"}
 _NORMS = ("bn", "ln1", "ln2", "final_ln")
 _NORM_LEAVES = {"scale": "weight", "bias": "bias", "mean": "running_mean", "var": "running_var"}
 _UNCHANGED = ("token", "pos", "log_temperature")

@@ -16,6 +16,7 @@ from scipy import ndimage
 
 from modeformer_jax.errors import UserError
 from modeformer_jax.media.decode import MediaError
+from modeformer_jax.sync.syncnet_metrics import median_filter
 
 
 @dataclasses.dataclass
@@ -250,6 +251,41 @@ def crop_faces(frames: np.ndarray, boxes: np.ndarray, size: int = 96, scale: flo
       window = cv2.copyMakeBorder(window, top, bottom, left, right, cv2.BORDER_REPLICATE)
     shrink = side[i] > size
     out[i] = cv2.resize(window, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+  return out
+
+
+def syncnet_crop_faces(frames: np.ndarray, boxes: np.ndarray, cfg) -> np.ndarray:
+  """Face crops as syncnet_python's run_pipeline.crop_video makes them, for SyncNet's published weights.
+
+  Per frame: half-size s = max(w, h) / 2 and the box centre (cx, cy), each median-filtered along the track over
+  cfg.syncnet_median_frames (scipy.signal.medfilt, zero-padded ends); the frame padded by int(s (1 + 2 c)) on
+  every side with the value cfg.syncnet_pad_value; rows cy - s .. cy + s (1 + 2 c) and columns
+  cx - s (1 + c) .. cx + s (1 + c) (c = cfg.syncnet_crop_scale, bounds truncated by int()), resized to
+  cfg.crop_size with INTER_LINEAR (cv2.resize's default).
+
+  Args:
+    frames: uint8 [T, H, W, 3] (channel order is kept).
+    boxes: float [T, 4] (x, y, w, h) pixels.
+
+  Returns:
+    uint8 [T, crop_size, crop_size, 3].
+  """
+  boxes = np.asarray(boxes, np.float64)
+  if boxes.shape != (len(frames), 4):
+    raise ValueError(f"boxes must be [{len(frames)}, 4], got {boxes.shape}")
+  k, c = cfg.syncnet_median_frames, cfg.syncnet_crop_scale
+  s = median_filter(boxes[:, 2:].max(axis=1) / 2, k)
+  cx = median_filter(boxes[:, 0] + boxes[:, 2] / 2, k)
+  cy = median_filter(boxes[:, 1] + boxes[:, 3] / 2, k)
+  size = cfg.crop_size
+  out = np.empty((len(frames), size, size, 3), np.uint8)
+  for i, frame in enumerate(frames):
+    pad = int(s[i] * (1 + 2 * c))
+    padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_CONSTANT,
+                                value=(cfg.syncnet_pad_value,) * 3)
+    my, mx = cy[i] + pad, cx[i] + pad
+    face = padded[int(my - s[i]):int(my + s[i] * (1 + 2 * c)), int(mx - s[i] * (1 + c)):int(mx + s[i] * (1 + c))]
+    out[i] = cv2.resize(face, (size, size))
   return out
 
 

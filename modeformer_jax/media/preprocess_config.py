@@ -57,3 +57,35 @@ def preprocess_config() -> ml_collections.ConfigDict:
   c.face_crop_scale = 1.4
   c.face_crop_shift_y = 0.2
   return c
+
+
+def syncnet_preprocess_config() -> ml_collections.ConfigDict:
+  """syncnet_python's inputs (SPEC section 7): 224x224 whole-face crops made by its crop_video, MFCCs at 100 Hz
+  with python_speech_features' defaults, and the audio window of video frame f = MFCC columns 4f..4f+19.
+
+  The window fields keep their names: the "mel" arrays of records and of `modeformer sync` hold MFCCs here,
+  so the window code (data.windows.WindowSpec) serves both front-ends unchanged.
+  """
+  c = preprocess_config()
+  c.crop_size = 224
+  c.mouth_row_start = 0  # SyncNet sees the whole face
+  c.audio_features = "mfcc"  # "logmel" (the default front-end) or "mfcc"
+  c.mel_window_frames = 20  # 0.2 s of MFCC columns
+  c.mel_frames_per_second = 100  # window of frame f starts at column 100 f / 25 = 4 f
+  c.mfcc_winlen = 0.025
+  c.mfcc_winstep = 0.01
+  c.mfcc_numcep = 13
+  c.mfcc_nfilt = 26
+  c.mfcc_nfft = 512
+  c.mfcc_lowfreq = 0.0
+  c.mfcc_highfreq = 0.0  # 0 = sample_rate / 2
+  c.mfcc_preemph = 0.97
+  c.mfcc_ceplifter = 22
+  c.mfcc_append_energy = True
+  # syncnet_python's crop_video: half-size s and centre median-filtered over 13 frames, the frame padded with
+  # 110, rows cy - s .. cy + s (1 + 2 c), columns cx - s (1 + c) .. cx + s (1 + c), resized to crop_size.
+  c.face_crop = "syncnet"  # "ours" (crop_faces with face_crop_scale / shift_y) or "syncnet"
+  c.syncnet_crop_scale = 0.4
+  c.syncnet_pad_value = 110
+  c.syncnet_median_frames = 13
+  return c

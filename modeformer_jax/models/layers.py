@@ -1,4 +1,5 @@
-"""Building blocks shared by the sync models: conv blocks, transformer encoder, sinusoidal positions.
+"""Building blocks shared by the sync models: conv blocks, transformer encoder, sinusoidal positions, the
+learnable InfoNCE temperature.
 
 Kernels are stored channels-last, (*kernel, in, out), so a checkpoint is the same whichever convolution
 formulation computes it (see `Conv`).
@@ -135,3 +136,21 @@ class EncoderLayer(nnx.Module):
       return x + self._mlp(self.ln2(x), deterministic, rngs)
     x = self.ln1(x + self._attend(x, deterministic, rngs))
     return self.ln2(x + self._mlp(x, deterministic, rngs))
+
+
+def l2_normalize(x: jax.Array) -> jax.Array:
+  """[..., D] -> float32 unit vectors along the last axis (zero vectors stay zero)."""
+  x = x.astype(jnp.float32)
+  return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-12))
+
+
+class TemperatureMixin:
+  """temperature() / logit_scale() for a module with a `log_temperature` Param and a `temperature_range`."""
+
+  def temperature(self) -> jax.Array:
+    lo, hi = self.temperature_range
+    return jnp.clip(jnp.exp(self.log_temperature[...]), lo, hi)
+
+  def logit_scale(self) -> jax.Array:
+    """1 / temperature: cosine scores times this are the InfoNCE logits."""
+    return 1.0 / self.temperature()

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from modeformer_jax.models.layers import ConvBlock, EncoderLayer, sinusoidal_positions
+from modeformer_jax.models.layers import ConvBlock, EncoderLayer, TemperatureMixin, l2_normalize, sinusoidal_positions
 
 # (in, out, kernel, stride (T,H,W), padding (T,H,W), residual): SPEC section 2, visual CNN.
 def visual_cnn_table(w: Sequence[int]) -> list[tuple]:
@@ -103,12 +103,13 @@ class Encoder(nnx.Module):
     x = self.temporal(seq, train=train, rngs=rngs) if self.temporal is not None else seq.mean(axis=1)
     if self.projection is not None:
       x = self.projection(x)
-    x = x.astype(jnp.float32)
-    return x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, axis=-1, keepdims=True), 1e-12))
+    return l2_normalize(x)
 
 
-class ModEFormer(nnx.Module):
+class ModEFormer(TemperatureMixin, nnx.Module):
   """Video clip [B, T, 48, 96, 3] and log-mel window [B, 80, 16] to unit embeddings; cosine sync score."""
+
+  objective = "infonce"  # the training loss (loss.OBJECTIVES)
 
   def __init__(self, cfg: ml_collections.ConfigDict, *, rngs: nnx.Rngs):
     if cfg.video_widths[-1] != cfg.width or cfg.audio_widths[-1] != cfg.width:
@@ -120,6 +121,12 @@ class ModEFormer(nnx.Module):
     self.audio = Encoder(CNN(audio_cnn_table(cfg.audio_widths), ndim=2, **common), cfg, dtype=dtype, rngs=rngs)
     self.log_temperature = nnx.Param(jnp.log(jnp.float32(cfg.init_temperature)))
     self.temperature_range = tuple(cfg.temperature_range)
+
+  @staticmethod
+  def scoring(cfg: ml_collections.ConfigDict) -> str:
+    """How window pairs are scored: cosine similarity of the unit embeddings."""
+    del cfg
+    return "cosine"
 
   def embed_video(self, video: jax.Array, *, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
     """video: [B, T, 48, 96, 3] uint8 (0..255) or float in [0, 1] -> [B, D] unit-norm float32."""
@@ -140,14 +147,6 @@ class ModEFormer(nnx.Module):
     v = self.embed_video(video, train=train, rngs=rngs)
     a = self.embed_audio(audio.reshape(b * k, *audio.shape[2:]), train=train, rngs=rngs)
     return v, a.reshape(b, k, -1)
-
-  def temperature(self) -> jax.Array:
-    lo, hi = self.temperature_range
-    return jnp.clip(jnp.exp(self.log_temperature[...]), lo, hi)
-
-  def logit_scale(self) -> jax.Array:
-    """1 / temperature: cosine scores times this are the InfoNCE logits."""
-    return 1.0 / self.temperature()
 
   @staticmethod
   def sync_score(video_emb: jax.Array, audio_emb: jax.Array) -> jax.Array:

@@ -17,7 +17,8 @@ import numpy as np
 
 from modeformer_jax.media import faces
 from modeformer_jax.media.decode import MediaError, read_media
-from modeformer_jax.media.logmel import log_mel
+from modeformer_jax.errors import UserError
+from modeformer_jax.media.mfcc import audio_features
 from modeformer_jax.sync import syncnet_metrics
 
 if TYPE_CHECKING:  # jax loads only where the model runs, not in the decode workers
@@ -32,7 +33,7 @@ class Prepared:
   """What the model needs from one file; made without the model. T frames at the model's rate (25 fps)."""
   path: str
   crops: np.ndarray  # uint8 [T, crop, crop, 3] face crops
-  mel: np.ndarray  # float32 [M, n_mels] log-mel of the T frames' audio
+  mel: np.ndarray  # float32 [M, F] audio features of the T frames (log-mel [M, 80], SyncNet: MFCC [M, 13])
   valid: np.ndarray  # bool [T] a face was seen on this frame
   face_centered: bool  # whole frame taken as the face, no detection
   num_tracks: int  # face tracks found (0 with face_centered)
@@ -93,7 +94,7 @@ def prepare(path: str, pp: ml_collections.ConfigDict, *, face_centered: bool = F
     track, crops = pick_speaker(frames, track, pp)
     valid, num_tracks = track.valid, track.num_tracks
   lap("faces")
-  mel = log_mel(audio, pp)
+  mel = audio_features(audio, pp)  # log-mel, or MFCC for SyncNet
   lap("mel")
   return Prepared(path=path, crops=crops, mel=mel, valid=valid, face_centered=face_centered,
                   num_tracks=num_tracks, info=info, timings=timings)
@@ -109,6 +110,8 @@ def pick_speaker(frames: np.ndarray, track: faces.FaceTrack,
   audio-visual speaker detection and picks the wrong face when a silent listener chews or grimaces.
   """
   def crop(t: faces.FaceTrack) -> np.ndarray:
+    if pp.get("face_crop", "ours") == "syncnet":
+      return faces.syncnet_crop_faces(frames, t.boxes, pp)
     return faces.crop_faces(frames, t.boxes, pp.crop_size, pp.face_crop_scale, shift_y=pp.face_crop_shift_y)
 
   if track.num_tracks <= 1:
@@ -123,7 +126,8 @@ def pick_speaker(frames: np.ndarray, track: faces.FaceTrack,
     if not pairs.any():
       continue
     change = np.abs(np.diff(crops.astype(np.int16), axis=0))[pairs]  # [P, crop, crop, 3]
-    mouth, upper = change[:, pp.mouth_row_start:].mean(), change[:, :pp.mouth_row_start].mean()
+    half = pp.mouth_row_start or crops.shape[1] // 2  # whole-face models (SyncNet) start at row 0
+    mouth, upper = change[:, half:].mean(), change[:, :half].mean()
     if best is None or mouth - upper > best[0]:
       best = (mouth - upper, candidate, crops)
   if best is None:  # no track seen on two consecutive frames: fall back to the detector's ranking
@@ -221,17 +225,24 @@ def describe_offset(offset: int, fps: float) -> str:
 def score(model: SyncModel, prepared: Prepared, max_offset: int = 15) -> SyncResult:
   """Embeds every 5-frame window of a prepared file once per modality and scores offsets -S..S.
 
-  Windows that touch a frame without a face are dropped from every statistic.
+  Windows that touch a frame without a face are dropped from every statistic. With model.syncnet_compat the
+  distances are syncnet_python's (sync.syncnet_metrics.padded_distances: candidates past the ends scored
+  against zero-padded audio embeddings, averaged with the others); otherwise candidates past the ends are left
+  out, and distances are sqrt(2 - 2 cos) for unit embeddings or Euclidean for raw ones.
 
   Raises:
     MediaError: too few windows with a face to score every shift.
   """
   from modeformer_jax.inference import audio_windows, offset_similarities, video_windows
 
+  if model.scoring == "pairwise":
+    raise UserError(f"{model.config.model.name} is a cross-modal classifier: it scores (video, audio) pairs "
+                    "and has no embeddings for offset detection; evaluate it with `modeformer eval`")
   tick = time.perf_counter()
   spec = model.spec
   path, crops = prepared.path, prepared.crops
-  count = len(crops) - spec.video_frames + 1  # prepare cut the audio to the frames, so L = T (SPEC 5)
+  # prepare cut the audio to the frames, so L = T (SPEC 5); SyncNet's MFCC windows reach one frame less far.
+  count = spec.num_starts(len(crops), len(prepared.mel))
   video = np.concatenate([
       model.embed_video(video_windows(crops[s:s + _VIDEO_CHUNK + spec.video_frames - 1],
                                       min(_VIDEO_CHUNK, count - s), spec))
@@ -240,13 +251,21 @@ def score(model: SyncModel, prepared: Prepared, max_offset: int = 15) -> SyncRes
   model_seconds = time.perf_counter() - tick
 
   tick = time.perf_counter()
-  sims = offset_similarities(video, audio, max_offset)  # [L, 2S+1], column j = audio moved by j - S
-  window_ok = np.lib.stride_tricks.sliding_window_view(prepared.valid, spec.video_frames).all(axis=1)
+  # [L, 2S+1], column j = audio moved by j - S; higher = better (minus the distance for Euclidean models).
+  sims = offset_similarities(video, audio, max_offset, model.scoring)
+  window_ok = np.lib.stride_tricks.sliding_window_view(prepared.valid, spec.video_frames).all(axis=1)[:count]
   sims[~window_ok] = np.nan
   if not np.isfinite(sims).any(axis=0).all():
     raise MediaError(path, f"face found in {prepared.valid.mean():.0%} of the frames: too few 5-frame windows "
                      f"with a face throughout ({int(window_ok.sum())}) to score offsets up to +-{max_offset}")
-  scores = syncnet_metrics.syncnet_scores(syncnet_metrics.similarity_to_distance(sims))
+  if model.syncnet_compat:
+    distances = syncnet_metrics.padded_distances(video, audio, max_offset)
+    distances[~window_ok] = np.nan
+  elif model.scoring == "euclidean":
+    distances = -sims.astype(np.float64)
+  else:
+    distances = syncnet_metrics.similarity_to_distance(sims)
+  scores = syncnet_metrics.syncnet_scores(distances)
   histogram = syncnet_metrics.offset_histogram(sims)
   with np.errstate(all="ignore"):
     similarity = np.nanmean(sims, axis=0)

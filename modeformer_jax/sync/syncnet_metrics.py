@@ -14,7 +14,9 @@ the best shift stands out of the median one) on a fixed 0..2 scale. The values a
 and checkpoints of our models, not with published LSE-D / LSE-C (those need SyncNet's own weights).
 
 Where syncnet zero-pads the audio features past the ends (which scores those candidates against a zero
-vector), we leave them out: mdist of a shift is the mean over the windows that have that shift.
+vector), we leave them out by default: mdist of a shift is the mean over the windows that have that shift.
+`padded_distances` reproduces the zero-padding instead, for SyncNet checkpoints (the published weights give
+published LSE-D / LSE-C only when scored exactly that way).
 """
 
 from __future__ import annotations
@@ -25,6 +27,21 @@ import numpy as np
 
 # syncnet_python median-filters the framewise confidence with scipy.signal.medfilt(kernel_size=9).
 FRAMEWISE_KERNEL = 9
+# torch.nn.functional.pairwise_distance's default eps, added to the difference before the norm.
+PAIRWISE_EPS = 1e-6
+
+
+def padded_distances(video: np.ndarray, audio: np.ndarray, max_offset: int) -> np.ndarray:
+  """syncnet_python's calc_pdist: video [L, D], audio [L, D] embeddings -> distances [L, 2S+1].
+
+  The audio embeddings are zero-padded by S rows at both ends, so a candidate past either end is the
+  distance to a zero vector and counts in every mean; column j is audio window f + j - S as elsewhere.
+  Distances are ||v - a + 1e-6||, torch's pairwise_distance.
+  """
+  video = np.asarray(video, np.float64)
+  padded = np.pad(np.asarray(audio, np.float64), ((max_offset, max_offset), (0, 0)))
+  idx = np.arange(len(video))[:, None] + np.arange(2 * max_offset + 1)[None]
+  return np.linalg.norm(video[:, None] - padded[idx] + PAIRWISE_EPS, axis=-1)
 
 
 def similarity_to_distance(similarity: np.ndarray) -> np.ndarray:

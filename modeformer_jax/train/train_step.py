@@ -18,7 +18,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
-from modeformer_jax.loss import sharded_info_nce
+from modeformer_jax.loss import objective_loss
 from modeformer_jax.models import build_model
 from modeformer_jax.train.mesh import BATCH_AXES, replicated, state_shardings
 
@@ -91,6 +91,8 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, 
                     negatives: str, chunk_size: int, seed: int) -> Callable:
   """(state, global batch) -> (state, metrics). The input state's buffers are donated.
 
+  The loss is the model's objective (loss.objective_loss): InfoNCE over `negatives` for ModEFormer.
+
   Dropout keys are fold_in(seed, step), so a resumed run draws the same masks as an uninterrupted one. A step
   whose loss or gradient is not finite leaves the state unchanged and reports finite=False; the trainer stops.
   BatchNorm statistics are over the global batch: jit sees global arrays, so the batch mean spans devices.
@@ -103,20 +105,20 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, 
     def loss_fn(params):
       rngs = nnx.Rngs(dropout=key)  # created inside the traced function, which mutates its counter
       net = model.merge(params, state.batch_stats)
-      video_emb, audio_emb = net(batch["video"], batch["audio"], train=True, rngs=rngs)
-      loss, metrics = sharded_info_nce(video_emb, audio_emb, batch["audio_mask"], net.logit_scale(), mesh=mesh,
-                                       batch_axes=BATCH_AXES, negatives=negatives, chunk_size=chunk_size or None)
+      outputs = net(batch["video"], batch["audio"], train=True, rngs=rngs)
+      loss, metrics = objective_loss(net, outputs, batch["audio_mask"], mesh=mesh, batch_axes=BATCH_AXES,
+                                     negatives=negatives, chunk_size=chunk_size or None)
       stats = nnx.to_pure_dict(nnx.state(net, nnx.BatchStat))
-      return loss, (metrics, stats, net.temperature())
+      return loss, (metrics, stats)
 
-    (loss, (metrics, stats, temperature)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (loss, (metrics, stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     grad_norm = optax.global_norm(grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     new = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
                         batch_stats=stats, opt_state=opt_state)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state.replace(step=state.step + 1))
-    metrics = dict(metrics, loss=loss, grad_norm=grad_norm, temperature=temperature, finite=finite)
+    metrics = dict(metrics, loss=loss, grad_norm=grad_norm, finite=finite)
     return new, metrics
 
   shardings = state_sharding(mesh, state)

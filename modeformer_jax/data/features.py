@@ -1,0 +1,33 @@
+"""Records with the audio features the model's front-end needs, computed from the raw audio when read.
+
+Prepared shards (and the synthetic source) store log-mel, the ModEFormer / VocaLiST front-end, and the raw
+16 kHz audio. A config whose preprocess asks for MFCCs (SyncNet, configs/syncnet.py) gets them computed from
+that audio as each record is read, into the record's "mel" field: the window code (data.windows) then cuts
+MFCC windows exactly as it cuts log-mel ones, and one prepared dataset serves every model of the table.
+A 6 s utterance costs about 2 ms of MFCC.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from modeformer_jax.errors import UserError
+from modeformer_jax.media.mfcc import audio_features
+
+
+class RecordFeatures:
+  """record -> record with "mel" holding the audio features of `pp` (picklable, for grain workers)."""
+
+  def __init__(self, pp: ml_collections.ConfigDict):
+    self.pp = pp
+
+  def __call__(self, record: dict) -> dict:
+    if "audio" not in record:
+      raise UserError(f"record {record.get('id', '?')}: has no raw audio to compute "
+                      f"{self.pp.audio_features} features from")
+    return {**record, "mel": audio_features(record["audio"], self.pp)}
+
+
+def record_features(pp: ml_collections.ConfigDict) -> RecordFeatures | None:
+  """The transform records need for this preprocess config; None when the stored log-mel is what it wants."""
+  return RecordFeatures(pp) if pp.get("audio_features", "logmel") != "logmel" else None
