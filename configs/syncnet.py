@@ -1,33 +1,43 @@
-"""SyncNet (syncnet_python's network, 13.63M parameters) on LRS2, trained from scratch; also the config that
-`modeformer import-syncnet` writes beside the published weights.
+"""SyncNet (syncnet_python's network, 13.63M parameters) trained from scratch; also what `modeformer
+import-syncnet` writes beside the published weights (objective "contrastive", 224x224 crops).
 
-Arguments (`--config configs/syncnet.py:ARG`) pick the objective (SPEC section 7):
-  contrastive  the original margin loss on Euclidean distances of raw embeddings (default)
+The argument (`--config configs/syncnet.py:ARG`, comma-separated flags) picks the objective (SPEC section 7):
+  contrastive  the original margin loss on Euclidean distances of raw embeddings (the default)
   infonce      our InfoNCE on unit embeddings (hard + in-batch negatives, as ModEFormer)
   pm           Perfect Match: cross-entropy over the positive and the clip's candidate offsets (cosine)
+plus `tiny` (narrow widths, for CI) and `base=PATH[:ARG]`: the config whose data, stages and schedule the run
+keeps (default configs/modeformer_lrs2.py), so the baselines table compares every model on one recipe.
 
 Inputs: the shards of `modeformer prep` hold 96x96 RGB face crops, raw audio and log-mel. SyncNet reads the
-crops (resized to 224x224 on the device, BGR inside the model) and MFCCs computed from the raw audio when a
-record is read (data/features.py), so one prepared dataset serves every model of the table.
+whole crop (resized to 224x224 on the device, flipped to BGR inside the model) and MFCCs computed from the raw
+audio as each record is read (data/features.py), so one prepared dataset serves every model. The crop framing
+matches syncnet_python's crop_video (a box 1.4 times the face, centre 0.2 lower); the resolution is the
+shards' (96 px, upsampled).
 
   modeformer train --config configs/syncnet.py:pm --workdir runs/pm --config.data.data_dir=/data/lrs2_prep
+  modeformer train --config configs/syncnet.py:pm,tiny,base=configs/tiny.py:synthetic --workdir /tmp/pm
 """
 
+import os
+
 from modeformer_jax import config_defaults as cd
+from modeformer_jax.config_loading import split_base
 from modeformer_jax.media.preprocess_config import syncnet_preprocess_config
 
+BASE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "modeformer_lrs2.py")
+# objective flag -> (model.objective, model.embedding)
 OBJECTIVES = {"contrastive": ("contrastive", "raw"), "infonce": ("infonce", "unit"), "pm": ("multiway", "unit")}
+TINY = dict(lip_widths=(8, 16, 16, 16, 16, 32), audio_widths=(8, 16, 16, 16, 16, 32), fc_width=32, width=32)
 
 
 def get_config(arg=None):
-  objective, embedding = OBJECTIVES[arg or "contrastive"]
-  config = cd.base_config()
-  config.model = cd.syncnet_model_config(objective=objective, embedding=embedding)
+  config, flags = split_base(arg, BASE)
+  objective = [f for f in flags if f in OBJECTIVES] or ["contrastive"]
+  if flags - OBJECTIVES.keys() - {"tiny"} or len(objective) > 1:
+    raise ValueError(f"arguments: one of {', '.join(OBJECTIVES)}, tiny, base=PATH; got {arg!r}")
+  name, embedding = OBJECTIVES[objective[0]]
+  config.model = cd.syncnet_model_config(objective=name, embedding=embedding, **(TINY if "tiny" in flags else {}))
+  crop_size = config.preprocess.crop_size  # what the shards / the synthetic source hold
   config.preprocess = syncnet_preprocess_config()
-  config.preprocess.crop_size = 96  # what prepared shards store; the model resizes to model.image_size
-  config.data.dataset = "lrs2"
-  config.stages = [
-      cd.stage_config(name="pretrain", split="pretrain", steps=60_000, batch_size=256, lr=5e-4),
-      cd.stage_config(name="finetune", split="train", steps=20_000, batch_size=256, lr=1e-4, warmup_steps=500),
-  ]
+  config.preprocess.crop_size = crop_size
   return config

@@ -31,6 +31,7 @@ class Run:
   name: str              # folder under OUT/runs
   overrides: list[str]   # --config.FIELD=VALUE of this run, on top of the sweep's own
   columns: dict          # the run's key columns in the table (e.g. {"N": 11})
+  config: str | None = None  # this run's config (PATH[:ARG]) instead of the sweep's --config
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
@@ -71,8 +72,12 @@ def stage_overrides(config: ml_collections.ConfigDict, **fields) -> list[str]:
   return [f"--config.stages.{i}.{k}={v}" for i in range(len(config.stages)) for k, v in fields.items()]
 
 
+def run_config(args, run: Run) -> str:
+  return run.config or args.config
+
+
 def _run_overrides(args, overrides: Sequence[str], run: Run) -> list[str]:
-  steps = stage_overrides(load_config(args.config, overrides), steps=args.steps) if args.steps else []
+  steps = stage_overrides(load_config(run_config(args, run), overrides), steps=args.steps) if args.steps else []
   return [*overrides, *steps, *run.overrides]
 
 
@@ -92,7 +97,7 @@ def eval_options(args) -> list[str]:
 
 def commands(args, overrides: Sequence[str], run: Run) -> tuple[list[str], list[str]]:
   """(modeformer train ..., modeformer eval ...) argv of one run."""
-  train = ["modeformer", "train", "--config", args.config, "--workdir", run_dir(args, run),
+  train = ["modeformer", "train", "--config", run_config(args, run), "--workdir", run_dir(args, run),
            *_run_overrides(args, overrides, run)]
   evaluate = ["modeformer", "eval", "--workdir", run_dir(args, run), *eval_options(args),
               "--out", eval_dir(args, run)]
@@ -110,7 +115,7 @@ def execute(args, overrides: Sequence[str], run: Run) -> dict:
     print(f"{run.name}: using {results_path}", file=sys.stderr)
     with open(results_path) as f:
       return json.load(f)
-  config = load_config(args.config, _run_overrides(args, overrides, run))
+  config = load_config(run_config(args, run), _run_overrides(args, overrides, run))
   print(f"{run.name}: training in {run_dir(args, run)}", file=sys.stderr)
   trainer.train(config, run_dir(args, run), progress=not args.no_progress)
   results = evaluate_run(run_dir(args, run), checkpoint=args.checkpoint, split=args.split,

@@ -55,6 +55,28 @@ def syncnet_model_config(**overrides) -> ml_collections.ConfigDict:
   return cfg
 
 
+def vocalist_model_config(**overrides) -> ml_collections.ConfigDict:
+  """VocaLiST: ModEFormer's front-ends + three cross-modal transformers (SPEC section 7; 80.1M parameters)."""
+  cfg = ml_collections.ConfigDict(dict(
+      name="vocalist",
+      width=512,                             # d_model; the last CNN width of each modality must equal it
+      video_widths=(32, 64, 128, 256, 512),  # as model_config: SPEC section 2 tables
+      audio_widths=(32, 64, 128, 256, 512),
+      depth=4,                               # layers of each of the three transformers
+      num_heads=8,
+      mlp_dim=2048,
+      dropout=0.1,                           # residual and FFN dropout (MulT's res / relu dropout)
+      attn_dropout=0.0,
+      embed_dropout=0.25,
+      attn_mask=True,                        # MulT's buffered_future_mask, as VocaLiST trains
+      bn_momentum=0.9,
+      conv3d_impl="taps2d",
+      dtype="float32",
+  ))
+  cfg.update(overrides)
+  return cfg
+
+
 def stage_config(**overrides) -> ml_collections.ConfigDict:
   """One training stage: its data split, negatives, length and schedule. Ours, not the paper's."""
   cfg = ml_collections.ConfigDict(dict(

@@ -17,7 +17,7 @@ import ml_collections
 from modeformer_jax.errors import UserError
 
 NEGATIVE_MODES = ("hard", "in_batch", "both")
-MODEL_NAMES = ("modeformer", "syncnet")
+MODEL_NAMES = ("modeformer", "syncnet", "vocalist")
 
 
 def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
@@ -37,6 +37,17 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
   apply_overrides(config, overrides)
   validate(config)
   return config
+
+
+def split_base(arg: str | None, default_base: str) -> tuple[ml_collections.ConfigDict, set[str]]:
+  """For configs built on another one (the baselines in configs/): ARG = comma-separated flags, one of which
+  may be base=PATH[:ARG] (default `default_base`), the config whose data, stages and schedule they keep.
+  Returns (the loaded base config, the other flags)."""
+  flags = set((arg or "").split(",")) - {""}
+  bases = [f for f in flags if f.startswith("base=")]
+  if len(bases) > 1:
+    raise ValueError(f"several base= in {arg!r}")
+  return load_config(bases[0][len("base="):] if bases else default_base), flags - set(bases)
 
 
 def _parse_overrides(overrides: Sequence[str]) -> list[tuple[str, str]]:
@@ -112,12 +123,16 @@ def hard_negative_candidates(stage: ml_collections.ConfigDict) -> int:
   return 2 * max(0, stage.max_offset - stage.min_offset + 1)
 
 
-def _validate_modeformer(m: ml_collections.ConfigDict) -> None:
+def _validate_front_ends(m: ml_collections.ConfigDict) -> None:
+  """ModEFormer's and VocaLiST's CNN tables and transformer width."""
   _require(len(m.video_widths) == 5, "model.video_widths", f"needs 5 stage widths, got {m.video_widths}")
   _require(len(m.audio_widths) == 5, "model.audio_widths", f"needs 5 stage widths, got {m.audio_widths}")
   _require(m.video_widths[-1] == m.width, "model.video_widths", "last width must equal model.width")
   _require(m.audio_widths[-1] == m.width, "model.audio_widths", "last width must equal model.width")
   _require(m.width % m.num_heads == 0, "model.num_heads", f"must divide model.width={m.width}")
+
+
+def _validate_modeformer(m: ml_collections.ConfigDict) -> None:
   _require(m.temporal in ("transformer", "pool"), "model.temporal", "must be 'transformer' or 'pool'")
   _require(m.pos_encoding in ("sinusoidal", "learned"), "model.pos_encoding", "'sinusoidal' or 'learned'")
   _require_temperature(m)
@@ -149,6 +164,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if m.name == "syncnet":
     _validate_syncnet(m)
   else:
+    _validate_front_ends(m)
+  if m.name == "modeformer":
     _validate_modeformer(m)
   _require(m.dtype in ("float32", "bfloat16", "float16"), "model.dtype", f"unsupported dtype {m.dtype!r}")
   _require(m.conv3d_impl in ("taps2d", "xla"), "model.conv3d_impl", "must be 'taps2d' or 'xla'")

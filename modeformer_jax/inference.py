@@ -63,7 +63,13 @@ class SyncModel:
     def audio(weights, x):
       return self._model.merge(*weights).embed_audio(x)
 
-    return jax.jit(video), jax.jit(audio)
+    def pairs(weights, v, a):
+      return self._model.merge(*weights).score_pairs(v, a)
+
+    def classify(weights, v, a):
+      return self._model.merge(*weights).classify(v, a)
+
+    return jax.jit(video), jax.jit(audio), jax.jit(pairs), jax.jit(classify)
 
   def with_weights(self, params: dict, batch_stats: dict, step: int | None = None) -> "SyncModel":
     """The same model with other weights, keeping the compiled encoders (no recompilation)."""
@@ -72,25 +78,40 @@ class SyncModel:
     other._weights = jax.device_put((params, batch_stats), NamedSharding(self._mesh, P()))
     return other
 
-  def _run(self, fn, inputs: np.ndarray) -> np.ndarray:
+  def _run(self, fn, *inputs: np.ndarray, empty_shape: tuple[int, ...]) -> np.ndarray:
+    """fn(weights, *batches) over fixed-size batches of the inputs (rows aligned across them)."""
     out = []
     sharding = NamedSharding(self._mesh, P("data"))
-    for i in range(0, len(inputs), self.batch_size):
-      chunk = inputs[i:i + self.batch_size]
-      padded = np.zeros((self.batch_size, *inputs.shape[1:]), inputs.dtype)
+
+    def pad(chunk):
+      padded = np.zeros((self.batch_size, *chunk.shape[1:]), chunk.dtype)
       padded[:len(chunk)] = chunk
-      out.append(np.asarray(fn(self._weights, jax.device_put(padded, sharding)))[:len(chunk)])
-    return np.concatenate(out) if out else np.zeros((0, self.config.model.width), np.float32)
+      return jax.device_put(padded, sharding)
+
+    for i in range(0, len(inputs[0]), self.batch_size):
+      n = min(self.batch_size, len(inputs[0]) - i)
+      out.append(np.asarray(fn(self._weights, *(pad(x[i:i + self.batch_size]) for x in inputs)))[:n])
+    return np.concatenate(out) if out else np.zeros(empty_shape, np.float32)
 
   def embed_video(self, clips: np.ndarray) -> np.ndarray:
     """clips uint8 [N, 5, H, W, 3] (ModEFormer: [N, 5, 48, 96, 3] mouth halves) -> [N, D] float32 (unit-norm
-    unless the model scores Euclidean distances)."""
-    return self._run(self._encoders[0], clips)
+    unless the model scores Euclidean distances; cross-modal models: front-end tokens [N, 5, D])."""
+    return self._run(self._encoders[0], clips, empty_shape=(0, self.config.model.width))
 
   def embed_audio(self, mels: np.ndarray) -> np.ndarray:
     """mels float [N, F, T] audio windows (ModEFormer: [N, 80, 16] log-mel; SyncNet: [N, 13, 20] MFCC)
     -> [N, D] float32."""
-    return self._run(self._encoders[1], np.asarray(mels, np.float32))
+    return self._run(self._encoders[1], np.asarray(mels, np.float32), empty_shape=(0, self.config.model.width))
+
+  def score_pairs(self, clips: np.ndarray, mels: np.ndarray) -> np.ndarray:
+    """Cross-modal models ("pairwise" scoring): clips [N, 5, H, W, 3] with mels [N, F, T], pair i = row i of
+    each -> float32 [N] scores (logits), one whole forward pass per pair."""
+    return self._run(self._encoders[2], clips, np.asarray(mels, np.float32), empty_shape=(0,))
+
+  def classify(self, video_tokens: np.ndarray, audio_tokens: np.ndarray) -> np.ndarray:
+    """Cross-modal models: scores [N] of pairs of front-end tokens (embed_video / embed_audio outputs); equal to
+    score_pairs on the windows the tokens came from."""
+    return self._run(self._encoders[3], video_tokens, audio_tokens, empty_shape=(0,))
 
   def logit_scale(self) -> float:
     return float(self._model.merge(self.params, self.batch_stats).logit_scale())

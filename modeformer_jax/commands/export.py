@@ -94,6 +94,8 @@ def run(args) -> int:
   if missing:
     raise UserError(f"--format {args.format}: needs {' and '.join(missing)} (pip install 'modeformer-jax[torch,onnx]')")
   config, step, params, batch_stats = _restore(args.checkpoint, args.which)
+  if config.model.name != "modeformer":  # the PyTorch module written beside the weights is ModEFormer's
+    raise UserError(f"{args.checkpoint}: a {config.model.name} model; export writes ModEFormer models only")
   try:
     written = export(config, params, batch_stats, args.out, onnx="onnx" in formats, step=step,
                      source=args.checkpoint, verify=not args.no_verify, overwrite=args.overwrite)

@@ -108,21 +108,37 @@ def _embed_grouped(model: SyncModel, jobs: Iterator[tuple[Any, np.ndarray, np.nd
     yield from flush()
 
 
+def _score_pairs(model: SyncModel, jobs: Iterator[tuple[Any, np.ndarray, np.ndarray]]
+                 ) -> Iterator[tuple[Any, np.ndarray, None]]:
+  """Cross-modal models, naive mode: (key, scores [P] of whole forward passes, None) per job of pairs."""
+  for key, video, audio in jobs:
+    yield key, model.score_pairs(video, audio), None
+
+
 def utterance_scores(model: SyncModel, records: Sequence[dict], *, max_offset: int = 15, naive: bool = False,
                      limit: int | None = None, progress: bool = False) -> tuple[list[VideoScores], list[dict]]:
   """Scores [L-4, 2S+1] of every usable video of `records` (the first `limit`), and the skipped ones
-  ({"id", "reason"}). Both modes give the same scores up to float rounding."""
+  ({"id", "reason"}). Both modes give the same scores up to float rounding.
+
+  Cross-modal models (VocaLiST) run their transformers and classifier once per pair in both modes; the
+  default mode computes their CNN front-end tokens once per window (as embeddings are), the naive one runs
+  the whole model per pair.
+  """
   total = len(records) if limit is None else min(limit, len(records))
+  pairwise = model.scoring == "pairwise"
   skipped: list[dict] = []
   out = []
   with tqdm.tqdm(total=total, desc="eval" + (" (naive)" if naive else ""), unit="video", file=sys.stderr,
                  disable=not progress, dynamic_ncols=True) as bar:
     jobs = _jobs(model, records, range(total), max_offset, naive, skipped, bar)
-    for (vid, length, count), v, a in _embed_grouped(model, jobs):
-      if naive:
+    for (vid, length, count), v, a in (_score_pairs if naive and pairwise else _embed_grouped)(model, jobs):
+      if naive or pairwise:
         f, d = _band_pairs(count, max_offset)
         scores = np.full((count, 2 * max_offset + 1), np.nan, np.float32)
-        scores[f, d + max_offset] = pair_scores(v, a, model.scoring)
+        if naive:
+          scores[f, d + max_offset] = v if pairwise else pair_scores(v, a, model.scoring)
+        else:
+          scores[f, d + max_offset] = model.classify(v[f], a[f + d])
       else:
         scores = offset_similarities(v, a, max_offset, model.scoring)
       out.append(VideoScores(vid, length, scores))
@@ -155,7 +171,7 @@ def evaluate(model: SyncModel, records: Sequence[dict], *, clip_lengths: Sequenc
   passes = sum(int(np.isfinite(v.scores).sum()) for v in videos) if naive else windows
   return {
       "model": {"source": model.source, "step": model.step, "name": model.config.model.name,
-                "temporal": model.config.model.temporal,
+                "temporal": model.config.model.get("temporal"), "objective": model.config.model.get("objective"),
                 "params": int(sum(x.size for x in jax.tree.leaves(model.params)))},
       "data": dict(data or {}),
       "mode": "naive" if naive else "batched",
@@ -179,6 +195,15 @@ def evaluate(model: SyncModel, records: Sequence[dict], *, clip_lengths: Sequenc
   }
 
 
+def _only_dataset(data_dir: str) -> str:
+  """The dataset prepared under data_dir when there is exactly one (prep writes DATA_DIR/<dataset>/)."""
+  found = [d for d in ("lrs2", "lrs3") if os.path.isdir(os.path.join(data_dir, d))]
+  if len(found) != 1:
+    raise UserError(f"{data_dir}: {'both lrs2 and lrs3' if found else 'no lrs2 or lrs3'} prepared here; "
+                    "pass --dataset")
+  return found[0]
+
+
 def open_records(config: ml_collections.ConfigDict, split: str, data_dir: str | None = None,
                  dataset: str | None = None) -> tuple[Sequence[dict], dict]:
   """(records, description) of `split`: prepared shards under data_dir, else the config's own data source."""
@@ -186,10 +211,12 @@ def open_records(config: ml_collections.ConfigDict, split: str, data_dir: str | 
     from modeformer_jax.data.records import open_split
     if not os.path.isdir(data_dir):
       raise UserError(f"{data_dir}: no such data folder")
-    dataset = dataset or config.data.dataset
+    dataset = dataset or (config.data.dataset if "data" in config else _only_dataset(data_dir))
     source = open_split(data_dir, dataset, split)
     return source, {"source": "shards", "data_dir": data_dir, "dataset": dataset, "split": split,
                     "description": f"{source.path} split '{split}'"}
+  if "data" not in config:
+    raise UserError("an exported model carries no data source: pass --data DIR (a `modeformer prep --out` folder)")
   from modeformer_jax.data.pipeline import open_source
   source = open_source(config, split)
   if config.data.source == "synthetic":

@@ -30,10 +30,17 @@ def format_params(count: int) -> str:
   return f"{count / 1e6:.1f}M" if count >= 1e6 else f"{count / 1e3:.0f}K"
 
 
+# SyncNet checkpoints by objective: the original loss, Perfect Match's, ours.
+SYNCNET_LABELS = {"contrastive": "SyncNet", "multiway": "PM", "infonce": "SyncNet (InfoNCE)"}
+
+
 def model_label(results: dict) -> str:
-  """"ModEFormer" or "3D-SyncNet" (temporal pooling ablation), with the checkpoint step."""
-  name = "3D-SyncNet" if results["model"]["temporal"] == "pool" else "ModEFormer"
-  step = results["model"]["step"]
+  """The system's name in Table 1 terms (SyncNet, PM, VocaLiST, ModEFormer, 3D-SyncNet for the temporal
+  pooling ablation), with the checkpoint step."""
+  model = results["model"]
+  name = {"syncnet": SYNCNET_LABELS.get(model.get("objective"), "SyncNet"), "vocalist": "VocaLiST"}.get(
+      model.get("name"), "3D-SyncNet" if model.get("temporal") == "pool" else "ModEFormer")
+  step = model["step"]
   return f"{name} (ours{'' if step is None else f', step {step}'})"
 
 

@@ -232,11 +232,7 @@ def crop_faces(frames: np.ndarray, boxes: np.ndarray, size: int = 96, scale: flo
   Returns:
     uint8 [T, size, size, 3].
   """
-  boxes = np.asarray(boxes, np.float64)
-  if boxes.shape != (len(frames), 4):
-    raise ValueError(f"boxes must be [{len(frames)}, 4], got {boxes.shape}")
-  if not np.all(np.isfinite(boxes)) or np.any(boxes[:, 2:] <= 0):
-    raise ValueError("boxes must be finite with positive width and height")
+  boxes = _checked_boxes(frames, boxes)
   height, width = frames.shape[1:3]
   extent = boxes[:, 2:].max(axis=1)
   side = np.maximum(1, np.round(extent * scale)).astype(int)
@@ -270,9 +266,7 @@ def syncnet_crop_faces(frames: np.ndarray, boxes: np.ndarray, cfg) -> np.ndarray
   Returns:
     uint8 [T, crop_size, crop_size, 3].
   """
-  boxes = np.asarray(boxes, np.float64)
-  if boxes.shape != (len(frames), 4):
-    raise ValueError(f"boxes must be [{len(frames)}, 4], got {boxes.shape}")
+  boxes = _checked_boxes(frames, boxes)
   k, c = cfg.syncnet_median_frames, cfg.syncnet_crop_scale
   s = median_filter(boxes[:, 2:].max(axis=1) / 2, k)
   cx = median_filter(boxes[:, 0] + boxes[:, 2] / 2, k)
@@ -287,6 +281,16 @@ def syncnet_crop_faces(frames: np.ndarray, boxes: np.ndarray, cfg) -> np.ndarray
     face = padded[int(my - s[i]):int(my + s[i] * (1 + 2 * c)), int(mx - s[i] * (1 + c)):int(mx + s[i] * (1 + c))]
     out[i] = cv2.resize(face, (size, size))
   return out
+
+
+def _checked_boxes(frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+  """boxes as float64 [T, 4], one per frame, finite with positive width and height (else ValueError)."""
+  boxes = np.asarray(boxes, np.float64)
+  if boxes.shape != (len(frames), 4):
+    raise ValueError(f"boxes must be [{len(frames)}, 4], got {boxes.shape}")
+  if not np.all(np.isfinite(boxes)) or np.any(boxes[:, 2:] <= 0):
+    raise ValueError("boxes must be finite with positive width and height")
+  return boxes
 
 
 def _span(start: int, length: int, limit: int) -> tuple[int, int, int, int]:

@@ -7,8 +7,9 @@ from flax import nnx
 
 from modeformer_jax.models.modeformer import ModEFormer
 from modeformer_jax.models.syncnet import SyncNet
+from modeformer_jax.models.vocalist import VocaLiST
 
-MODELS = {"modeformer": ModEFormer, "syncnet": SyncNet}
+MODELS = {"modeformer": ModEFormer, "syncnet": SyncNet, "vocalist": VocaLiST}
 
 
 def build_model(cfg: ml_collections.ConfigDict, seed: int = 0) -> nnx.Module:

@@ -1,0 +1,124 @@
+"""The baselines of Table 1: their objectives, VocaLiST's size and pair scoring, and experiments/baselines.py
+end to end at tiny size on generated data (every system trains a few steps and is evaluated by the protocol),
+with a row for imported SyncNet weights."""
+
+import importlib
+import json
+import os
+import shlex
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from modeformer_jax import config_defaults as cd, loss
+from modeformer_jax.config_loading import load_config
+from modeformer_jax.data.pipeline import open_source
+from modeformer_jax.evaluation.evaluate import utterance_scores
+from modeformer_jax.export import syncnet_weights
+from modeformer_jax.inference import SyncModel
+from modeformer_jax.models.summary import parameter_counts
+from modeformer_jax.train.train_step import init_model
+
+TINY_VOCALIST = "configs/vocalist.py:tiny,base=configs/tiny.py:synthetic"
+
+
+def test_vocalist_has_80_1m_parameters():
+  total = sum(parameter_counts(cd.vocalist_model_config()).values())
+  assert abs(total / 80.1e6 - 1) < 0.002, total
+
+
+def test_contrastive_loss_is_the_margin_loss():
+  rng = np.random.default_rng(0)
+  video, audio = rng.normal(size=(4, 8)), rng.normal(size=(4, 3, 8))
+  mask = np.array([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1]], bool)
+  value, metrics = loss.contrastive_loss(jnp.asarray(video), jnp.asarray(audio), jnp.asarray(mask), 4.0)
+  d = np.linalg.norm(video[:, None] - audio, axis=-1)
+  neg = np.maximum(4.0 - d[:, 1:], 0) ** 2
+  want = 0.5 * (np.mean(d[:, 0] ** 2) + neg[mask[:, 1:]].mean())
+  np.testing.assert_allclose(float(value), want, rtol=1e-5)
+  best = np.where(mask, -d, -np.inf).argmax(1) == 0
+  assert float(metrics["accuracy"]) == pytest.approx(best.mean())
+
+
+def test_pair_bce_weighs_classes_equally():
+  logits = jnp.array([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]])
+  mask = jnp.array([[True, True, False], [True, True, True]])
+  value, metrics = loss.pair_bce_loss(logits, mask)
+  softplus = lambda x: np.log1p(np.exp(x))
+  want = 0.5 * (np.mean([softplus(-2.0), softplus(0.0)]) + np.mean([softplus(-1.0), softplus(3.0), softplus(-2.0)]))
+  np.testing.assert_allclose(float(value), want, rtol=1e-5)
+  assert float(metrics["accuracy"]) == 0.5
+
+
+def test_vocalist_scores_pairs_from_cached_front_ends_as_whole_passes():
+  """Default evaluation (front-end tokens once per window, transformers per pair) equals a whole forward
+  pass per pair (naive mode)."""
+  config = load_config(TINY_VOCALIST, ["--config.data.synthetic_clips=4", "--config.data.synthetic_seconds=1.0"])
+  model = init_model(config)
+  sync_model = SyncModel(config, model.params, model.batch_stats, batch_size=64)
+  records = open_source(config, "test")
+  fast = utterance_scores(sync_model, records, limit=1, max_offset=3)[0][0].scores
+  naive = utterance_scores(sync_model, records, limit=1, max_offset=3, naive=True)[0][0].scores
+  assert np.isnan(fast).sum() == np.isnan(naive).sum() > 0
+  np.testing.assert_allclose(fast, naive, atol=1e-5)
+
+
+@pytest.fixture
+def script(monkeypatch):
+  monkeypatch.syspath_prepend(os.path.abspath("experiments"))
+  return lambda name: importlib.import_module(name)
+
+
+def _published_syncnet(folder) -> str:
+  """syncnet_python's network at full size with random weights, written as `import-syncnet` writes it."""
+  syncnet = load_config("configs/syncnet.py:contrastive,base=configs/tiny.py:synthetic")
+  syncnet.preprocess.crop_size = 224
+  weights = init_model(syncnet)
+  syncnet_weights.write_folder(str(folder), syncnet, weights.params, weights.batch_stats, "random")
+  return str(folder)
+
+
+def _sweep(script, out, *extra):
+  argv = ["--out", str(out), "--config", "configs/tiny.py:synthetic", "--tiny", "--steps", "2", "--limit", "2",
+          "--clip-lengths", "5,15", "--no-progress", "--config.data.synthetic_clips=8",
+          "--config.data.synthetic_seconds=1.6", *extra]
+  assert script("baselines").main(argv) == 0
+  with open(out / "baselines.json") as f:
+    rows = json.load(f)
+  ours = [r for r in rows if "(paper)" not in r["model"]]
+  assert all(0 <= r["accuracy"][k] <= 100 for r in ours for k in ("5", "15"))
+  table = (out / "baselines.md").read_text()
+  assert "| dataset | model | objective | 5 | 7 | 9 | 11 | 13 | 15 | params |" in table
+  assert "VocaLiST (paper)" in table and "AVST" not in table
+  return [r["model"].split(" (ours")[0] for r in ours], ours
+
+
+def test_baselines_train_evaluate_and_fill_table_1(script, tmp_path):
+  """The three baselines of the paper's table train a few steps and are evaluated by the protocol; the
+  published-weights row comes from an import-syncnet folder."""
+  names, rows = _sweep(script, tmp_path, "--systems", "syncnet,pm,vocalist", "--published-syncnet",
+                       _published_syncnet(tmp_path / "published"))
+  assert names == ["SyncNet", "PM", "VocaLiST", "SyncNet (published weights)"]
+  assert rows[-1]["params"] == "13.6M"
+  with open(tmp_path / "runs" / "vocalist" / "eval" / "test" / "results.json") as f:
+    assert json.load(f)["model"]["name"] == "vocalist"
+
+
+@pytest.mark.slow
+def test_every_system_of_the_table(script, tmp_path):
+  names, _ = _sweep(script, tmp_path)
+  assert names == ["ModEFormer", "SyncNet", "SyncNet (InfoNCE)", "PM", "VocaLiST"]
+
+
+def test_baselines_print_commands(script, capsys):
+  assert script("baselines").main(["--out", "sweeps/bl", "--print-commands",
+                                   "--config.data.data_dir=/data/prep"]) == 0
+  lines = [shlex.split(line) for line in capsys.readouterr().out.splitlines()]
+  configs = [line[line.index("--config") + 1] for line in lines if line[1] == "train"]
+  assert configs == ["configs/modeformer_lrs2.py",
+                     "configs/syncnet.py:contrastive,base=configs/modeformer_lrs2.py",
+                     "configs/syncnet.py:infonce,base=configs/modeformer_lrs2.py",
+                     "configs/syncnet.py:pm,base=configs/modeformer_lrs2.py",
+                     "configs/vocalist.py:base=configs/modeformer_lrs2.py"]
+  assert all("--config.data.data_dir=/data/prep" in line for line in lines if line[1] == "train")
