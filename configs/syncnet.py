@@ -5,7 +5,9 @@ The argument (`--config configs/syncnet.py:ARG`, comma-separated flags) picks th
   contrastive  the original margin loss on Euclidean distances of raw embeddings (the default)
   infonce      our InfoNCE on unit embeddings (hard + in-batch negatives, as ModEFormer)
   pm           Perfect Match: cross-entropy over the positive and the clip's candidate offsets (cosine)
-plus `tiny` (narrow widths, for CI) and `base=PATH[:ARG]`: the config whose data, stages and schedule the run
+The contrastive and PM objectives use each clip's own candidates (its positive and stages.N.num_negatives hard
+negatives) whatever stages.N.negatives says; infonce follows it as ModEFormer does. Other flags: `tiny` (narrow
+widths, for CI) and `base=PATH[:ARG]`, the config whose data, stages and schedule the run
 keeps (default configs/modeformer_lrs2.py), so the baselines table compares every model on one recipe.
 
 Inputs: the shards of `modeformer prep` hold 96x96 RGB face crops, raw audio and log-mel. SyncNet reads the

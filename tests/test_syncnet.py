@@ -2,6 +2,9 @@
 (against a PyTorch SyncNet with the published state-dict keys and random weights) and the offset / Min dist /
 Confidence of a generated clip against syncnet_python's pipeline transcribed here in PyTorch."""
 
+import json
+
+import cv2
 import numpy as np
 import pytest
 import python_speech_features
@@ -15,6 +18,7 @@ from modeformer_jax.data import synth  # noqa: E402
 from modeformer_jax.export import syncnet_weights  # noqa: E402
 from modeformer_jax.inference import load_sync_model  # noqa: E402
 from modeformer_jax.media import faces  # noqa: E402
+from modeformer_jax.media.encode import write_video  # noqa: E402
 from modeformer_jax.media.mfcc import audio_features, mfcc  # noqa: E402
 from modeformer_jax.media.preprocess_config import syncnet_preprocess_config  # noqa: E402
 from modeformer_jax.models.summary import parameter_counts  # noqa: E402
@@ -119,7 +123,7 @@ def test_syncnet_crops_equal_crop_video():
     frame = np.pad(image, ((bsi, bsi), (bsi, bsi), (0, 0)), "constant", constant_values=(110, 110))
     my, mx = y[i] + bsi, x[i] + bsi
     face = frame[int(my - bs):int(my + bs * (1 + 2 * cs)), int(mx - bs * (1 + cs)):int(mx + bs * (1 + cs))]
-    ref.append(__import__("cv2").resize(face, (224, 224)))
+    ref.append(cv2.resize(face, (224, 224)))
   np.testing.assert_array_equal(faces.syncnet_crop_faces(frames, boxes, pp), np.stack(ref))
 
 
@@ -179,3 +183,21 @@ def test_sync_numbers_equal_syncnet_python(torch_syncnet, imported):
   assert ours.windows_total == min(len(clip.frames), len(audio) // 640) - 5
   assert ours.offset == offset
   assert abs(ours.min_dist - min_dist) < 1e-3 and abs(ours.confidence - confidence) < 1e-3
+
+
+def test_sync_command_on_a_video_file(imported, tmp_path, capsys):
+  """`modeformer sync` with an imported SyncNet folder: face detection, syncnet_python's crops at 224,
+  MFCCs of the decoded audio, --syncnet-compat scoring by default (L - 5 windows)."""
+  clip = synth.render_clip(17, synth.speaker_style(5, 2), 1.8, -3, size=256)  # a face the cascade finds
+  path = str(tmp_path / "clip.mp4")
+  write_video(path, clip.frames, 25, clip.audio, 16000, preset="ultrafast")
+  assert cli.main(["sync", path, "--checkpoint", imported.source, "--json"]) == 0
+  report = json.loads(capsys.readouterr().out)
+  assert report["faces"] == "detected" and report["face_coverage"] > 0.9
+  assert report["windows_total"] == len(clip.frames) - 5
+  assert report["min_dist"] > 0 and report["confidence"] >= 0
+
+
+def test_export_refuses_other_models(imported, tmp_path, capsys):
+  assert cli.main(["export", "--checkpoint", imported.source, "--out", str(tmp_path / "out")]) == 2
+  assert "export writes ModEFormer models only" in capsys.readouterr().err

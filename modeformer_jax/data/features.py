@@ -4,7 +4,7 @@ Prepared shards (and the synthetic source) store log-mel, the ModEFormer / VocaL
 16 kHz audio. A config whose preprocess asks for MFCCs (SyncNet, configs/syncnet.py) gets them computed from
 that audio as each record is read, into the record's "mel" field: the window code (data.windows) then cuts
 MFCC windows exactly as it cuts log-mel ones, and one prepared dataset serves every model of the table.
-A 6 s utterance costs about 2 ms of MFCC.
+MFCCs of a 3 s utterance take a few milliseconds.
 """
 
 from __future__ import annotations
