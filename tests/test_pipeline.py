@@ -92,3 +92,21 @@ def test_missing_shards_are_a_clear_error(tmp_path):
   config = _config(str(tmp_path / "nothing"))
   with pytest.raises(UserError, match="no prepared dataset"):
     train_batches(config, config.stages[0], seed=0)
+
+
+def test_syncnet_batches_hold_whole_crops_and_mfccs_of_the_stored_audio(prepared):
+  """SyncNet trains on the same shards: whole 96x96 crops and MFCC windows (columns 4f..4f+19) computed from
+  each record's stored int16 audio, as python_speech_features computes them."""
+  import python_speech_features
+
+  config = load_config("configs/syncnet.py:pm,tiny,base=configs/tiny.py", [
+      f"--config.data.data_dir={prepared}", "--config.stages.0.batch_size=4", "--config.data.augment.audio_gain=0.0",
+      "--config.data.augment.audio_noise=0.0"])
+  batch = next(train_batches(config, config.stages[0], seed=0))
+  assert batch["video"].shape == (4, 5, 96, 96, 3)
+  assert batch["audio"].shape == (4, 1 + config.stages[0].num_negatives, 13, 20)
+  source = open_split(prepared, "lrs2", "train")
+  mfccs = [python_speech_features.mfcc(source[i]["audio"], 16000) for i in range(len(source))]
+  windows = [m[4 * f:4 * f + 20].T for m in mfccs for f in range((len(m) - 20) // 4 + 1)]
+  for window in batch["audio"][:, 0]:
+    assert min(np.abs(window - w).max() for w in windows) < 1e-4
