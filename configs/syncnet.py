@@ -6,7 +6,8 @@ The argument (`--config configs/syncnet.py:ARG`, comma-separated flags) picks th
   infonce      our InfoNCE on unit embeddings (hard + in-batch negatives, as ModEFormer)
   pm           Perfect Match: cross-entropy over the positive and the clip's candidate offsets (cosine)
 The contrastive and PM objectives use each clip's own candidates (its positive and stages.N.num_negatives hard
-negatives) whatever stages.N.negatives says; infonce follows it as ModEFormer does. Other flags: `tiny` (narrow
+negatives) whatever stages.N.negatives says; infonce follows it as ModEFormer does. PM's original candidate
+set, every offset in +-15 frames, is --config.stages.N.num_negatives=30 --config.stages.N.min_offset=1. Other flags: `tiny` (narrow
 widths, for CI) and `base=PATH[:ARG]`, the config whose data, stages and schedule the run
 keeps (default configs/modeformer_lrs2.py), so the baselines table compares every model on one recipe.
 

@@ -78,7 +78,8 @@ def torch_syncnet():
 def imported(torch_syncnet, tmp_path_factory):
   """`modeformer import-syncnet` on the saved state dict -> the loaded model folder."""
   folder = tmp_path_factory.mktemp("syncnet_import")
-  torch.save(torch_syncnet.state_dict(), folder / "syncnet_v2.model")
+  # The published file predates PyTorch's zip format: save it the old way, which weights_only must read too.
+  torch.save(torch_syncnet.state_dict(), folder / "syncnet_v2.model", _use_new_zipfile_serialization=False)
   assert cli.main(["import-syncnet", str(folder / "syncnet_v2.model"), "--out", str(folder / "model")]) == 0
   return load_sync_model(str(folder / "model"), batch_size=8)
 
