@@ -3,7 +3,9 @@
 Modality preservation makes offset search cheap: the L video windows and L audio windows of an utterance
 are each encoded once, and the similarity of window f to the audio at offset d is one dot product, so all
 31 candidates of SPEC section 5 cost O(L) encoder passes instead of O(31 L). Evaluation (`modeformer eval`)
-and offset detection (`modeformer sync`) both use this module.
+and offset detection (`modeformer sync`) both use this module. SyncNet's raw embeddings are scored by minus
+their Euclidean distance; a cross-modal model (VocaLiST) encodes each window's front-end once and runs its
+classifier per pair (`SyncModel.scoring` says which).
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ Inputs are L2-normalised, so logits = logit_scale * dot product. Candidate sets 
   "both":     row i against all B*K audio windows of the batch (masked ones removed), target i*K.
 One core, `_row_losses`, scores local rows against shared columns; the single-device and the shard_map path
 both call it, and its chunked form streams columns so memory is O(rows x chunk_size).
+
+The baselines' objectives (SyncNet's margin loss, PM's multi-way cross-entropy, VocaLiST's binary
+cross-entropy) are at the end; `objective_loss` picks a model's own, and the train step calls it.
 """
 
 from __future__ import annotations

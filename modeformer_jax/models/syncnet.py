@@ -56,13 +56,15 @@ def audio_cnn_table(w: Sequence[int]) -> list[tuple]:
 class PooledConvBlock(nnx.Module):
   """conv -> BatchNorm -> ReLU -> optional max-pool (padding counts as -inf, as PyTorch's MaxPool)."""
 
-  def __init__(self, in_features, out_features, kernel, stride, padding, pool, *, ndim: int, impl: str,
-               bn_momentum: float, dtype, rngs: nnx.Rngs):
+  def __init__(self, in_features: int, out_features: int, kernel: int | tuple, stride: int | tuple,
+               padding: int | tuple, pool: tuple | None, *, ndim: int, impl: str, bn_momentum: float, dtype,
+               rngs: nnx.Rngs):
     self.block = ConvBlock(in_features, out_features, kernel, stride, padding, False, ndim=ndim, impl=impl,
                            bn_momentum=bn_momentum, dtype=dtype, rngs=rngs)
     self.pool = pool
 
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    """x: [B, *spatial, C_in] -> [B, *spatial_out, C_out]."""
     x = self.block(x, train=train)
     if self.pool is None:
       return x
@@ -81,6 +83,7 @@ class Head(nnx.Module):
     self.fc2 = nnx.Linear(hidden, out_features, dtype=dtype, rngs=rngs)
 
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    """x: [B, in] -> [B, out]."""
     return self.fc2(jax.nn.relu(self.bn(self.fc1(x), use_running_average=not train)))
 
 
@@ -93,6 +96,7 @@ class Tower(nnx.Module):
     self.head = Head(table[-1][1], cfg.fc_width, cfg.width, bn_momentum=cfg.bn_momentum, dtype=dtype, rngs=rngs)
 
   def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    """x: [B, 5, 224, 224, 3] (lip) or [B, 13, 20, 1] (audio) -> [B, width] float32."""
     for block in self.cnn:
       x = block(x, train=train)
     return self.head(x.reshape(x.shape[0], -1), train=train).astype(jnp.float32)
