@@ -60,6 +60,8 @@ class MouthEnergyScorer:
   both centred and unit-norm, so their cosine is a correlation. On the generator's clips opening and loudness
   move together, so it finds most offsets: a check of everything around the model (decode, rates, crops,
   window alignment, sign) that does not depend on how well a model trained."""
+  scoring = "cosine"  # as SyncModel: unit embeddings compared by dot product, no syncnet_python padding
+  syncnet_compat = False
 
   def __init__(self):
     self.config = ml_collections.ConfigDict({"preprocess": preprocess_config()})
