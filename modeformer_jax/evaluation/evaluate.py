@@ -34,8 +34,9 @@ from modeformer_jax.inference import (SyncModel, audio_windows, load_sync_model,
 
 CLIP_LENGTHS = (5, 7, 9, 11, 13, 15)
 # Encoder rows gathered from consecutive videos before encoding: padding is paid once per group, not once per
-# video, and the uint8 video windows of a group stay under ~300 MB.
-GROUP_WINDOWS = 4096
+# video, and a group's uint8 video windows stay under ~300 MB (4096 ModEFormer mouth windows; SyncNet's whole
+# faces are twice as large, so its groups hold half as many).
+GROUP_BYTES = 4096 * 5 * 48 * 96 * 3
 
 
 @dataclasses.dataclass
@@ -85,7 +86,8 @@ def _jobs(model: SyncModel, records: Sequence[dict], indices: Iterable[int], max
 
 def _embed_grouped(model: SyncModel, jobs: Iterator[tuple[Any, np.ndarray, np.ndarray]]
                    ) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
-  """Encodes the jobs' inputs GROUP_WINDOWS rows at a time; yields (key, video [a, D], audio [b, D]) in order."""
+  """Encodes the jobs' inputs about GROUP_BYTES of video windows at a time; yields (key, video [a, D],
+  audio [b, D]) in order."""
   pending: list = []
 
   def flush():
@@ -97,13 +99,13 @@ def _embed_grouped(model: SyncModel, jobs: Iterator[tuple[Any, np.ndarray, np.nd
     pending.clear()
     return out
 
-  rows = 0
+  size = 0
   for job in jobs:
     pending.append(job)
-    rows += len(job[1])
-    if rows >= GROUP_WINDOWS:
+    size += job[1].nbytes
+    if size >= GROUP_BYTES:
       yield from flush()
-      rows = 0
+      size = 0
   if pending:
     yield from flush()
 
