@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import ml_collections
 import numpy as np
 
+from modeformer_jax.errors import UserError
 from modeformer_jax.media import faces
 from modeformer_jax.media.decode import MediaError, read_media
-from modeformer_jax.errors import UserError
 from modeformer_jax.media.mfcc import audio_features
 from modeformer_jax.sync import syncnet_metrics
 
