@@ -267,3 +267,13 @@ def test_torch_module_runs_without_jax(exported, windows, tmp_path):
   """)
   subprocess.run([sys.executable, "-c", script], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
   assert np.abs(np.load(tmp_path / "out.npy") - windows["jax"][0]).max() < TOL
+
+
+def test_eval_of_an_export_asks_for_data_and_finds_the_dataset(exported, tmp_path, capsys):
+  assert cli.main(["eval", "--workdir", exported, "--limit", "1"]) == 2
+  assert "an exported model carries no data source: pass --data" in capsys.readouterr().err
+  assert cli.main(["eval", "--workdir", exported, "--data", str(tmp_path)]) == 2
+  assert f"{tmp_path}: no lrs2 or lrs3 prepared here; pass --dataset" in capsys.readouterr().err
+  (tmp_path / "lrs3").mkdir()
+  assert cli.main(["eval", "--workdir", exported, "--data", str(tmp_path)]) == 2
+  assert "lrs3" in capsys.readouterr().err  # picked the only dataset there, which has no split yet

@@ -110,3 +110,20 @@ def test_syncnet_batches_hold_whole_crops_and_mfccs_of_the_stored_audio(prepared
   windows = [m[4 * f:4 * f + 20].T for m in mfccs for f in range((len(m) - 20) // 4 + 1)]
   for window in batch["audio"][:, 0]:
     assert min(np.abs(window - w).max() for w in windows) < 1e-4
+
+
+def test_joined_splits(prepared):
+  """stage.split "a+b" trains on both splits: records of a, then of b, through the same grain graph."""
+  from modeformer_jax.data.pipeline import open_source
+  config = load_config("configs/tiny.py:synthetic", [*TINY_MODEL, "--config.data.synthetic_clips=2",
+                                                      "--config.data.synthetic_seconds=1.0",
+                                                      "--config.stages.0.split=train+val",
+                                                      "--config.stages.0.batch_size=4"])
+  joined = open_source(config, "train+val")
+  parts = [open_source(config, s) for s in ("train", "val")]
+  assert [r["id"] for r in (joined[i] for i in range(len(joined)))] == [r["id"] for p in parts for r in p]
+  with pytest.raises(IndexError):
+    joined[len(joined)]
+  assert next(train_batches(config, config.stages[0], seed=0))["video"].shape == (4, 5, 48, 96, 3)
+  shards = open_source(_config(prepared), "train+train")
+  assert len(shards) == 2 * len(open_split(prepared, "lrs2", "train"))

@@ -12,6 +12,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from PIL import Image
 
 from modeformer_jax import cli
 from modeformer_jax.data import lrs_layout, prep, synth
@@ -376,3 +377,19 @@ def test_layouts(tmp_path):
   assert [c.id for c in clips] == ["123/00001", "123/00002"]
   with pytest.raises(UserError, match="train.txt"):
     lrs_layout.find_clips("lrs2", str(lrs2), ["train"])
+
+
+def test_cli_lrs2_box_zooms_in(lrs2, tmp_path):
+  """--lrs2-box 0.1875,...: the crop is the centre 62.5% of the frame, i.e. the whole-frame crop zoomed 1.6x."""
+  code, _, _ = _cli("--dataset", "lrs2", "--src", lrs2["src"], "--out", str(tmp_path / "tight"), "--splits", "val",
+                    "--limit", "1", "--workers", "1", "--no-progress", "--lrs2-box", "0.1875,0.1875,0.8125,0.8125")
+  assert code == 0
+  (tight,) = _records(str(tmp_path / "tight"), "lrs2", "val").values()
+  whole = _records(lrs2["out"], "lrs2", "val")[tight["id"]]
+  zoomed = np.stack([np.asarray(Image.fromarray(f[18:78, 18:78]).resize((96, 96), Image.BILINEAR))
+                     for f in whole["crops"]])
+  assert np.abs(tight["crops"].astype(float) - zoomed).mean() < 6
+  assert np.abs(tight["crops"].astype(float) - whole["crops"]).mean() > 15
+  code, _, stderr = _cli("--dataset", "lrs2", "--src", lrs2["src"], "--out", str(tmp_path / "bad"),
+                         "--lrs2-box", "0.5,0.2,0.4,0.9")
+  assert code == 2 and "--lrs2-box 0.5,0.2,0.4,0.9: expected X0,Y0,X1,Y1" in stderr

@@ -61,6 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="skip clips with fewer log-mel frames (default 16, one audio window)")
   parser.add_argument("--max-av-diff", type=float, default=0.3,
                       help="skip clips whose audio and video durations differ by more seconds (default 0.3)")
+  parser.add_argument("--lrs2-box", metavar="X0,Y0,X1,Y1", default=None,
+                      help="LRS2's fixed face box as fractions of the frame (default 0,0,1,1: the whole frame, "
+                           "as LRS2 frames are face-centred). A tighter box such as 0.1875,0.1875,0.8125,0.8125 "
+                           "frames the face as a face detector would (train with the same "
+                           "--config.preprocess.lrs2_box so `sync --face-centered` crops alike)")
   parser.add_argument("--min-face-coverage", type=float, default=0.5,
                       help="skip detector-boxed clips with a face in fewer of the frames (default 0.5)")
   parser.add_argument("--lrs3-val-fraction", type=float, default=0.05,
@@ -80,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
   if args.beam_options and args.runner != "beam":
     raise UserError(f"--beam-options {args.beam_options}: only used with --runner beam")
   options = prep.PrepOptions(
-      dataset=args.dataset, frame_storage=args.frame_storage, jpeg_quality=args.jpeg_quality,
+      dataset=args.dataset, preprocess=_preprocess(args.lrs2_box), frame_storage=args.frame_storage, jpeg_quality=args.jpeg_quality,
       min_frames=args.min_frames, min_mel_frames=args.min_mel_frames, max_av_diff=args.max_av_diff,
       min_face_coverage=args.min_face_coverage)
   splits = [s.strip() for s in args.splits.split(",") if s.strip()]
@@ -93,3 +98,20 @@ def run(args: argparse.Namespace) -> int:
   else:
     print(prep.format_summary(summary))
   return 1 if summary["status"] == "nothing" else 0
+
+
+def _preprocess(lrs2_box: str | None):
+  """preprocess_config() with --lrs2-box applied."""
+  from modeformer_jax.media.preprocess_config import preprocess_config
+
+  cfg = preprocess_config()
+  if lrs2_box is None:
+    return cfg
+  try:
+    box = tuple(float(v) for v in lrs2_box.split(","))
+  except ValueError:
+    box = ()
+  if len(box) != 4 or not (0 <= box[0] < box[2] <= 1 and 0 <= box[1] < box[3] <= 1):
+    raise UserError(f"--lrs2-box {lrs2_box}: expected X0,Y0,X1,Y1 with 0 <= X0 < X1 <= 1 and 0 <= Y0 < Y1 <= 1")
+  cfg.lrs2_box = box
+  return cfg

@@ -30,7 +30,13 @@ class BatchIterator(Protocol):
 
 
 def open_source(config: ml_collections.ConfigDict, split: str, lazy_frames: bool = False) -> Sequence[dict]:
-  """Random-access records of `split` from the source the config names (lazy_frames: see records.open_split)."""
+  """Random-access records of `split` from the source the config names (lazy_frames: see records.open_split).
+
+  "pretrain+train" joins splits, in that order (LRS2 models are commonly trained on both).
+  """
+  if "+" in split:
+    from modeformer_jax.data.records import JoinedSplits
+    return JoinedSplits([open_source(config, part, lazy_frames) for part in split.split("+")])
   if config.data.source == "synthetic":
     from modeformer_jax.data.synthetic import synthetic_records
     return synthetic_records(config, split)

@@ -117,6 +117,24 @@ class RecordSource:
     return f"RecordSource({self.path!r}, split={self.split!r}, len={self._len}, frames={self.frame_storage})"
 
 
+class JoinedSplits:
+  """Several splits' records as one random-access sequence (picklable when its parts are)."""
+
+  def __init__(self, parts: list[Sequence[dict]]):
+    self.parts = parts
+    self.path = getattr(parts[0], "path", "")
+    self._ends = np.cumsum([len(p) for p in parts])
+
+  def __len__(self) -> int:
+    return int(self._ends[-1]) if len(self._ends) else 0
+
+  def __getitem__(self, index: int) -> dict[str, Any]:
+    if not 0 <= index < len(self):
+      raise IndexError(index)
+    part = int(np.searchsorted(self._ends, index, side="right"))
+    return self.parts[part][index - (int(self._ends[part - 1]) if part else 0)]
+
+
 def open_split(data_dir: str, dataset: str, split: str, lazy_frames: bool = False) -> RecordSource:
   """The records of `split` of the dataset prepared under `data_dir` (the --out of `modeformer prep`).
 
