@@ -40,7 +40,8 @@ TINY = dict(width=32, video_widths=(4, 8, 8, 16, 32), audio_widths=(4, 8, 8, 16,
 # With the trained model's default (pre-LN, ReLU, sinusoidal, no projection, transformer), every option.
 VARIANTS = {"post_ln_gelu_learned_projection": dict(norm_first=False, activation="gelu", pos_encoding="learned",
                                                    projection_dim=16),
-            "pool_projection": dict(temporal="pool", projection_dim=16)}
+            "pool_projection": dict(temporal="pool", projection_dim=16),
+            "centered_inputs": dict(center_inputs=True)}
 
 
 def _export_cli(*argv) -> int:

@@ -170,6 +170,7 @@ class ModEFormer(nn.Module):
     self.audio = Encoder(CNN(audio_cnn_table(cfg["audio_widths"]), ndim=2, **common), cfg)
     self.log_temperature = nn.Parameter(torch.tensor(math.log(cfg["init_temperature"])))
     self.temperature_range = tuple(cfg["temperature_range"])
+    self.center_inputs = bool(cfg.get("center_inputs", False))
 
   @classmethod
   def from_pretrained(cls, path: str | os.PathLike, map_location: str = "cpu") -> "ModEFormer":
@@ -185,12 +186,16 @@ class ModEFormer(nn.Module):
     """video: [B, T, 48, 96, 3] uint8 (0..255) or float in [0, 1] -> [B, D] unit-norm float32."""
     if video.dtype == torch.uint8:
       video = video.float() / 255.0
+    if self.center_inputs:
+      video = video - video.mean(dim=1, keepdim=True)
     x = self.video.cnn(video.permute(0, 4, 1, 2, 3))  # [B, width, T, 1, 1]
     x = x.permute(0, 2, 3, 4, 1)
     return self.video(x.reshape(x.shape[0], x.shape[1], -1))
 
   def embed_audio(self, mel: torch.Tensor) -> torch.Tensor:
     """mel: [B, 80, 16] log-mel window (frequency, time) -> [B, D] unit-norm float32."""
+    if self.center_inputs:
+      mel = mel - mel.mean(dim=-1, keepdim=True)
     x = self.audio.cnn(mel[:, None])  # [B, width, 1, 16]
     x = x.permute(0, 2, 3, 1)
     return self.audio(x.reshape(x.shape[0], x.shape[2], -1))

@@ -121,6 +121,7 @@ class ModEFormer(TemperatureMixin, nnx.Module):
     self.audio = Encoder(CNN(audio_cnn_table(cfg.audio_widths), ndim=2, **common), cfg, dtype=dtype, rngs=rngs)
     self.log_temperature = nnx.Param(jnp.log(jnp.float32(cfg.init_temperature)))
     self.temperature_range = tuple(cfg.temperature_range)
+    self.center_inputs = bool(cfg.get("center_inputs", False))
 
   @staticmethod
   def scoring(cfg: ml_collections.ConfigDict) -> str:
@@ -132,11 +133,15 @@ class ModEFormer(TemperatureMixin, nnx.Module):
     """video: [B, T, 48, 96, 3] uint8 (0..255) or float in [0, 1] -> [B, D] unit-norm float32."""
     if video.dtype == jnp.uint8:
       video = video.astype(jnp.float32) / 255.0
+    if self.center_inputs:  # what does not move over the window (face, background, lighting) cancels
+      video = video - video.mean(axis=1, keepdims=True)
     x = self.video.cnn(video, train=train)  # [B, T, 1, 1, width]
     return self.video(x.reshape(x.shape[0], x.shape[1], -1), train=train, rngs=rngs)
 
   def embed_audio(self, mel: jax.Array, *, train: bool = False, rngs: nnx.Rngs | None = None) -> jax.Array:
     """mel: [B, 80, 16] log-mel window (frequency, time) -> [B, D] unit-norm float32."""
+    if self.center_inputs:  # the voice's steady spectrum cancels, its changes over the window stay
+      mel = mel - mel.mean(axis=-1, keepdims=True)
     x = self.audio.cnn(mel[..., None], train=train)  # [B, 1, 16, width]
     return self.audio(x.reshape(x.shape[0], x.shape[2], -1), train=train, rngs=rngs)
 
