@@ -97,9 +97,6 @@ def stage_config(**overrides) -> ml_collections.ConfigDict:
       warmup_steps=2_000,
       weight_decay=0.05,
       grad_clip=1.0,
-      # "" trains the model as config.model says. "pool": a warm-up stage of the CNNs with temporal pooling
-      # (the 3D-SyncNet ablation); the next stage adds the transformers on top of those CNNs. Ours.
-      temporal="",
   ))
   cfg.update(overrides)
   return cfg

@@ -13,7 +13,6 @@ import pytest
 from modeformer_jax.config_loading import load_config
 from modeformer_jax.train import trainer
 from modeformer_jax.train.checkpoints import restore_weights
-from modeformer_jax.train.train_step import init_model
 
 # Narrower than configs/tiny.py so CPU steps take a fraction of a second.
 OVERRIDES = ["--config.model.width=32", "--config.model.video_widths=(4,8,8,16,32)",
@@ -116,23 +115,3 @@ def test_validation_during_training_keeps_the_best(tmp_path):
   assert step in (2, 4)
   events = os.listdir(tmp_path / "tensorboard")
   assert events
-
-
-def test_pool_warmup_stage_hands_its_cnns_to_the_transformer_stage(tmp_path):
-  """stage.temporal="pool": stage 1 trains the CNNs with temporal pooling (no transformer parameters), stage 2
-  starts the transformers fresh on those CNNs. Checkpoints of either stage load with the right model."""
-  config = _config("--config.stages.0.steps=2", "--config.stages.0.temporal=pool", "--config.checkpoint_every=100",
-                   "--config.eval_every=2", "--config.eval_videos=2", "--config.eval_split=val")
-  second = config.stages[0].copy_and_resolve_references()
-  second.name, second.temporal, second.lr = "second", "", 0.0  # lr 0: stage 2 keeps the weights it starts from
-  config.stages = [config.stages[0], second]
-  trainer.train(config, str(tmp_path), progress=False)
-  warm_cfg, _, warm, _ = restore_weights(str(tmp_path), 2)
-  final_cfg, final_step, final, _ = restore_weights(str(tmp_path))
-  assert (final_step, warm_cfg.model.temporal, final_cfg.model.temporal) == (4, "pool", "transformer")
-  assert "temporal" not in warm["video"] and "temporal" in final["video"]
-  first_conv = lambda p: np.asarray(p["video"]["cnn"]["blocks"][0]["conv"]["kernel"])
-  init = init_model(config, final_cfg.model).params
-  np.testing.assert_array_equal(first_conv(final), first_conv(warm))  # carried over, not re-initialised
-  assert not np.array_equal(first_conv(warm), first_conv(init))
-  assert restore_weights(str(tmp_path), "best")[0].model.temporal == "transformer"  # best: final model only

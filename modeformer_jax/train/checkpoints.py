@@ -21,7 +21,6 @@ from flax import nnx
 
 from modeformer_jax.errors import UserError
 from modeformer_jax.models import build_model
-from modeformer_jax.train.train_step import stage_model_config
 
 ITEMS = ("weights", "optimizer", "data", "meta")
 BEST_METRIC = "val_accuracy_5"
@@ -107,10 +106,6 @@ def restore_weights(workdir: str, which: str | int = "last") -> tuple[ml_collect
   step = steps[-1] if which in ("last", "best") else int(which)
   if step not in steps:
     raise UserError(f"{folder}: no checkpoint at step {step} (have {', '.join(map(str, steps))})")
-  # A warm-up stage's checkpoint holds that stage's model (train_step.stage_model_config).
-  meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta or {}
-  if meta.get("stage", 0) < len(config.stages):
-    config.model = stage_model_config(config, meta.get("stage", 0))
   abstract = nnx.eval_shape(lambda: build_model(config.model))
   target = {"params": nnx.to_pure_dict(nnx.state(abstract, nnx.Param)),
             "batch_stats": nnx.to_pure_dict(nnx.state(abstract, nnx.BatchStat))}

@@ -11,7 +11,6 @@ import dataclasses
 from typing import Any, Callable
 
 import flax
-import flax.traverse_util
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -64,39 +63,15 @@ def split_model(model: nnx.Module) -> Model:
   return Model(graphdef, nnx.to_pure_dict(params), nnx.to_pure_dict(stats))
 
 
-def stage_model_config(config: ml_collections.ConfigDict, stage_index: int) -> ml_collections.ConfigDict:
-  """config.model as stage `stage_index` trains it: stage.temporal ("pool" warm-up) overrides model.temporal."""
-  model_cfg = ml_collections.ConfigDict(config.model.to_dict())
-  temporal = config.stages[stage_index].get("temporal")  # a plain dict in a config read back from JSON
-  if temporal:
-    model_cfg.temporal = temporal
-  return model_cfg
-
-
-def init_model(config: ml_collections.ConfigDict, model_cfg: ml_collections.ConfigDict | None = None) -> Model:
-  """Builds config.model (or model_cfg) under jit (eager init of the 59M model costs seconds of dispatch)."""
-  model_cfg = config.model if model_cfg is None else model_cfg
-
+def init_model(config: ml_collections.ConfigDict) -> Model:
+  """Builds the model under jit (eager init of the 59M model costs seconds of op-by-op dispatch)."""
   def init():
-    model = split_model(build_model(model_cfg, seed=config.seed))
+    model = split_model(build_model(config.model, seed=config.seed))
     return model.params, model.batch_stats
 
-  graphdef = nnx.split(nnx.eval_shape(lambda: build_model(model_cfg, seed=config.seed)), nnx.Param,
+  graphdef = nnx.split(nnx.eval_shape(lambda: build_model(config.model, seed=config.seed)), nnx.Param,
                        nnx.BatchStat)[0]
   return Model(graphdef, *jax.jit(init)())
-
-
-def carry_weights(fresh: Model, previous: Model) -> Model:
-  """`fresh` with every array `previous` has at the same path and shape (a warm-up stage's CNNs and
-  temperature); the rest (the transformers a "pool" stage lacks) keeps its fresh initialisation."""
-  def merge(new: PyTree, old: PyTree) -> PyTree:
-    old_flat = flax.traverse_util.flatten_dict(old)
-    return flax.traverse_util.unflatten_dict({
-        k: old_flat[k] if k in old_flat and old_flat[k].shape == v.shape else v
-        for k, v in flax.traverse_util.flatten_dict(new).items()})
-
-  return dataclasses.replace(fresh, params=merge(fresh.params, previous.params),
-                             batch_stats=merge(fresh.batch_stats, previous.batch_stats))
 
 
 def init_state(model: Model, tx: optax.GradientTransformation, mesh: Mesh, step: int = 0) -> TrainState:

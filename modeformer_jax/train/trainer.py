@@ -1,7 +1,7 @@
 """The training loop: stages of InfoNCE training on a device mesh, resumable at any step.
 
-Reads top to bottom: setup (hosts, mesh, workdir) -> validation set -> resume point -> for each stage: model,
-input pipeline, optimiser, compiled step, loop (step, metrics, checkpoints) -> final checkpoint.
+Reads top to bottom: setup (hosts, mesh, workdir) -> model -> resume point -> for each stage: input
+pipeline, optimiser, compiled step, loop (step, metrics, checkpoints) -> final checkpoint.
 """
 
 from __future__ import annotations
@@ -21,8 +21,7 @@ from modeformer_jax.inference import SyncModel
 from modeformer_jax.train import checkpoints as ckpt_lib
 from modeformer_jax.train.logging import MetricsLogger
 from modeformer_jax.train.mesh import global_batch, make_mesh
-from modeformer_jax.train.train_step import (carry_weights, init_model, init_state, learning_rate, make_train_step,
-                                             optimizer, stage_model_config)
+from modeformer_jax.train.train_step import init_model, init_state, learning_rate, make_train_step, optimizer
 
 
 class NonFiniteError(RuntimeError):
@@ -87,8 +86,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
   logger = MetricsLogger(workdir, enabled=jax.process_index() == 0, progress=progress)
   sigterm = _SigtermFlag()
 
-  # ---- Validation set ---------------------------------------------------------------------------------------
+  # ---- Model and validation set -----------------------------------------------------------------------------
+  model = init_model(config)
   val_records = validation_records(config) if config.eval_every else None
+  # One inference model for all validations: its encoders compile once, new weights are swapped in.
+  val_model = SyncModel(config, model.params, model.batch_stats, graphdef=model.graphdef) if val_records else None
 
   # ---- Resume point -----------------------------------------------------------------------------------------
   # meta = {"stage": i, "stage_step": k}: k steps of stage i are done. Restoring needs a target of the same
@@ -97,22 +99,11 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
   resume_meta = checkpoints.read_meta(latest) if latest is not None else None
   first_stage = resume_meta["stage"] if resume_meta else 0
   stage_starts = np.cumsum([0] + [s.steps for s in config.stages])
-  state, metrics, model, model_cfg = None, {}, None, None
+  state, metrics = None, {}
 
   try:
     for stage_index in range(first_stage, len(config.stages)):
       stage = config.stages[stage_index]
-
-      # ---- Stage: model (a "pool" warm-up stage trains the CNNs without transformers) ------------------------
-      if model is None or stage_model_config(config, stage_index).to_dict() != model_cfg.to_dict():
-        model_cfg = stage_model_config(config, stage_index)
-        fresh = init_model(config, model_cfg)
-        model = fresh if model is None else carry_weights(fresh, model)
-        # One inference model per model shape: its encoders compile once, new weights are swapped in.
-        val_model = (SyncModel(_with_model(config, model_cfg), model.params, model.batch_stats,
-                               graphdef=model.graphdef) if val_records else None)
-      # `best` holds the final architecture only: inference rebuilds it from config.model.
-      keep_best = model_cfg.to_dict() == config.model.to_dict()
 
       # ---- Stage: input pipeline, optimiser, state --------------------------------------------------------
       batches = train_batches(config, stage, seed=config.seed * 1000 + stage_index)
@@ -147,8 +138,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
           val = _validate(val_model, state, val_records)
           logger.scalars(global_step, val, "val")
           logger.message(f"step {global_step}: " + ", ".join(f"{k} {v:.3f}" for k, v in val.items()))
-          if keep_best:
-            checkpoints.save_best(global_step, state, meta, val)
+          checkpoints.save_best(global_step, state, meta, val)
         if stage_step % config.checkpoint_every == 0 or stage_step == stage.steps or sigterm.raised:
           checkpoints.save(global_step, state, batches.get_state(), meta, force=sigterm.raised)
         if sigterm.raised:
@@ -170,12 +160,6 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
   # ---- Final ----------------------------------------------------------------------------------------------
   final_step = int(stage_starts[-1])
   return TrainResult(final_step, model.params, model.batch_stats, metrics, logger.history)
-
-
-def _with_model(config: ml_collections.ConfigDict, model_cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-  out = ml_collections.ConfigDict(config.to_dict())
-  out.model = model_cfg
-  return out
 
 
 def _validate(sync_model: SyncModel, state, records) -> dict[str, float]:
