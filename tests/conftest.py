@@ -17,7 +17,7 @@ import pytest  # noqa: E402
 
 # The model every inference test (eval, sync, export) shares: configs/tiny.py trained briefly on in-memory
 # synthetic clips, once per test session. TRAINED_RUN_OVERRIDES is the recipe, documented in one place.
-TRAINED_RUN_OVERRIDES = ["--config.stages.0.steps=60", "--config.checkpoint_every=60"]
+TRAINED_RUN_OVERRIDES = ["--config.stages.0.steps=100", "--config.checkpoint_every=100"]
 
 
 @pytest.fixture(scope="session")

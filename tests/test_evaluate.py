@@ -16,6 +16,8 @@ from modeformer_jax.evaluation.evaluate import (evaluate, utterance_scores, vali
                                                 validation_records)
 from modeformer_jax.inference import load_sync_model
 
+CHANCE = 3 / 31  # +-1 frame of 31 candidate offsets
+
 
 @pytest.fixture(scope="module")
 def model(trained_run):
@@ -35,6 +37,15 @@ def results(model, records):
 
 def _eval(*argv):
   return cli.main(["eval", "--no-progress", *argv])
+
+
+def test_briefly_trained_model_is_well_above_chance_and_context_helps(results):
+  """On speakers it never saw (the synthetic test split), after the conftest's short CPU training."""
+  acc = {int(k): v["accuracy"] for k, v in results["clip_lengths"].items()}
+  print("trained_run accuracy by clip length:", {k: round(v, 3) for k, v in acc.items()})
+  assert results["clip_lengths"]["5"]["videos"] == 12 and not results["skipped"]
+  assert acc[5] > 1.5 * CHANCE
+  assert acc[15] > acc[5] + 0.1
 
 
 def test_naive_scoring_gives_identical_results(model, records):

@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--speakers", type=int, default=12, help="generated speakers (split by speaker)")
   parser.add_argument("--clips-per-speaker", type=int, default=6, help="generated clips per speaker")
   parser.add_argument("--seconds", type=float, default=4.0, help="length of each generated clip")
-  parser.add_argument("--steps", type=int, default=600, help="training steps of the demo model")
+  parser.add_argument("--steps", type=int, default=300, help="training steps of the demo model")
   parser.add_argument("--batch-size", type=int, default=16, help="training batch (clips)")
   parser.add_argument("--seed", type=int, default=0, help="seed of the generated data and the model")
 
