@@ -29,14 +29,15 @@ def _leaves(tree):
 
 
 def test_tiny_training_lowers_the_loss(tmp_path):
-  config = _config("--config.stages.0.steps=30", "--config.stages.0.lr=3e-3", "--config.checkpoint_every=100")
+  config = _config("--config.stages.0.steps=40", "--config.stages.0.lr=3e-3", "--config.checkpoint_every=100")
   result = trainer.train(config, str(tmp_path), progress=False)
   losses = [h["loss"] for h in result.history]
-  assert len(losses) == 30 and all(np.isfinite(losses))
-  assert np.mean(losses[-6:]) < np.mean(losses[:6]) - 0.1
+  print("losses", np.round(losses, 2))
+  assert len(losses) == 40 and all(np.isfinite(losses))
+  assert np.mean(losses[-10:]) < np.mean(losses[:10]) - 0.1
   assert os.listdir(tmp_path / "tensorboard")  # event files written
   config_read, step, params, _ = restore_weights(str(tmp_path))
-  assert step == 30 and config_read.model.width == 32
+  assert step == 40 and config_read.model.width == 32
   for a, b in zip(_leaves(params), _leaves(result.params)):
     np.testing.assert_array_equal(a, b)
 
