@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
   if args.beam_options and args.runner != "beam":
     raise UserError(f"--beam-options {args.beam_options}: only used with --runner beam")
   options = prep.PrepOptions(
-      dataset=args.dataset, preprocess=_preprocess(args.lrs2_box), frame_storage=args.frame_storage, jpeg_quality=args.jpeg_quality,
+      dataset=args.dataset, preprocess=_preprocess(args.lrs2_box), frame_storage=args.frame_storage,
+      jpeg_quality=args.jpeg_quality,
       min_frames=args.min_frames, min_mel_frames=args.min_mel_frames, max_av_diff=args.max_av_diff,
       min_face_coverage=args.min_face_coverage)
   splits = [s.strip() for s in args.splits.split(",") if s.strip()]

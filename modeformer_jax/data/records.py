@@ -126,7 +126,7 @@ class JoinedSplits:
     self._ends = np.cumsum([len(p) for p in parts])
 
   def __len__(self) -> int:
-    return int(self._ends[-1]) if len(self._ends) else 0
+    return int(self._ends[-1])
 
   def __getitem__(self, index: int) -> dict[str, Any]:
     if not 0 <= index < len(self):
