@@ -21,9 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from modeformer_jax.config_loading import load_config
-from modeformer_jax.models.flops import clip_flops
-from modeformer_jax.train.mesh import global_batch, make_mesh
-from modeformer_jax.train.train_step import init_model, init_state, make_train_step, optimizer
+from modeformer_jax.train.step_timing import time_step
 
 
 def matmul_rate(dtype, n: int, reps: int = 10) -> float:
@@ -36,43 +34,6 @@ def matmul_rate(dtype, n: int, reps: int = 10) -> float:
     out = f(a)
   out.block_until_ready()
   return 2 * n ** 3 * reps / (time.perf_counter() - t)
-
-
-def random_batch(batch: int, negatives: int, seed: int = 0) -> dict[str, np.ndarray]:
-  rng = np.random.default_rng(seed)
-  return {"video": rng.integers(0, 255, (batch, 5, 48, 96, 3), dtype=np.uint8),
-          "audio": rng.normal(size=(batch, 1 + negatives, 80, 16)).astype(np.float32),
-          "audio_mask": np.ones((batch, 1 + negatives), bool),
-          "offsets": np.zeros((batch, 1 + negatives), np.int32)}
-
-
-def time_step(config, batch: int, steps: int, warmup: int) -> dict[str, float]:
-  stage = config.stages[0]
-  mesh = make_mesh(config.mesh)
-  model = init_model(config)
-  tx = optimizer(stage)
-  state = init_state(model, tx, mesh)
-  step = make_train_step(model, tx, mesh, state, negatives=stage.negatives, chunk_size=config.loss_chunk_size,
-                         seed=0)
-  data = global_batch(random_batch(batch, stage.num_negatives), mesh)
-  t = time.perf_counter()
-  compiled = step.lower(state, data).compile()
-  compile_s = time.perf_counter() - t
-  cost = compiled.cost_analysis()
-  cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-  flops = float(cost.get("flops", float("nan")))
-  for _ in range(warmup):
-    state, metrics = compiled(state, data)
-  jax.block_until_ready(metrics)
-  t = time.perf_counter()
-  for _ in range(steps):
-    state, metrics = compiled(state, data)
-  jax.block_until_ready(metrics)
-  step_s = (time.perf_counter() - t) / steps
-  model_flops = clip_flops(config.model, stage.num_negatives)["train_per_clip"] * batch
-  return {"batch": batch, "negatives": stage.num_negatives, "compile_s": compile_s, "step_s": step_s,
-          "clips_per_s": batch / step_s, "xla_step_flops": flops, "model_step_flops": model_flops,
-          "model_flops_per_s": model_flops / step_s}
 
 
 def _is_oom(e: Exception) -> bool:

@@ -106,3 +106,13 @@ def test_clip_length_sweep_over_run_folders(script, trained_run, tmp_path):
   assert sorted(rows[0]["accuracy"]) == ["11", "13", "15", "5", "7", "9"]
   assert any(r["model"] == "ModEFormer (paper)" for r in rows[1:])
   assert (tmp_path / f"0-{os.path.basename(trained_run)}" / "results.json").is_file()
+
+
+def test_data_ceiling_reads_sync_from_the_generated_audio(script, capsys):
+  """A linear read-out of the mouth from the audio, fitted on 12 clips, finds the offset far above chance."""
+  assert script("data_ceiling").main(["--train-clips", "12", "--test-clips", "3", "--json"]) == 0
+  result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  accuracy = result["accuracy"]
+  assert result["r2"] > 0.5
+  assert accuracy["5"] > 30, accuracy  # chance is about 3/31 = 9.7%
+  assert accuracy["15"] > accuracy["5"] + 10, accuracy

@@ -9,6 +9,11 @@
 
 Re-running reuses finished steps (synth and prep resume, train resumes from its checkpoint).
 
+The training length fits a time budget (--minutes): after prep, the real train step is compiled and timed
+on this machine, and training gets the steps that the budget leaves after what is already spent and a reserve
+for eval, sync and export. The chosen steps are written to WORKDIR/plan.json, so a rerun resumes the same run
+rather than re-timing it. --steps fixes the length instead (the same run on every machine).
+
 Example: modeformer demo --workdir runs/demo
 """
 
@@ -30,21 +35,33 @@ TINY_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.pa
 # framing configs/tiny.py's in-memory synthetic source renders, data.synthetic_face_scale = 1.6).
 FACE_BOX = (0.1875, 0.1875, 0.8125, 0.8125)
 
+MIN_STEPS = 20  # fewer steps than this do not leave chance
+
 HELP = "the whole pipeline on generated data: synth, prep, train, eval, sync, export"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--workdir", default="runs/demo", help="where everything is written (default runs/demo)")
-  parser.add_argument("--speakers", type=int, default=12, help="generated speakers (split by speaker)")
-  parser.add_argument("--clips-per-speaker", type=int, default=6, help="generated clips per speaker")
-  parser.add_argument("--seconds", type=float, default=4.0, help="length of each generated clip")
-  parser.add_argument("--steps", type=int, default=300, help="training steps of the demo model")
-  parser.add_argument("--batch-size", type=int, default=16, help="training batch (clips)")
-  parser.add_argument("--seed", type=int, default=0, help="seed of the generated data and the model")
+  parser.add_argument("--speakers", type=int, default=20,
+                      help="generated speakers, assigned to splits whole (default 20: 2 test speakers)")
+  parser.add_argument("--clips-per-speaker", type=int, default=4, help="generated clips per speaker (default 4)")
+  parser.add_argument("--seconds", type=float, default=4.0,
+                      help="length of each generated clip in seconds (default 4)")
+  parser.add_argument("--minutes", type=float, default=9.0,
+                      help="time budget of the whole demo in minutes (default 9): training gets the steps that "
+                      "fit in what synth and prep leave, minus a reserve for eval, sync and export, at this "
+                      "machine's measured step time")
+  parser.add_argument("--steps", type=int, default=0,
+                      help="training steps of the demo model (default 0: as many as --minutes allows)")
+  parser.add_argument("--batch-size", type=int, default=32, help="training batch: unique clips per step (default 32)")
+  parser.add_argument("--negatives", type=int, default=1,
+                      help="hard negatives per clip (default 1: at this size more unique clips per step beat "
+                      "more hard negatives, BENCHMARKS.md)")
+  parser.add_argument("--seed", type=int, default=0, help="seed of the generated data and the model (default 0)")
 
 
-def _step(title: str) -> None:
-  print(f"\n=== {title}", file=sys.stderr, flush=True)
+def _step(title: str, started: float) -> None:
+  print(f"\n=== {title} (at {time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
 
 
 def _call(argv: list[str]) -> None:
@@ -54,33 +71,68 @@ def _call(argv: list[str]) -> None:
     raise SystemExit(f"modeformer demo: `modeformer {' '.join(argv)}` failed with status {status}")
 
 
+def _train_overrides(args, prepared: str) -> list[str]:
+  return [f"--config.data.data_dir={prepared}", "--config.stages.0.split=pretrain+train",
+          f"--config.preprocess.lrs2_box={FACE_BOX}", f"--config.seed={args.seed}",
+          f"--config.stages.0.batch_size={args.batch_size}", f"--config.stages.0.num_negatives={args.negatives}"]
+
+
+def _planned_steps(args, overrides: list[str], plan_path: str, elapsed_s: float) -> int:
+  """Training steps for the run: --steps, the plan of an earlier run with the same budget, or timed now."""
+  if args.steps:
+    return args.steps
+  if os.path.exists(plan_path):
+    with open(plan_path) as f:
+      plan = json.load(f)
+    if plan["minutes"] == args.minutes and plan["batch_size"] == args.batch_size:
+      print(f"training steps: {plan['steps']} (planned by an earlier run, {plan_path})")
+      return plan["steps"]
+  from modeformer_jax.config_loading import load_config
+  from modeformer_jax.train.step_timing import time_step
+  config = load_config(TINY_CONFIG, overrides)
+  timing = time_step(config, args.batch_size, steps=3, warmup=1)
+  # Measured on the development machine (BENCHMARKS.md): the input pipeline adds about 6% to a step's compute,
+  # and eval + sync + export take about 25 s.
+  step_s = 1.1 * timing["step_s"]
+  budget_s = 60 * args.minutes - elapsed_s - timing["compile_s"] - (20 + 10 * timing["step_s"])
+  steps = max(int(budget_s / step_s), MIN_STEPS)
+  print(f"training steps: {steps} ({step_s:.2f} s per step of {args.batch_size} clips measured here; "
+        f"{budget_s:.0f} s of the {args.minutes:g}-minute budget left for training)")
+  if budget_s < MIN_STEPS * step_s:
+    print(f"warning: --minutes {args.minutes:g} leaves less than {MIN_STEPS} steps; training {MIN_STEPS} anyway")
+  with open(plan_path, "w") as f:
+    json.dump({"minutes": args.minutes, "batch_size": args.batch_size, "steps": steps,
+               "step_s": timing["step_s"], "compile_s": timing["compile_s"]}, f)
+  return steps
+
+
 def run(args) -> int:
   w = args.workdir
   data, shifted, prepared = (os.path.join(w, d) for d in ("data/lrs2", "data/shifted", "prepared"))
   run_dir, eval_dir, export_dir = (os.path.join(w, d) for d in ("run", "eval", "export"))
   started = time.perf_counter()
 
-  _step("1/6 synth: generated LRS2-layout dataset")
+  _step("1/6 synth: generated LRS2-layout dataset", started)
   _call(["synth", "--out", data, "--layout", "lrs2", "--speakers", str(args.speakers), "--clips-per-speaker",
          str(args.clips_per_speaker), "--seconds", str(args.seconds), "--seed", str(args.seed)])
   _call(["synth", "--out", shifted, "--layout", "lrs2", "--speakers", "2", "--clips-per-speaker", "2",
          "--seconds", str(max(args.seconds, 4.0)), "--seed", str(args.seed + 1), "--offsets-frames=-6,-3,3,6",
          "--offset-fraction", "1"])
 
-  _step("2/6 prep: ArrayRecord shards")
+  _step("2/6 prep: ArrayRecord shards", started)
   _call(["prep", "--dataset", "lrs2", "--src", data, "--out", prepared, "--splits", "pretrain,train,val,test",
          "--lrs2-box", ",".join(map(str, FACE_BOX))])
 
-  _step("3/6 train: configs/tiny.py on the shards")
-  _call(["train", "--config", TINY_CONFIG, "--workdir", run_dir, f"--config.data.data_dir={prepared}",
-         "--config.stages.0.split=pretrain+train", f"--config.preprocess.lrs2_box={FACE_BOX}",
-         f"--config.seed={args.seed}", f"--config.stages.0.steps={args.steps}",
-         f"--config.stages.0.batch_size={args.batch_size}", f"--config.checkpoint_every={max(args.steps // 4, 1)}"])
+  _step("3/6 train: configs/tiny.py on the shards", started)
+  overrides = _train_overrides(args, prepared)
+  steps = _planned_steps(args, overrides, os.path.join(w, "plan.json"), time.perf_counter() - started)
+  _call(["train", "--config", TINY_CONFIG, "--workdir", run_dir, *overrides, f"--config.stages.0.steps={steps}",
+         f"--config.checkpoint_every={max(steps // 4, 1)}"])
 
-  _step("4/6 eval: sync accuracy by clip length on the test split")
+  _step("4/6 eval: sync accuracy by clip length on the test split", started)
   _call(["eval", "--workdir", run_dir, "--split", "test", "--out", eval_dir])
 
-  _step("5/6 sync: offsets of clips shifted by a known amount")
+  _step("5/6 sync: offsets of clips shifted by a known amount", started)
   summary = os.path.join(w, "sync_summary.csv")
   _call(["sync", shifted, "--checkpoint", run_dir, "--face-centered", "--summary", summary,
          "--plot", os.path.join(w, "sync_plots"), "--jobs", "1"])
@@ -96,7 +148,7 @@ def run(args) -> int:
       if path in truth:
         print(f"{os.path.relpath(path, shifted):<60} {truth[path]:>5} {row['av_offset_frames']:>9}")
 
-  _step("6/6 export: PyTorch" + (" and ONNX" if importlib.util.find_spec("onnxruntime") else ""))
+  _step("6/6 export: PyTorch" + (" and ONNX" if importlib.util.find_spec("onnxruntime") else ""), started)
   formats = "torch,onnx" if importlib.util.find_spec("onnxruntime") else "torch"
   _call(["export", "--checkpoint", run_dir, "--out", export_dir, "--format", formats, "--overwrite"])
 
