@@ -47,6 +47,8 @@ def run(args) -> int:
   if args.json:
     print(json.dumps(summary))
   else:
-    print(f"done: step {result.step}, loss {result.last_metrics.get('loss', float('nan')):.4f}, "
-          f"accuracy {result.last_metrics.get('accuracy', float('nan')):.3f}; run in {args.workdir}")
+    metrics = result.last_metrics
+    trained = (f"loss {metrics['loss']:.4f}, accuracy {metrics['accuracy']:.3f}" if metrics
+               else "already trained, nothing to do")
+    print(f"done: step {result.step}, {trained}; run in {args.workdir}")
   return 0
