@@ -71,28 +71,28 @@ def _call(argv: list[str]) -> None:
     raise SystemExit(f"modeformer demo: `modeformer {' '.join(argv)}` failed with status {status}")
 
 
-def _train_overrides(args, prepared: str) -> list[str]:
+def _train_overrides(args: argparse.Namespace, prepared: str) -> list[str]:
   return [f"--config.data.data_dir={prepared}", "--config.stages.0.split=pretrain+train",
           f"--config.preprocess.lrs2_box={FACE_BOX}", f"--config.seed={args.seed}",
           f"--config.stages.0.batch_size={args.batch_size}", f"--config.stages.0.num_negatives={args.negatives}"]
 
 
-def _planned_steps(args, overrides: list[str], plan_path: str, elapsed_s: float) -> int:
+def _planned_steps(args: argparse.Namespace, overrides: list[str], plan_path: str, elapsed_s: float) -> int:
   """Training steps for the run: --steps, the plan of an earlier run with the same budget, or timed now."""
   if args.steps:
     return args.steps
   if os.path.exists(plan_path):
     with open(plan_path) as f:
       plan = json.load(f)
-    if plan["minutes"] == args.minutes and plan["batch_size"] == args.batch_size:
+    if all(plan.get(k) == getattr(args, k) for k in ("minutes", "batch_size", "negatives")):
       print(f"training steps: {plan['steps']} (planned by an earlier run, {plan_path})")
       return plan["steps"]
   from modeformer_jax.config_loading import load_config
   from modeformer_jax.train.step_timing import time_step
   config = load_config(TINY_CONFIG, overrides)
   timing = time_step(config, args.batch_size, steps=3, warmup=1)
-  # Measured on the development machine (BENCHMARKS.md): the input pipeline adds about 6% to a step's compute,
-  # and eval + sync + export take about 25 s.
+  # Measured on the development machine (BENCHMARKS.md): the input pipeline adds about 6% to a step's compute
+  # (1.1 keeps a margin), and eval + sync + export take about 25 s.
   step_s = 1.1 * timing["step_s"]
   budget_s = 60 * args.minutes - elapsed_s - timing["compile_s"] - (20 + 10 * timing["step_s"])
   steps = max(int(budget_s / step_s), MIN_STEPS)
@@ -100,9 +100,10 @@ def _planned_steps(args, overrides: list[str], plan_path: str, elapsed_s: float)
         f"{budget_s:.0f} s of the {args.minutes:g}-minute budget left for training)")
   if budget_s < MIN_STEPS * step_s:
     print(f"warning: --minutes {args.minutes:g} leaves less than {MIN_STEPS} steps; training {MIN_STEPS} anyway")
-  with open(plan_path, "w") as f:
-    json.dump({"minutes": args.minutes, "batch_size": args.batch_size, "steps": steps,
-               "step_s": timing["step_s"], "compile_s": timing["compile_s"]}, f)
+  with open(plan_path + ".tmp", "w") as f:
+    json.dump({"minutes": args.minutes, "batch_size": args.batch_size, "negatives": args.negatives,
+               "steps": steps, "step_s": timing["step_s"], "compile_s": timing["compile_s"]}, f)
+  os.replace(plan_path + ".tmp", plan_path)  # a plan file is whole or absent
   return steps
 
 
