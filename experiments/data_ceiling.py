@@ -2,7 +2,7 @@
 
 A ridge regression maps each audio window (the log-mel of SPEC section 1, 16 frames, bands averaged in pairs)
 to the generator's ground-truth mouth opening over the window's 5 video frames; each video window is then
-scored against the 31 candidate audio windows by the (negative) squared distance between its true opening and
+scored against the 31 candidate audio windows by minus the Euclidean distance between its true opening and
 the opening the audio predicts, and accuracy follows the SPEC section 5 protocol. The video side is read
 perfectly, so this is not a baseline a model could run; it shows how much sync information the generated audio
 carries about the mouth, which bounds what the demo's targets ask of a network trained on it.
@@ -24,6 +24,7 @@ from modeformer_jax.data import synth
 from modeformer_jax.data.windows import WindowSpec
 from modeformer_jax.evaluation import protocol
 from modeformer_jax.evaluation.evaluate import CLIP_LENGTHS
+from modeformer_jax.inference import offset_similarities
 from modeformer_jax.media.logmel import log_mel
 
 CLIPS_PER_SPEAKER = 4
@@ -79,11 +80,7 @@ def main(argv=None) -> int:
   for opening, mel in render(args.seed + 1, args.test_clips, args.seconds, pp):
     audio, mouth = windows(opening, mel, spec, center)
     predicted = np.c_[audio - mean, np.ones(len(audio))] @ weights  # [L, 5]
-    count = len(mouth)
-    scores = np.full((count, 2 * max_offset + 1), np.nan)
-    for d in range(-max_offset, max_offset + 1):
-      f = np.arange(max(0, -d), min(count, count - d))
-      scores[f, d + max_offset] = -np.sum((mouth[f] - predicted[f + d]) ** 2, axis=1)
+    scores = offset_similarities(mouth, predicted, max_offset, "euclidean")
     for k in correct:
       correct[k].append(protocol.correct_windows(scores, k).mean())
   accuracy = {str(k): 100 * float(np.mean(v)) for k, v in correct.items()}

@@ -95,10 +95,11 @@ def _planned_steps(args: argparse.Namespace, overrides: list[str], plan_path: st
   # (1.1 keeps a margin), and eval + sync + export take about 25 s.
   step_s = 1.1 * timing["step_s"]
   budget_s = 60 * args.minutes - elapsed_s - timing["compile_s"] - (20 + 10 * timing["step_s"])
-  steps = max(int(budget_s / step_s), MIN_STEPS)
+  fitting = int(budget_s / step_s)
+  steps = max(fitting, MIN_STEPS)
   print(f"training steps: {steps} ({step_s:.2f} s per step of {args.batch_size} clips measured here; "
         f"{budget_s:.0f} s of the {args.minutes:g}-minute budget left for training)")
-  if budget_s < MIN_STEPS * step_s:
+  if fitting < MIN_STEPS:
     print(f"warning: --minutes {args.minutes:g} leaves less than {MIN_STEPS} steps; training {MIN_STEPS} anyway")
   with open(plan_path + ".tmp", "w") as f:
     json.dump({"minutes": args.minutes, "batch_size": args.batch_size, "negatives": args.negatives,
