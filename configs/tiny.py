@@ -1,7 +1,7 @@
 """A narrow ModEFormer that trains on 2 CPU cores in seconds: smoke runs, tests and CI.
 
-Same architecture family (every layer of SPEC section 2), 64 channels at the end (video CNN widths 4, 8, 16,
-32, 64: its first layers, at full resolution, are most of a step's time) and a 2-layer 64-d transformer without
+Same architecture family (every layer of SPEC section 2), 64 channels at the end (video CNN widths 2, 4, 8,
+16, 64: its first layers, at full resolution, are most of a step's time) and a 2-layer 64-d transformer without
 dropout, on window-centred inputs (model.center_inputs: without them such a narrow model sits at chance for
 hundreds of steps before it finds the mouth; with them it learns sync in tens of steps).
 `configs/tiny.py:synthetic` trains on clips rendered in memory (no dataset needed).
@@ -15,7 +15,7 @@ from modeformer_jax import config_defaults as cd
 def get_config(arg=None):
   config = cd.base_config()
   config.model = cd.model_config(
-      width=64, video_widths=(4, 8, 16, 32, 64), audio_widths=(8, 16, 16, 32, 64),
+      width=64, video_widths=(2, 4, 8, 16, 64), audio_widths=(8, 16, 16, 32, 64),
       depth=2, num_heads=4, mlp_dim=128, dropout=0.0, center_inputs=True)
   config.data.num_workers = 0
   config.data.synthetic_clips = 24

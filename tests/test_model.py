@@ -8,7 +8,7 @@ from flax import nnx
 
 from modeformer_jax import config_defaults as cd
 from modeformer_jax.models import build_model
-from modeformer_jax.models.layers import Conv
+from modeformer_jax.models.layers import Conv, conv2d
 from modeformer_jax.models.modeformer import visual_cnn_table
 from modeformer_jax.models.summary import parameter_counts
 
@@ -71,6 +71,21 @@ def test_taps2d_conv3d_equals_xla_conv3d(kernel, stride, padding):
   taps = Conv(3, 6, kernel, stride, padding, ndim=3, impl="taps2d", rngs=nnx.Rngs(0))
   x = jax.random.normal(jax.random.key(2), (2, 5, 12, 14, 3))
   np.testing.assert_allclose(taps(x), xla(x), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("shape,kernel,stride,padding", [((2, 12, 20, 4), 5, (1, 2), (1, 1)),
+                                                         ((2, 9, 7, 3), 3, (2, 1), (0, 1))])
+def test_strided_conv2d_gradients_equal_xla(shape, kernel, stride, padding):
+  # On CPU, conv2d takes these layers' input gradient through the subsampled stride-1 convolution.
+  x = jax.random.normal(jax.random.key(0), shape)
+  k = jax.random.normal(jax.random.key(1), (kernel, kernel, shape[-1], 5))
+  xla = lambda x, k: jax.lax.conv_general_dilated(x, k, stride, [(p, p) for p in padding],
+                                                  dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  weights = jax.random.normal(jax.random.key(2), xla(x, k).shape)
+  grads = lambda f: jax.jit(jax.grad(lambda x, k: jnp.sum(f(x, k) * weights), (0, 1)))(x, k)
+  np.testing.assert_allclose(conv2d(x, k, stride, padding), xla(x, k), atol=1e-5, rtol=1e-5)
+  for ours, theirs in zip(grads(lambda x, k: conv2d(x, k, stride, padding)), grads(xla)):
+    np.testing.assert_allclose(ours, theirs, atol=1e-4, rtol=1e-4)
 
 
 def test_bfloat16_compute_keeps_float32_params():

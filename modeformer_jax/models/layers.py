@@ -7,6 +7,7 @@ formulation computes it (see `Conv`).
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -50,12 +51,63 @@ class Conv(nnx.Module):
     k = self.kernel[...].astype(self.dtype)
     if len(self.kernel_size) == 3 and self.impl == "taps2d" and self.stride[0] == 1:
       y = _conv3d_as_taps2d(x, k, self.stride[1:], self.padding)
+    elif len(self.kernel_size) == 2:
+      y = conv2d(x, k, self.stride, self.padding)
     else:
-      nd = len(self.kernel_size)
-      spec = ("NDHWC", "DHWIO", "NDHWC") if nd == 3 else ("NHWC", "HWIO", "NHWC")
       y = jax.lax.conv_general_dilated(x, k, self.stride, [(p, p) for p in self.padding],
-                                       dimension_numbers=spec)
+                                       dimension_numbers=("NDHWC", "DHWIO", "NDHWC"))
     return y + self.bias[...].astype(self.dtype)
+
+
+def xla_conv2d(x: jax.Array, k: jax.Array, stride: Shape, padding: Shape) -> jax.Array:
+  """XLA's 2-D convolution with XLA's own gradient; shapes as `conv2d`."""
+  return jax.lax.conv_general_dilated(x, k, stride, [(p, p) for p in padding],
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def conv2d(x: jax.Array, k: jax.Array, stride: Shape, padding: Shape) -> jax.Array:
+  """2-D convolution x [N,H,W,C], k [kh,kw,C,O] -> [N,H',W',O], explicit symmetric padding.
+
+  XLA's CPU backend takes a strided convolution's input gradient as a convolution of a dilated input, which
+  is slow: for the visual CNN's second layer (stride 1 x 2) it is 4.5x the forward pass and both gradients
+  computed through the stride-1 convolution, subsampled. On CPU, layers that subsample by 2 in all take that
+  route (same values, twice the forward work in the gradient); at larger factors the extra work costs more
+  than it saves, and other platforms keep XLA's gradient (bench/strided_conv.py, BENCHMARKS.md).
+  """
+  stride, padding = tuple(stride), tuple(padding)
+  if math.prod(stride) != _DENSE_GRAD_STRIDE:
+    return xla_conv2d(x, k, stride, padding)
+  return dense_grad_conv2d(x, k, stride, padding)
+
+
+_DENSE_GRAD_STRIDE = 2  # the subsampling factor at which the dense gradient pays off (bench/strided_conv.py)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def dense_grad_conv2d(x: jax.Array, k: jax.Array, stride: Shape, padding: Shape) -> jax.Array:
+  """`xla_conv2d` whose input gradient, on CPU, is that of the stride-1 convolution subsampled."""
+  return xla_conv2d(x, k, stride, padding)
+
+
+def _dense_grad_fwd(x, k, stride, padding):
+  return xla_conv2d(x, k, stride, padding), (x, k)
+
+
+def _dense_grad_bwd(stride, padding, residuals, g):
+  x, k = residuals
+  dk = jax.vjp(lambda k: xla_conv2d(x, k, stride, padding), k)[1](g)[0]
+
+  def subsampled(x):
+    y = xla_conv2d(x, k, (1,) * len(stride), padding)
+    return y[:, ::stride[0], ::stride[1]][:, :g.shape[1], :g.shape[2]]
+
+  dx = jax.lax.platform_dependent(
+      cpu=lambda: jax.vjp(subsampled, x)[1](g)[0],
+      default=lambda: jax.vjp(lambda x: xla_conv2d(x, k, stride, padding), x)[1](g)[0])
+  return dx, dk
+
+
+dense_grad_conv2d.defvjp(_dense_grad_fwd, _dense_grad_bwd)
 
 
 def _conv3d_as_taps2d(x: jax.Array, k: jax.Array, stride_hw: Shape, padding: Shape) -> jax.Array:
@@ -68,8 +120,7 @@ def _conv3d_as_taps2d(x: jax.Array, k: jax.Array, stride_hw: Shape, padding: Sha
   taps = jnp.concatenate([x[:, i:i + t_out] for i in range(kt)], axis=-1)  # [B,T',H,W,kt*C]
   taps = taps.reshape(b * t_out, *taps.shape[2:])
   k2 = jnp.transpose(k, (1, 2, 0, 3, 4)).reshape(kh, kw, kt * c, o)
-  y = jax.lax.conv_general_dilated(taps, k2, stride_hw, [(ph, ph), (pw, pw)],
-                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  y = conv2d(taps, k2, stride_hw, (ph, pw))
   return y.reshape(b, t_out, *y.shape[1:])
 
 
