@@ -65,22 +65,24 @@ def xla_conv2d(x: jax.Array, k: jax.Array, stride: Shape, padding: Shape) -> jax
                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
+# Strided layers whose input gradient goes through the dense convolution on CPU: those that subsample by this
+# factor in all. It does factor times the forward work, which larger factors do not repay (bench/strided_conv.py).
+_DENSE_GRAD_STRIDE = 2
+
+
 def conv2d(x: jax.Array, k: jax.Array, stride: Shape, padding: Shape) -> jax.Array:
   """2-D convolution x [N,H,W,C], k [kh,kw,C,O] -> [N,H',W',O], explicit symmetric padding.
 
   XLA's CPU backend takes a strided convolution's input gradient as a convolution of a dilated input, which
-  is slow: for the visual CNN's second layer (stride 1 x 2) it is 4.5x the forward pass and both gradients
-  computed through the stride-1 convolution, subsampled. On CPU, layers that subsample by 2 in all take that
-  route (same values, twice the forward work in the gradient); at larger factors the extra work costs more
-  than it saves, and other platforms keep XLA's gradient (bench/strided_conv.py, BENCHMARKS.md).
+  is slow: the visual CNN's second layer (stride 1 x 2) runs its forward pass and both gradients 4.9x faster
+  when that gradient goes through the stride-1 convolution, subsampled (`dense_grad_conv2d`, same values).
+  Layers that subsample by 2 in all take that route on CPU; other platforms keep XLA's gradient
+  (bench/strided_conv.py, BENCHMARKS.md).
   """
   stride, padding = tuple(stride), tuple(padding)
   if math.prod(stride) != _DENSE_GRAD_STRIDE:
     return xla_conv2d(x, k, stride, padding)
   return dense_grad_conv2d(x, k, stride, padding)
-
-
-_DENSE_GRAD_STRIDE = 2  # the subsampling factor at which the dense gradient pays off (bench/strided_conv.py)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
