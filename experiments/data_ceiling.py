@@ -9,6 +9,9 @@ carries about the mouth, which bounds what the demo's targets ask of a network t
 
   python experiments/data_ceiling.py                      # 160 training clips, 24 test clips of other speakers
   python experiments/data_ceiling.py --no-center --json   # without subtracting each window's mean over time
+
+It also splits the 5-frame windows into fifths by how much the mouth moves within them: where it barely moves,
+the audio at many offsets fits it equally well.
 """
 
 from __future__ import annotations
@@ -77,24 +80,42 @@ def main(argv=None) -> int:
 
   max_offset = 15
   correct = {k: [] for k in CLIP_LENGTHS}
+  motion, correct_5 = [], []  # per 5-frame window, pooled over videos
   for opening, mel in render(args.seed + 1, args.test_clips, args.seconds, pp):
     audio, mouth = windows(opening, mel, spec, center)
     predicted = np.c_[audio - mean, np.ones(len(audio))] @ weights  # [L, 5]
     scores = offset_similarities(mouth, predicted, max_offset, "euclidean")
     for k in correct:
       correct[k].append(protocol.correct_windows(scores, k).mean())
+    motion.append(mouth.std(-1))
+    correct_5.append(protocol.correct_windows(scores, 5))
   accuracy = {str(k): 100 * float(np.mean(v)) for k, v in correct.items()}
+  by_motion = accuracy_by_motion(np.concatenate(motion), np.concatenate(correct_5))
 
   if args.json:
-    print(json.dumps({"r2": float(r2), "center": center, "accuracy": accuracy, "train_clips": args.train_clips,
-                      "test_clips": args.test_clips}))
+    print(json.dumps({"r2": float(r2), "center": center, "accuracy": accuracy, "by_motion": by_motion,
+                      "train_clips": args.train_clips, "test_clips": args.test_clips}))
     return 0
   print(f"linear read-out of the mouth opening from the audio ({'centred' if center else 'not centred'}): "
         f"R^2 {r2:.3f} on {len(x)} training windows")
   print("| " + " | ".join(["clip length", *accuracy]) + " |")
   print("|" + "---|" * (len(accuracy) + 1))
   print("| accuracy % | " + " | ".join(f"{v:.1f}" for v in accuracy.values()) + " |")
+  print("\n5-frame windows by how much the mouth moves in them (std of the opening over the 5 frames), "
+        "fifths of all windows:")
+  print("| mouth motion | 5-frame accuracy % |")
+  print("|---|---|")
+  for row in by_motion:
+    print(f"| {row['motion'][0]:.3f}-{row['motion'][1]:.3f} | {row['accuracy']:.1f} |")
   return 0
+
+
+def accuracy_by_motion(motion: np.ndarray, correct: np.ndarray, bins: int = 5) -> list[dict]:
+  """Accuracy of windows grouped into `bins` equal-count bins of mouth motion [W] (correct: bool [W])."""
+  edges = np.quantile(motion, np.linspace(0, 1, bins + 1))
+  which = np.clip(np.searchsorted(edges, motion, side="right") - 1, 0, bins - 1)
+  return [{"motion": [float(edges[b]), float(edges[b + 1])], "accuracy": 100 * float(correct[which == b].mean())}
+          for b in range(bins)]
 
 
 if __name__ == "__main__":

@@ -116,3 +116,7 @@ def test_data_ceiling_reads_sync_from_the_generated_audio(script, capsys):
   assert result["r2"] > 0.5
   assert accuracy["5"] > 30, accuracy  # chance is about 3/31 = 9.7%
   assert accuracy["15"] > accuracy["5"] + 10, accuracy
+  # Windows where the mouth moves are read better than windows where it barely moves.
+  by_motion = result["by_motion"]
+  assert len(by_motion) == 5 and by_motion[0]["motion"][1] <= by_motion[-1]["motion"][0]
+  assert by_motion[-1]["accuracy"] > by_motion[0]["accuracy"], by_motion
