@@ -44,8 +44,8 @@ HELP = "the whole pipeline on generated data: synth, prep, train, eval, sync, ex
 def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--workdir", default="runs/demo", help="where everything is written (default runs/demo)")
   parser.add_argument("--speakers", type=int, default=40,
-                      help="generated speakers, assigned to splits whole (default 40: 4 test speakers, 32 for "
-                      "training; speakers differ more than clips, so the test split has more than one or two)")
+                      help="generated speakers, assigned to splits whole (default 40: 4 test speakers and 32 "
+                      "training speakers; speakers vary more than clips do, so the test split needs several)")
   parser.add_argument("--clips-per-speaker", type=int, default=2, help="generated clips per speaker (default 2)")
   parser.add_argument("--seconds", type=float, default=4.0,
                       help="length of each generated clip in seconds (default 4)")
