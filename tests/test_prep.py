@@ -160,6 +160,11 @@ def test_lrs2_report_per_item(lrs2):
   assert summary["status"] == "written"
   assert summary["skipped"] == sum(s == "skipped" for s, _ in lrs2["expected"].values())
   assert summary["skipped_by_reason"]["missing"] == 1
+  # The printed summary names every skipped clip with its reason, one line each.
+  printed = prep.format_summary(summary).splitlines()
+  for item in summary["skipped_items"]:
+    assert sum(line.startswith(f"  skipped {item['source']}: {item['reason']}") for line in printed) == 1
+  assert len(summary["skipped_items"]) == summary["skipped"] and summary["skipped_unlisted"] == 0
   # Every frame rate, VFR and 44.1 / 48 kHz stereo come out as 2 s at 25 fps and 16 kHz mono.
   records = _records(lrs2["out"], "lrs2", "train")
   for name in ("vfr", "fps29.97", "fps30", "fps50", "stereo44100", "stereo48000"):

@@ -75,6 +75,7 @@ _MEDIA_REASONS = (("file not found", "missing"), ("permission denied", "unreadab
                   ("no video stream", "no_video"), ("no decodable video", "no_video"),
                   ("no audio stream", "no_audio"), ("no decodable audio", "no_audio"))
 TIMING_KEYS = ("decode", "faces", "crop", "mel", "encode", "save")
+SKIPPED_LISTED = 20  # skipped clips the summary names one per line; the per-clip report holds them all
 
 
 @dataclasses.dataclass(frozen=True)
@@ -372,6 +373,8 @@ def _summarise(splits: Iterable[str], reports: list[dict], computed: int) -> dic
     for k, v in r["timings"].items():
       timings[k] += v
   ok = sum(s["ok"] for s in by_split.values())
+  skipped = [{"source": r["source"], "reason": r["reason"], "detail": r["detail"]}
+             for r in reports if r["status"] == "skipped"]
   cpu = sum(r["cpu_seconds"] for r in reports)
   seconds = sum(r["seconds"] for r in reports)
   return {
@@ -379,6 +382,7 @@ def _summarise(splits: Iterable[str], reports: list[dict], computed: int) -> dic
       "resumed": len(reports) - computed, "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
       "real_time_per_core": round(seconds / cpu, 2) if cpu else None,
       "splits": by_split, "skipped_by_reason": dict(reasons.most_common()),
+      "skipped_items": skipped[:SKIPPED_LISTED], "skipped_unlisted": max(0, len(skipped) - SKIPPED_LISTED),
       "warnings": dict(warnings.most_common()), "clip_timings": {k: round(v, 3) for k, v in timings.items()},
   }
 
@@ -547,6 +551,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"  {split:>10}: {s['ok']:>7} ok {s['skipped']:>7} skipped {_duration(s['seconds']):>10}")
   for reason, n in summary["skipped_by_reason"].items():
     lines.append(f"  skipped {reason}: {n}")
+  for item in summary["skipped_items"]:
+    lines.append(f"  skipped {item['source']}: {item['reason']}" + (f": {item['detail']}" if item["detail"] else ""))
+  if summary["skipped_unlisted"]:
+    lines.append(f"  ... and {summary['skipped_unlisted']} more skipped clips in the per-clip report")
   for warning, n in summary["warnings"].items():
     lines.append(f"  warning ({n}x): {warning}")
   if summary.get("report"):
