@@ -9,8 +9,8 @@ nothing.
 
 Outputs: OUT/<dataset>/1.0.0 (read it with modeformer_jax.data.records.open_split or tfds.data_source),
 OUT/prep_report.jsonl (one line per clip: status, reason, timings) and a summary (--json: as JSON on stdout).
-Exit status 0 when the run completed, even with skipped clips; 1 when no clip could be prepared; 2 for bad
-arguments.
+Exit status 0 when every clip was prepared; 1 when clips were skipped (the dataset holds the others; the
+summary names the skipped ones) or none could be prepared; 2 for bad arguments.
 
 Examples:
   modeformer prep --dataset lrs2 --src /data/lrs2 --out /data/prepared
@@ -98,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(summary, indent=1, ensure_ascii=False))
   else:
     print(prep.format_summary(summary))
-  return 1 if summary["status"] == "nothing" else 0
+  # Like `sync` over many files: skipped input is an error the caller should see, though the rest was written.
+  return 1 if summary["skipped"] or summary["status"] == "nothing" else 0
 
 
 def _preprocess(lrs2_box: str | None):
