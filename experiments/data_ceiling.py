@@ -85,10 +85,11 @@ def main(argv=None) -> int:
     audio, mouth = windows(opening, mel, spec, center)
     predicted = np.c_[audio - mean, np.ones(len(audio))] @ weights  # [L, 5]
     scores = offset_similarities(mouth, predicted, max_offset, "euclidean")
+    windows_correct = {k: protocol.correct_windows(scores, k) for k in correct}
     for k in correct:
-      correct[k].append(protocol.correct_windows(scores, k).mean())
+      correct[k].append(windows_correct[k].mean())
     motion.append(mouth.std(-1))
-    correct_5.append(protocol.correct_windows(scores, 5))
+    correct_5.append(windows_correct[5])
   accuracy = {str(k): 100 * float(np.mean(v)) for k, v in correct.items()}
   by_motion = accuracy_by_motion(np.concatenate(motion), np.concatenate(correct_5))
 

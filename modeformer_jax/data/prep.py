@@ -361,6 +361,7 @@ def _read_state(dataset_path: str) -> dict | None:
 def _summarise(splits: Iterable[str], reports: list[dict], computed: int) -> dict[str, Any]:
   by_split = {s: {"clips": 0, "ok": 0, "skipped": 0, "seconds": 0.0} for s in splits}
   reasons, warnings = collections.Counter(), collections.Counter()
+  skipped = []
   timings = dict.fromkeys(TIMING_KEYS, 0.0)
   for r in reports:
     s = by_split[r["split"]]
@@ -369,12 +370,11 @@ def _summarise(splits: Iterable[str], reports: list[dict], computed: int) -> dic
     s["seconds"] = round(s["seconds"] + r["seconds"], 3)
     if r["status"] == "skipped":
       reasons[r["reason"]] += 1
+      skipped.append({"source": r["source"], "reason": r["reason"], "detail": r["detail"]})
     warnings.update(w.split(":")[0] for w in r["warnings"])
     for k, v in r["timings"].items():
       timings[k] += v
   ok = sum(s["ok"] for s in by_split.values())
-  skipped = [{"source": r["source"], "reason": r["reason"], "detail": r["detail"]}
-             for r in reports if r["status"] == "skipped"]
   cpu = sum(r["cpu_seconds"] for r in reports)
   seconds = sum(r["seconds"] for r in reports)
   return {
