@@ -195,6 +195,25 @@ def test_offsets_and_sign_on_generated_clips(clips):
   assert detected.face_mode == "detected" and detected.face_coverage > 0.9 and detected.num_tracks == 1
 
 
+def test_prepare_in_chunks(clips):
+  """A video decoded in chunks (bounded memory): the same crops without detection; with detection, faces
+  tracked per chunk cover the video, crops differ a little only near chunk ends, and the offset holds."""
+  pp = preprocess_config()
+  path = clips["face256_lag3"]  # 75 frames of 256x256
+  chunk_mb = 20 * 256 * 256 * 3 / 2 ** 20  # 20 frames
+  whole, chunked = (detect.prepare(path, pp, face_centered=True, chunk_mb=mb) for mb in (1024, chunk_mb))
+  np.testing.assert_array_equal(chunked.crops, whole.crops)
+  np.testing.assert_array_equal(chunked.mel, whole.mel)
+  whole, chunked = (detect.prepare(path, pp, chunk_mb=mb) for mb in (1024, chunk_mb))
+  assert chunked.crops.shape == whole.crops.shape and chunked.valid.mean() > 0.9
+  assert chunked.info == whole.info and chunked.num_tracks == 1
+  difference = np.abs(chunked.crops.astype(np.int16) - whole.crops).mean(axis=(1, 2, 3))
+  assert difference.mean() < 1.5 and np.all(difference[:15] == 0), difference.round(1)  # first chunk's start
+  model = MouthEnergyScorer()
+  assert detect.score(model, whole, 15).offset == _expected("face256_lag3")
+  assert abs(detect.score(model, chunked, 15).offset - _expected("face256_lag3")) <= 1
+
+
 def _packets(path):
   with av.open(path) as container:
     return [bytes(p) for p in container.demux(container.streams.video[0]) if p.dts is not None]
@@ -244,6 +263,52 @@ def test_cli_batch_with_json_summary_plots_and_correction(trained_run, clips, tm
   assert float(table[2]["confidence"]) == pytest.approx(summary["lse_c"])
   assert [int(r["corrected_av_offset_frames"]) for r in table[:2]] == [r["corrected"]["av_offset_frames"]
                                                                        for r in rows[:2]]
+
+
+def test_an_interrupted_batch_resumes(trained_run, clips, tmp_path, capsys, monkeypatch):
+  """sync --summary journals every finished file: after an interruption the rerun scores only the files not
+  scored yet, corrects every file it must, and writes the whole summary; other settings are refused."""
+  paths = [clips[n] for n in ("lead5", "lag4", "sync")]
+  summary = tmp_path / "summary.jsonl"
+  journal = tmp_path / "summary.jsonl.partial"
+  args = [*paths, "--checkpoint", trained_run, "--face-centered", "--jobs", "0", "--summary", summary,
+          "--correct", tmp_path / "fixed"]
+  score_files, asked = batch.detect_many, []
+
+  def interrupted_after(count):
+    def detect_many(model, files, **kwargs):
+      asked.append(list(files))
+      for i, result in enumerate(score_files(model, files, **kwargs)):
+        if i == count:
+          raise KeyboardInterrupt  # Ctrl-C or a preemption while the next file is scored
+        yield result
+    return detect_many
+
+  monkeypatch.setattr(batch, "detect_many", interrupted_after(2))
+  assert _sync(capsys, *args)[0] == 130
+  assert not summary.exists()
+  before = [json.loads(line) for line in journal.read_text().splitlines()]
+  assert [row["path"] for row in before[1:]] == paths[:2] and before[0]["settings"]["max_offset_frames"] == 15
+
+  # Other settings: refused with the journal named, and the journal kept.
+  status, _, err = _sync(capsys, *args, "--max-offset-frames", "12")
+  assert status == 2 and f"{journal}: an interrupted run with other settings (max_offset_frames 15 -> 12)" in err
+  with journal.open("a") as f:
+    f.write('{"path": "' + paths[2][:10])  # the line being written when the run was killed
+
+  asked.clear()
+  monkeypatch.setattr(batch, "detect_many", interrupted_after(99))
+  status, out, err = _sync(capsys, *args)
+  assert status == 0 and f"resuming {journal}: 2 of 3 files were scored before" in err
+  assert asked[0] == paths[2:]  # scored: the third file only; re-checked: all three corrected copies
+  assert sorted(asked[1]) == sorted(str(tmp_path / "fixed" / os.path.basename(p)) for p in paths)
+  assert "3 scored: LSE-D" in out and not journal.exists()
+  rows = [json.loads(line) for line in summary.read_text().splitlines()]
+  assert [row["path"] for row in rows[:3]] == paths and rows[3]["summary"]["scored"] == 3
+  for row, old in zip(rows, before[1:]):
+    assert {k: v for k, v in row.items() if not k.startswith("corrected")} == {
+        k: v for k, v in old.items() if not k.startswith("corrected")}
+  assert all(isinstance(row["corrected_av_offset_frames"], int) for row in rows[:3])
 
 
 def _write_plain(path, frames=None, audio=None, fps=25):

@@ -34,8 +34,12 @@ Examples:
   modeformer sync clips/ --checkpoint exported/modeformer --face-centered --jobs 2 --summary sync.csv
   modeformer sync talk.mov --checkpoint runs/lrs2 --correct talk_fixed.mov --plot talk.png
 
+With --summary FILE a batch resumes: every file is recorded in FILE.partial as it finishes, a rerun of the
+same command scores only the files not recorded (failed ones are tried again), and FILE is written whole at
+the end. A rerun with other settings (checkpoint, offsets, faces, decode size) stops instead of mixing them.
+
 Exit status: 0 every file scored, 1 some file failed (each named with its reason; the others still run),
-2 bad arguments (including a missing or unreadable checkpoint).
+2 bad arguments (including a missing or unreadable checkpoint), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -48,7 +52,6 @@ import sys
 from modeformer_jax.commands import options
 from modeformer_jax.errors import UserError
 
-# Each worker holds one whole decoded video (a minute of 1080p is about 9 GB of RGB frames).
 _MAX_DEFAULT_JOBS = 8
 
 HELP = "detect audio-video offsets (AV offset > 0: audio leads), syncnet-style scores, batch, correction"
@@ -79,10 +82,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "re-encoded as AAC) and re-check it; OUT is a file for one input, a folder for several")
   parser.add_argument("--jobs", type=int, default=None, metavar="N",
                       help="worker processes decoding and tracking faces while the model runs; 0 = all in "
-                      "this process. Each holds one decoded video in memory (default: 0 for one input, else "
-                      "the number of CPUs, at most 8)")
+                      "this process. Each holds up to --decode-mb of decoded frames (default: 0 for one "
+                      "input, else the number of CPUs, at most 8)")
+  parser.add_argument("--decode-mb", type=float, default=1024, metavar="MB",
+                      help="decoded frames are cropped and dropped in chunks of at most this many megabytes "
+                      "per file, so any length fits in memory; faces are tracked within a chunk (default "
+                      "%(default)s: about 7 s of 1080p, 1 min of 640x360)")
   parser.add_argument("--summary", metavar="FILE",
-                      help="write per-file rows and the averages (LSE-D, LSE-C) as .csv or .jsonl")
+                      help="write per-file rows and the averages (LSE-D, LSE-C) as .csv or .jsonl. The batch "
+                      "is resumable: each finished file is recorded in FILE.partial, and rerunning the same "
+                      "command after an interruption scores only the files not recorded there")
 
 
 def _which(value: str) -> str | int:
@@ -115,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
   from modeformer_jax.inference import load_sync_model
   from modeformer_jax.sync import batch
   from modeformer_jax.sync.detect import SyncResult
+  from modeformer_jax.sync.journal import Journal
   from modeformer_jax.sync.plot import plot_result
 
   which = _which(args.which)
@@ -122,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
     raise UserError(f"--max-offset-frames: must be at least 1, got {args.max_offset_frames}")
   if args.jobs is not None and args.jobs < 0:
     raise UserError(f"--jobs: must be 0 or more, got {args.jobs}")
+  if not 0 < args.decode_mb < float("inf"):
+    raise UserError(f"--decode-mb: must be a positive number, got {args.decode_mb}")
   if args.summary:
     batch.summary_format(args.summary)
   items = batch.find_inputs(args.inputs)
@@ -132,49 +144,71 @@ def run(args: argparse.Namespace) -> int:
     model.syncnet_compat = args.syncnet_compat
   jobs = args.jobs if args.jobs is not None else (0 if len(items) == 1 else
                                                   min(len(items), os.cpu_count() or 1, _MAX_DEFAULT_JOBS))
-  settings = dict(face_centered=args.face_centered, max_offset=args.max_offset_frames, jobs=jobs)
+  settings = dict(face_centered=args.face_centered, max_offset=args.max_offset_frames, jobs=jobs,
+                  chunk_mb=args.decode_mb)
+  # What changes the numbers: a journal written with other values is not resumed.
+  journal = Journal(args.summary, {
+      "checkpoint": os.path.abspath(args.checkpoint), "which": args.which, "face_centered": args.face_centered,
+      "max_offset_frames": args.max_offset_frames, "syncnet_compat": model.syncnet_compat,
+      "decode_mb": args.decode_mb}) if args.summary else None
+  # Scored files are resumed; failed ones are tried again.
+  rows = {path: row for path, row in (journal.rows if journal else {}).items() if row["status"] == "ok"}
+  todo = [item.path for item in items if item.path not in rows]
+  if len(todo) < len(items):
+    print(f"resuming {journal.path}: {len(items) - len(todo)} of {len(items)} files were scored before",
+          file=sys.stderr)
 
   # Reports stream out as files finish; with --correct each waits for its copy's re-check.
   results, plotted = [], {}
-  for result in batch.detect_many(model, [item.path for item in items], **settings):
+  for result in batch.detect_many(model, todo, **settings):
     results.append(result)
+    rows[result.path] = batch.summary_row(result)
+    if journal:
+      journal.add(rows[result.path])
     if isinstance(result, SyncResult) and result.path in plots:
       plotted[result.path] = plot_result(result, plots[result.path])
     if not copies:
       _emit(result, plotted.get(result.path), None, args.json, several=len(items) > 1)
-  rechecks = _correct(model, results, copies, settings) if copies else {}
+  rechecks = _correct(model, rows, copies, settings, journal) if copies else {}
   for result in results if copies else ():
     _emit(result, plotted.get(result.path), rechecks.get(result.path), args.json, several=len(items) > 1)
 
-  rows = batch.summary_rows(results, rechecks)
-  summary = batch.averages(results)
+  rows = [rows[item.path] for item in items]
+  summary = batch.averages(rows)
   if len(items) > 1:
     print(json.dumps({"summary": summary}) if args.json else "\n" + batch.format_table(rows, summary))
   if args.summary:
     batch.write_summary(args.summary, rows, summary)
+    journal.remove()
   failed = summary["failed"] or any(isinstance(r, batch.Failure) for _, r in rechecks.values())
   return 1 if failed else 0
 
 
-def _correct(model, results, copies: dict[str, str], settings: dict) -> dict:
-  """Writes the corrected copies of the scored files, then re-checks them all (in parallel as the inputs
-  were): input path -> (copy path, SyncResult or Failure)."""
+def _correct(model, rows: dict[str, dict], copies: dict[str, str], settings: dict, journal) -> dict:
+  """Writes the corrected copies of the scored files that lack one (rows: path -> summary row, updated in
+  place and journaled), then re-checks them all (in parallel as the inputs were): input path -> (copy path,
+  SyncResult or Failure)."""
   from modeformer_jax.sync import batch
   from modeformer_jax.sync.correct import write_corrected
 
   written, out = {}, {}
-  for result in results:
-    if isinstance(result, batch.Failure):
+  for path, row in rows.items():
+    done = row["corrected_path"] == copies[path] and row["corrected_av_offset_frames"] is not None
+    if row["status"] != "ok" or done:
       continue
-    dst = copies[result.path]
+    dst = copies[path]
     try:
-      write_corrected(result.path, dst, result.offset, result.fps)
-      written[result.path] = dst
+      write_corrected(path, dst, row["av_offset_frames"], model.spec.fps)
+      written[path] = dst
     except UserError as e:
-      out[result.path] = (dst, batch.Failure.of(dst, e))
+      out[path] = (dst, batch.Failure.of(dst, e))
   rechecked = batch.detect_many(model, list(written.values()), desc="re-check", **settings)
   for (src, dst), recheck in zip(written.items(), rechecked):
     out[src] = (dst, recheck)
+  for src, (dst, recheck) in out.items():
+    rows[src] = batch.with_correction(rows[src], dst, recheck)
+    if journal:
+      journal.add(rows[src])
   return out
 
 

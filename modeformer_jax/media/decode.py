@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 import av
@@ -39,7 +40,9 @@ class Media:
   start together); taken from the container when the stream was not decoded, 0.0 when it is absent.
   """
   path: str
-  frames: np.ndarray | None  # uint8 [T, H, W, 3] RGB at exactly `fps`; None when video was not requested
+  # uint8 [T, H, W, 3] RGB at exactly `fps`; None when video was not requested or went to on_frames instead
+  frames: np.ndarray | None
+  num_frames: int  # T (0 without video)
   audio: np.ndarray | None  # float32 [S] mono in [-1, 1] at `sample_rate`; None when audio was not requested
   fps: float
   sample_rate: int
@@ -60,12 +63,20 @@ def read_media(path: str | os.PathLike,
                fps: float = 25.0,
                sample_rate: int = 16000,
                need_video: bool = True,
-               need_audio: bool = True) -> Media:
+               need_audio: bool = True,
+               on_frames: Callable[[np.ndarray], None] | None = None,
+               chunk_mb: float = 1024.0) -> Media:
   """Decodes a file in one demuxing pass.
 
   Video is resampled by timestamp: output frame i (time i / fps) is the source frame whose presentation
   interval covers that time, which handles any constant or variable source rate. Output frame count is
   round(video end * fps). Audio is resampled and downmixed (channel mean) by FFmpeg's swresample.
+
+  With on_frames, the video is not kept: it is called with consecutive chunks uint8 [n, H, W, 3] of the
+  output frames, in order, each at most chunk_mb megabytes (and at least one frame), so a long or
+  high-resolution file is processed in bounded memory (1080p is about 9 GB a minute). The chunk's array is
+  reused once on_frames returns: copy what you keep. Media.frames is then None and Media.num_frames counts
+  the frames delivered.
 
   Raises:
     MediaError: missing / unreadable / non-media / corrupt file, a needed stream is absent, or a needed stream
@@ -73,6 +84,8 @@ def read_media(path: str | os.PathLike,
   """
   if fps <= 0 or sample_rate <= 0:
     raise ValueError(f"fps and sample_rate must be positive, got {fps} and {sample_rate}")
+  if not 0 < chunk_mb < np.inf:
+    raise ValueError(f"chunk_mb must be positive and finite, got {chunk_mb}")
   path = os.fspath(path)
   with _open(path) as container:
     vstream = container.streams.video[0] if container.streams.video else None
@@ -83,18 +96,19 @@ def read_media(path: str | os.PathLike,
       raise MediaError(path, "no audio stream")
     origin = min((t for t in (_stream_start(vstream), _stream_start(astream)) if t is not None), default=0.0)
 
-    video = _VideoSampler(vstream, fps, origin) if need_video else None
+    video = _VideoSampler(vstream, fps, origin, on_frames, chunk_mb) if need_video else None
     audio = _AudioCollector(astream, sample_rate) if need_audio else None
     sinks = {s: sink for s, sink in ((vstream, video), (astream, audio)) if sink}
     if video:
       vstream.thread_type = "AUTO"
     if sinks:
       _decode(container, sinks, path)
-    frames, video_seconds = video.finish(path) if video else (None, _stream_end(vstream, origin))
+    frames, num_frames, video_seconds = video.finish(path) if video else (None, 0, _stream_end(vstream, origin))
     wave, audio_seconds = audio.finish(path, origin) if audio else (None, _stream_end(astream, origin))
     return Media(
         path=path,
         frames=frames,
+        num_frames=num_frames,
         audio=wave,
         fps=fps,
         sample_rate=sample_rate,
@@ -196,14 +210,25 @@ def _stream_end(stream, origin: float) -> float:
 
 
 class _VideoSampler:
-  """Streams decoded frames into a constant-rate sequence, converting only the source frames it keeps."""
+  """Streams decoded frames into a constant-rate sequence, converting only the source frames it keeps.
 
-  def __init__(self, stream, fps: float, origin: float):
+  Output frames are kept, or written into one reused chunk array that is handed to on_frames whenever it
+  holds chunk_mb megabytes.
+  """
+
+  def __init__(self, stream, fps: float, origin: float, on_frames: Callable[[np.ndarray], None] | None = None,
+               chunk_mb: float = 1024.0):
     self._fps = fps
     self._origin = origin
     rate = stream.average_rate or stream.guessed_rate
     self._step = 1.0 / float(rate) if rate else 1.0 / fps  # last known frame interval
-    self._out: list[np.ndarray] = []
+    self._on_frames = on_frames
+    self._chunk_bytes = chunk_mb * 2 ** 20
+    self._kept: list[np.ndarray] = []  # every output frame, without on_frames
+    self._chunk: np.ndarray | None = None  # with on_frames: the chunk being filled, reused for every chunk
+    self._filled = 0  # frames in _chunk
+    self._count = 0  # output frames so far
+    self._delivered = 0  # of which handed to on_frames
     self._prev = None  # last source frame: it covers output times from its timestamp until the next one's
     self._prev_time = None
     self._prev_duration = None
@@ -221,8 +246,8 @@ class _VideoSampler:
       self._step = time - self._prev_time
     # Output times before this frame show the previous frame (or this one, if the stream starts late).
     holder = self._prev if self._prev is not None else frame
-    while len(self._out) / self._fps < time - _TIME_EPS:
-      self._out.append(self._to_rgb(holder))
+    while self._count / self._fps < time - _TIME_EPS:
+      self._append(self._to_rgb(holder))
     self._prev, self._prev_time = frame, time
     self._prev_duration = (float(frame.duration * frame.time_base) if frame.duration and frame.time_base
                            else None)
@@ -232,15 +257,46 @@ class _VideoSampler:
       self._rgb_frame, self._rgb = frame, frame.to_ndarray(format="rgb24")
     return self._rgb
 
-  def finish(self, path: str) -> tuple[np.ndarray, float]:
-    """Returns (uint8 [T, H, W, 3], video end in seconds); T = round(end * fps)."""
+  def _append(self, rgb: np.ndarray) -> None:
+    self._count += 1
+    if self._on_frames is None:
+      self._kept.append(rgb)
+      return
+    if self._chunk is None:  # memory is committed as frames are written: a short video uses what it fills
+      self._chunk = np.empty((max(1, int(self._chunk_bytes // rgb.nbytes)) + 1, *rgb.shape), np.uint8)
+    if self._filled == len(self._chunk):
+      # The newest frame is held back, as finish() may drop one frame past the end.
+      self._deliver(self._filled - 1)
+      self._chunk[0] = self._chunk[self._filled - 1]
+      self._filled = 1
+    self._chunk[self._filled] = rgb
+    self._filled += 1
+
+  def _deliver(self, n: int) -> None:
+    self._on_frames(self._chunk[:n])
+    self._delivered += n
+
+  def finish(self, path: str) -> tuple[np.ndarray | None, int, float]:
+    """Returns (uint8 [T, H, W, 3] or None with on_frames, T, video end in seconds); T = round(end * fps)."""
     if self._prev is None:
       raise MediaError(path, "no decodable video frames")
     end = self._prev_time + (self._prev_duration or self._step)
     count = max(1, round(end * self._fps))
-    while len(self._out) < count:
-      self._out.append(self._to_rgb(self._prev))
-    return np.stack(self._out[:count]), end
+    while self._count < count:
+      self._append(self._to_rgb(self._prev))
+    # Frames past `count` (a last source frame with a short duration) are dropped.
+    if self._on_frames is not None:
+      keep, step = count - self._delivered, len(self._chunk) - 1
+      for lo in range(0, keep, step):
+        self._on_frames(self._chunk[lo:min(lo + step, keep)])
+      self._delivered, self._chunk = count, None
+      return None, count, end
+    # Copying frame by frame frees each list entry as it goes: the peak is one copy of the video, not two.
+    frames = np.empty((count, *self._kept[0].shape), np.uint8)
+    for i in range(count):
+      frames[i], self._kept[i] = self._kept[i], None
+    self._kept = []
+    return frames, count, end
 
 
 class _AudioCollector:

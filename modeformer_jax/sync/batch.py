@@ -70,11 +70,11 @@ def find_inputs(inputs: Sequence[str]) -> list[Item]:
   return items
 
 
-def _prepare_safe(path: str, pp: ml_collections.ConfigDict, face_centered: bool,
-                  max_offset: int) -> Prepared | Failure:
+def _prepare_safe(path: str, pp: ml_collections.ConfigDict, face_centered: bool, max_offset: int,
+                  chunk_mb: float) -> Prepared | Failure:
   """prepare() that reports instead of raising (exceptions with custom __init__ do not survive pickling)."""
   try:
-    return prepare(path, pp, face_centered=face_centered, max_offset=max_offset)
+    return prepare(path, pp, face_centered=face_centered, max_offset=max_offset, chunk_mb=chunk_mb)
   except UserError as e:
     return Failure.of(path, e)
   except Exception as e:  # a decoder or detector bug on one file must not end a batch of thousands
@@ -117,13 +117,17 @@ def _prepared(work: Callable[[str], Prepared | Failure], paths: Sequence[str],
 
 
 def detect_many(model: SyncModel, paths: Sequence[str], *, face_centered: bool = False, max_offset: int = 15,
-                jobs: int = 0, desc: str = "sync") -> Iterator[SyncResult | Failure]:
-  """One SyncResult or Failure per path, in order, with a tqdm bar on stderr (when it is a terminal)."""
+                jobs: int = 0, chunk_mb: float = 1024.0, desc: str = "sync") -> Iterator[SyncResult | Failure]:
+  """One SyncResult or Failure per path, in order, with a tqdm bar on stderr (when it is a terminal).
+
+  chunk_mb bounds the decoded frames each file holds at once (see detect.prepare).
+  """
   from functools import partial
 
   from tqdm import tqdm
 
-  work = partial(_prepare_safe, pp=model.config.preprocess, face_centered=face_centered, max_offset=max_offset)
+  work = partial(_prepare_safe, pp=model.config.preprocess, face_centered=face_centered, max_offset=max_offset,
+                 chunk_mb=chunk_mb)
   with tqdm(total=len(paths), desc=desc, unit="file", file=sys.stderr, disable=None) as bar:
     for prepared in _prepared(work, list(paths), jobs):
       if isinstance(prepared, Prepared):
@@ -143,37 +147,36 @@ _COLUMNS = ("path", "status", "av_offset_frames", "av_offset_ms", "sign", "min_d
             "corrected_av_offset_frames", "error")
 
 
-def summary_rows(results: Sequence[SyncResult | Failure],
-                 corrected: dict[str, tuple[str, SyncResult | Failure]] | None = None) -> list[dict]:
-  """One flat row per file (the _COLUMNS); corrected maps an input path to (copy path, its re-check)."""
-  rows = []
-  for r in results:
-    copy_path, recheck = (corrected or {}).get(r.path, (None, None))
-    if isinstance(r, Failure):
-      row = {"path": r.path, "status": "failed", "error": r.reason}
-    else:
-      full = r.to_json()
-      row = {k: full[k] for k in _COLUMNS if k in full}
-      row["status"] = "ok"
-    if copy_path:
-      row["corrected_path"] = copy_path
-      if isinstance(recheck, Failure):
-        row["error"] = f"corrected copy: {recheck.reason}"
-      elif recheck is not None:
-        row["corrected_av_offset_frames"] = recheck.offset
-    rows.append({k: row.get(k) for k in _COLUMNS})
-  return rows
+def summary_row(result: SyncResult | Failure) -> dict:
+  """One file's flat row (the _COLUMNS)."""
+  if isinstance(result, Failure):
+    row = {"path": result.path, "status": "failed", "error": result.reason}
+  else:
+    full = result.to_json()
+    row = {k: full[k] for k in _COLUMNS if k in full}
+    row["status"] = "ok"
+  return {k: row.get(k) for k in _COLUMNS}
 
 
-def averages(results: Sequence[SyncResult | Failure]) -> dict:
+def with_correction(row: dict, copy_path: str, recheck: SyncResult | Failure) -> dict:
+  """The row with its corrected copy and that copy's re-check (or the reason it failed)."""
+  row = {**row, "corrected_path": copy_path}
+  if isinstance(recheck, Failure):
+    row.update(corrected_av_offset_frames=None, error=f"corrected copy: {recheck.reason}")
+  else:
+    row.update(corrected_av_offset_frames=recheck.offset, error=None)
+  return row
+
+
+def averages(rows: Sequence[dict]) -> dict:
   """LSE-D = mean Min dist, LSE-C = mean Confidence over the files that were scored (syncnet's dataset
   numbers, here on our distance scale), and the share of files in sync (|AV offset| <= 1 frame)."""
-  ok = [r for r in results if isinstance(r, SyncResult)]
+  ok = [r for r in rows if r["status"] == "ok"]
   mean = (lambda xs: round(float(np.mean(xs)), 4)) if ok else (lambda xs: None)
-  return {"files": len(results), "scored": len(ok), "failed": len(results) - len(ok),
-          "lse_d": mean([r.min_dist for r in ok]), "lse_c": mean([r.confidence for r in ok]),
-          "mean_abs_offset_frames": mean([abs(r.offset) for r in ok]),
-          "in_sync_fraction": mean([abs(r.offset) <= 1 for r in ok])}
+  return {"files": len(rows), "scored": len(ok), "failed": len(rows) - len(ok),
+          "lse_d": mean([r["min_dist"] for r in ok]), "lse_c": mean([r["confidence"] for r in ok]),
+          "mean_abs_offset_frames": mean([abs(r["av_offset_frames"]) for r in ok]),
+          "in_sync_fraction": mean([abs(r["av_offset_frames"]) <= 1 for r in ok])}
 
 
 def format_table(rows: Sequence[dict], summary: dict) -> str:
@@ -217,16 +220,23 @@ def summary_format(path: str) -> str:
 
 def write_summary(path: str, rows: Sequence[dict], summary: dict) -> None:
   """CSV (per-file rows, then a MEAN row holding LSE-D / LSE-C in min_dist / confidence) or JSONL
-  (per-file rows, then {"summary": {...}}), by extension."""
+  (per-file rows, then {"summary": {...}}), by extension; written to a temporary file renamed over `path`, so
+  `path` is never half-written."""
   kind = summary_format(path)
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path, "w", newline="") as f:
-    if kind == ".jsonl":
-      f.writelines(json.dumps(row) + "\n" for row in rows)
-      f.write(json.dumps({"summary": summary}) + "\n")
-      return
-    writer = csv.DictWriter(f, _COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    writer.writerow({"path": "MEAN", "status": f"{summary['scored']} scored, {summary['failed']} failed",
-                     "min_dist": summary["lse_d"], "confidence": summary["lse_c"]})
+  tmp = f"{path}.{os.getpid()}.tmp"
+  try:
+    with open(tmp, "w", newline="") as f:
+      if kind == ".jsonl":
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+        f.write(json.dumps({"summary": summary}) + "\n")
+      else:
+        writer = csv.DictWriter(f, _COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+        writer.writerow({"path": "MEAN", "status": f"{summary['scored']} scored, {summary['failed']} failed",
+                         "min_dist": summary["lse_d"], "confidence": summary["lse_c"]})
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
