@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 
 import ml_collections
 
+from modeformer_jax import atomic
 from modeformer_jax.commands.eval import parse_checkpoint, parse_clip_lengths
 from modeformer_jax.config_loading import load_config
 from modeformer_jax.errors import UserError
@@ -143,13 +144,10 @@ def write_table(out: str, name: str, rows: Sequence[dict], columns: Sequence[str
   """OUT/NAME.md (Table 1 layout), OUT/NAME.json (the rows) and OUT/NAME.png (the series)."""
   from modeformer_jax.evaluation.report import markdown_table, plot_lines
 
-  os.makedirs(out, exist_ok=True)
   paths = {ext: os.path.join(out, f"{name}.{ext}") for ext in ("md", "json", "png")}
   text = f"# {title}\n\nSync accuracy (%), SPEC section 5 protocol.\n\n{markdown_table(rows, columns)}"
-  with open(paths["md"], "w") as f:
-    f.write(text + (f"\n{notes}\n" if notes else ""))
-  with open(paths["json"], "w") as f:
-    json.dump(list(rows), f, indent=1)
+  atomic.write(paths["md"], text + (f"\n{notes}\n" if notes else ""))
+  atomic.write(paths["json"], json.dumps(list(rows), indent=1))
   plot_lines(paths["png"], series, xlabel=xlabel, title=title, dashed=dashed)
   print(text + (f"\n{notes}" if notes else "") + f"\nwritten to {paths['md']}, {paths['json']}, {paths['png']}")
   return paths

@@ -28,6 +28,8 @@ import os
 import sys
 import time
 
+from modeformer_jax import atomic
+
 # configs/ sits beside the package in a checkout (the README installs it editable from there).
 TINY_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                            "configs", "tiny.py")
@@ -105,10 +107,9 @@ def _planned_steps(args: argparse.Namespace, overrides: list[str], plan_path: st
         f"{budget_s:.0f} s of the {args.minutes:g}-minute budget left for training)")
   if fitting < MIN_STEPS:
     print(f"warning: --minutes {args.minutes:g} leaves less than {MIN_STEPS} steps; training {MIN_STEPS} anyway")
-  with open(plan_path + ".tmp", "w") as f:
-    json.dump({"minutes": args.minutes, "batch_size": args.batch_size, "negatives": args.negatives,
-               "steps": steps, "step_s": timing["step_s"], "compile_s": timing["compile_s"]}, f)
-  os.replace(plan_path + ".tmp", plan_path)  # a plan file is whole or absent
+  atomic.write(plan_path, json.dumps({"minutes": args.minutes, "batch_size": args.batch_size,
+                                      "negatives": args.negatives, "steps": steps, "step_s": timing["step_s"],
+                                      "compile_s": timing["compile_s"]}))
   return steps
 
 

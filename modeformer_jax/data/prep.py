@@ -55,6 +55,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
+from modeformer_jax import atomic
 from modeformer_jax.data import lrs_layout
 from modeformer_jax.data.lrs_layout import Clip
 from modeformer_jax.data.records import dataset_dir, encode_jpeg_frames
@@ -265,20 +266,6 @@ def work_paths(work_dir: str, clip: Clip) -> tuple[str, str]:
   return os.path.join(folder, digest + ".json"), os.path.join(folder, digest + ".pkl")
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-  try:
-    with open(tmp, "wb") as f:
-      f.write(data)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-
-
 def read_marker(work_dir: str, clip: Clip, key: dict, settings: str) -> dict | None:
   """The clip's stored report line when its result is current (same files, same settings), else None."""
   marker, _ = work_paths(work_dir, clip)
@@ -303,12 +290,12 @@ def work_one(clip: Clip, key: dict, options: PrepOptions, work_dir: str, setting
   start = time.perf_counter()
   marker, payload = work_paths(work_dir, clip)
   if example is not None:
-    _atomic_write(payload, pickle.dumps(example, protocol=pickle.HIGHEST_PROTOCOL))
+    atomic.write(payload, pickle.dumps(example, protocol=pickle.HIGHEST_PROTOCOL), durable=True)
   elif os.path.exists(payload):  # An earlier run's record of a clip that is now skipped.
     os.remove(payload)
   report["timings"]["save"] = time.perf_counter() - start
   report["cpu_seconds"] = time.process_time() - cpu
-  _atomic_write(marker, json.dumps({"key": key, "settings": settings, "report": report}).encode("utf-8"))
+  atomic.write(marker, json.dumps({"key": key, "settings": settings, "report": report}), durable=True)
   return report
 
 
@@ -390,7 +377,7 @@ def _summarise(splits: Iterable[str], reports: list[dict], computed: int) -> dic
 def _write_report(out: str, dataset: str, reports: list[dict]) -> str:
   path = os.path.join(out, REPORT_FILE)
   lines = [json.dumps({"dataset": dataset, **r}, ensure_ascii=False) for r in reports]
-  _atomic_write(path, ("\n".join(lines) + "\n").encode("utf-8"))
+  atomic.write(path, "\n".join(lines) + "\n", durable=True)
   return path
 
 

@@ -33,6 +33,8 @@ from typing import Sequence
 
 import numpy as np
 
+from modeformer_jax import atomic
+
 CONTROL_RATE = 1000  # Hz; the articulation track's grid (1 ms steps).
 LAYOUTS = ("lrs2", "lrs3")
 # Fractions of speakers per split, in the order speakers are assigned; ours, sized so that small stand-ins
@@ -648,12 +650,6 @@ def _transcript_file(layout: str, clip: RenderedClip, rng: np.random.Generator, 
   return "\n".join(lines) + "\n"
 
 
-def _write_text(path: Path, text: str) -> None:
-  tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
-  tmp.write_text(text)
-  os.replace(tmp, path)
-
-
 def _make_clip(out_dir: str, job: dict, style: SpeakerStyle, threads: int) -> dict:
   """Renders and writes one clip (transcript, then mp4; each atomically) and returns its manifest row."""
   from modeformer_jax.media.encode import write_video  # av loads in the workers only
@@ -664,7 +660,7 @@ def _make_clip(out_dir: str, job: dict, style: SpeakerStyle, threads: int) -> di
   path = Path(out_dir) / job["path"]
   path.parent.mkdir(parents=True, exist_ok=True)
   text = _transcript_file(layout, clip, _rng(job["seed"], 0x7e47), FRAME_SIZE[layout])
-  _write_text(path.with_suffix(".txt"), text)
+  atomic.write(path.with_suffix(".txt"), text)
   audio = clip.audio if job["channels"] == 1 else np.repeat(clip.audio[:, None], job["channels"], axis=1)
   size = write_video(path, clip.frames, job["fps"], audio, job["sample_rate"], threads=threads)
   return {**job, "num_frames": len(clip.frames), "transcript": clip.transcript,
@@ -781,10 +777,10 @@ def write_dataset(out_dir: str | os.PathLike, layout: str, speakers: int, clips_
         finally:
           pool.shutdown(cancel_futures=True)
   ordered = [rows[job["path"]] for job in jobs]
-  _write_text(out / MANIFEST, "".join(json.dumps(row) + "\n" for row in ordered))
+  atomic.write(out / MANIFEST, "".join(json.dumps(row) + "\n" for row in ordered))
   if layout == "lrs2":
     for split in ("pretrain", "train", "val", "test"):
       suffix = " NF" if split == "test" else ""  # the released test list flags each line
       names = [f"{row['speaker']}/{row['clip']}{suffix}\n" for row in ordered if row["split"] == split]
-      _write_text(out / f"{split}.txt", "".join(names))
+      atomic.write(out / f"{split}.txt", "".join(names))
   return ordered

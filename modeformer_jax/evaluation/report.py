@@ -10,6 +10,7 @@ import json
 import os
 from typing import Sequence
 
+from modeformer_jax import atomic
 from modeformer_jax.evaluation.evaluate import CLIP_LENGTHS
 from modeformer_jax.sync.detect import describe_offset
 
@@ -112,7 +113,8 @@ def plot_lines(path: str, series: dict[str, tuple[Sequence[float], Sequence[floa
   ax.grid(alpha=0.3)
   ax.legend(fontsize=8)
   fig.tight_layout()
-  fig.savefig(path)
+  with atomic.replacing(path) as tmp:
+    fig.savefig(tmp)
   plt.close(fig)
 
 
@@ -132,23 +134,25 @@ def plot_offset_histogram(results: dict, path: str) -> None:
     ax.bar(results["offsets"], results[key])
     ax.set(xlabel="AV offset (frames; > 0: audio leads video)", ylabel="count", title=title)
   fig.tight_layout()
-  fig.savefig(path)
+  with atomic.replacing(path) as tmp:
+    fig.savefig(tmp)
   plt.close(fig)
 
 
 def write_report(results: dict, out: str) -> dict[str, str]:
-  """results.json, table.md, accuracy_vs_clip_length.png and offset_histogram.png in `out`."""
-  os.makedirs(out, exist_ok=True)
+  """results.json, table.md, accuracy_vs_clip_length.png and offset_histogram.png in `out`.
+
+  Each file is written whole, results.json last: where it exists the report is complete (sweeps skip such
+  runs when resumed).
+  """
   paths = {name: os.path.join(out, name) for name in
            ("results.json", "table.md", "accuracy_vs_clip_length.png", "offset_histogram.png")}
-  with open(paths["results.json"], "w") as f:
-    json.dump(results, f, indent=1)
-  with open(paths["table.md"], "w") as f:
-    f.write(summary_text(results))
+  atomic.write(paths["table.md"], summary_text(results))
   row = results_row(results)
   reference = [r for r in paper_rows([row["dataset"]]) if r["model"].startswith("ModEFormer")]
   plot_lines(paths["accuracy_vs_clip_length.png"], accuracy_series([row, *reference]), xlabel="clip length (frames)",
              title=f"{row['dataset']} {results['data'].get('split', '')}",
              dashed=list(accuracy_series(reference)))
   plot_offset_histogram(results, paths["offset_histogram.png"])
+  atomic.write(paths["results.json"], json.dumps(results, indent=1))
   return paths

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import numpy as np
+
+from modeformer_jax import atomic
 
 # FFmpeg's default layout for each channel count (av_channel_layout_default). 8 channels (7.1) is left out:
 # PyAV 18's AudioFrame.from_ndarray indexes past the last plane for it.
@@ -53,28 +54,21 @@ def write_video(path: str | os.PathLike,
   """
   if frames is None and audio is None:
     raise ValueError(f"{path}: nothing to write (frames and audio are both None)")
-  path = Path(path)
-  tmp = path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
-  try:
-    with av.open(str(tmp), "w") as container:
-      vstream = astream = None
-      if frames is not None:
-        vstream = _add_video(container, frames, fps, video_codec, crf, preset, threads)
-      if audio is not None:
-        astream = add_audio_stream(container, audio, sample_rate, audio_bitrate)
-      if vstream is not None:
-        for i, image in enumerate(frames):
-          frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
-          frame.pts = i
-          container.mux(vstream.encode(frame))
-        container.mux(vstream.encode(None))
-      if astream is not None:
-        encode_audio(container, astream, audio, sample_rate)
-    os.replace(tmp, path)
-  finally:
-    if tmp.exists():
-      tmp.unlink()
-  return path.stat().st_size
+  with atomic.replacing(path) as tmp, av.open(tmp, "w") as container:
+    vstream = astream = None
+    if frames is not None:
+      vstream = _add_video(container, frames, fps, video_codec, crf, preset, threads)
+    if audio is not None:
+      astream = add_audio_stream(container, audio, sample_rate, audio_bitrate)
+    if vstream is not None:
+      for i, image in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        frame.pts = i
+        container.mux(vstream.encode(frame))
+      container.mux(vstream.encode(None))
+    if astream is not None:
+      encode_audio(container, astream, audio, sample_rate)
+  return os.path.getsize(path)
 
 
 def _add_video(container, frames: np.ndarray, fps: float, codec: str, crf: int, preset: str, threads: int):

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import ml_collections
 import numpy as np
 
+from modeformer_jax import atomic
 from modeformer_jax.errors import UserError
 from modeformer_jax.media.decode import MediaError
 from modeformer_jax.sync.detect import Prepared, SyncResult, prepare, score
@@ -223,20 +224,13 @@ def write_summary(path: str, rows: Sequence[dict], summary: dict) -> None:
   (per-file rows, then {"summary": {...}}), by extension; written to a temporary file renamed over `path`, so
   `path` is never half-written."""
   kind = summary_format(path)
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  tmp = f"{path}.{os.getpid()}.tmp"
-  try:
-    with open(tmp, "w", newline="") as f:
-      if kind == ".jsonl":
-        f.writelines(json.dumps(row) + "\n" for row in rows)
-        f.write(json.dumps({"summary": summary}) + "\n")
-      else:
-        writer = csv.DictWriter(f, _COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-        writer.writerow({"path": "MEAN", "status": f"{summary['scored']} scored, {summary['failed']} failed",
-                         "min_dist": summary["lse_d"], "confidence": summary["lse_c"]})
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  with atomic.replacing(path) as tmp, open(tmp, "w", newline="") as f:
+    if kind == ".jsonl":
+      f.writelines(json.dumps(row) + "\n" for row in rows)
+      f.write(json.dumps({"summary": summary}) + "\n")
+      return
+    writer = csv.DictWriter(f, _COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    writer.writerow({"path": "MEAN", "status": f"{summary['scored']} scored, {summary['failed']} failed",
+                     "min_dist": summary["lse_d"], "confidence": summary["lse_c"]})

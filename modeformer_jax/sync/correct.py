@@ -14,6 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from modeformer_jax import atomic
 from modeformer_jax.media.decode import MediaError
 from modeformer_jax.media.encode import AAC_SAMPLE_RATES, add_audio_stream, encode_audio
 
@@ -85,11 +86,9 @@ def _decode_audio(path: str) -> tuple[np.ndarray, int, float]:
 
 def _remux(src: str, dst: str, audio: np.ndarray, rate: int) -> int:
   """Writes dst: src's first video stream's packets as they are, plus audio [S, C] as AAC. Returns packets."""
-  Path(dst).parent.mkdir(parents=True, exist_ok=True)
-  tmp = Path(dst).with_name(f".{Path(dst).stem}.{os.getpid()}.partial{Path(dst).suffix}")
   packets = 0
   try:
-    with av.open(src) as source, av.open(str(tmp), "w") as out:
+    with atomic.replacing(dst) as tmp, av.open(src) as source, av.open(tmp, "w") as out:
       vin = source.streams.video[0]
       vout = out.add_stream_from_template(vin)
       aout = add_audio_stream(out, audio, rate, None)
@@ -100,10 +99,6 @@ def _remux(src: str, dst: str, audio: np.ndarray, rate: int) -> int:
         out.mux(packet)
         packets += 1
       encode_audio(out, aout, audio, rate)
-    os.replace(tmp, dst)
   except (av.error.FFmpegError, ValueError) as e:
     raise MediaError(dst, f"cannot write the corrected copy ({getattr(e, 'strerror', None) or e})") from None
-  finally:
-    if tmp.exists():
-      tmp.unlink()
   return packets

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from modeformer_jax import atomic
 from modeformer_jax.sync.detect import SyncResult, describe_offset
 
 
@@ -48,6 +49,6 @@ def plot_result(result: SyncResult, path: str | os.PathLike) -> str:
   frames.set_xlabel("window start (s)")
   frames.set_ylabel("framewise conf.")
   frames.set_title("syncnet framewise confidence (median-filtered over 9 windows)", fontsize=9)
-  Path(path).parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=100)
+  with atomic.replacing(path) as tmp:
+    fig.savefig(tmp, dpi=100)
   return os.fspath(path)

@@ -19,6 +19,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 from flax import nnx
 
+from modeformer_jax import atomic
 from modeformer_jax.errors import UserError
 from modeformer_jax.models import build_model
 
@@ -27,11 +28,7 @@ BEST_METRIC = "val_accuracy_5"
 
 
 def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
-  path = os.path.join(workdir, "config.json")
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
-  os.replace(tmp, path)
+  atomic.write(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
