@@ -148,9 +148,9 @@ def run(args: argparse.Namespace) -> int:
                   chunk_mb=args.decode_mb)
   # What changes the numbers: a journal written with other values is not resumed.
   journal = Journal(args.summary, {
-      "checkpoint": os.path.abspath(args.checkpoint), "which": args.which, "face_centered": args.face_centered,
-      "max_offset_frames": args.max_offset_frames, "syncnet_compat": model.syncnet_compat,
-      "decode_mb": args.decode_mb}) if args.summary else None
+      "checkpoint": os.path.realpath(args.checkpoint), "which": args.which,
+      "face_centered": args.face_centered, "max_offset_frames": args.max_offset_frames,
+      "syncnet_compat": model.syncnet_compat, "decode_mb": args.decode_mb}) if args.summary else None
   # Scored files are resumed; failed ones are tried again.
   rows = {path: row for path, row in (journal.rows if journal else {}).items() if row["status"] == "ok"}
   todo = [item.path for item in items if item.path not in rows]
