@@ -96,7 +96,7 @@ def prepare(path: str, pp: ml_collections.ConfigDict, *, face_centered: bool = F
     raise MediaError(path, f"too short: {num_frames} frames ({num_frames / pp.fps:.2f} s) with both video and "
                      f"audio; offsets up to +-{max_offset} frames need at least {need} "
                      f"({pp.video_window_frames} + 2 x {max_offset})")
-  crops = np.concatenate(crops)[:num_frames]
+  crops = _joined(crops, num_frames)
   valid = np.concatenate(valid)[:num_frames]
   if not face_centered and not valid.any():
     raise MediaError(path, "no face found (for videos that are face crops already, e.g. LRS2, use "
@@ -109,6 +109,19 @@ def prepare(path: str, pp: ml_collections.ConfigDict, *, face_centered: bool = F
   timings["mel"] = time.perf_counter() - tick
   return Prepared(path=path, crops=crops, mel=mel, valid=valid, face_centered=face_centered,
                   num_tracks=num_tracks, info=info, timings=timings)
+
+
+def _joined(parts: list[np.ndarray], count: int) -> np.ndarray:
+  """The first `count` rows of parts concatenated; each part is released once copied, so a long video's crops
+  are held once plus one chunk, not twice (parts is emptied)."""
+  out = np.empty((count, *parts[0].shape[1:]), parts[0].dtype)
+  at = 0
+  while parts and at < count:
+    part = parts.pop(0)
+    out[at:at + len(part)] = part[:count - at]
+    at += len(part)
+  parts.clear()
+  return out
 
 
 def pick_speaker(frames: np.ndarray, track: faces.FaceTrack,
