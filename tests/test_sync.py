@@ -214,6 +214,19 @@ def test_prepare_in_chunks(clips):
   assert abs(detect.score(model, chunked, 15).offset - _expected("face256_lag3")) <= 1
 
 
+def test_a_chunk_without_a_face_is_left_out(tmp_path):
+  """Faces are tracked per chunk: a chunk where nobody is on screen is masked, the chunks around it count."""
+  clip = synth.render_clip(17, synth.speaker_style(5, 2), 4.0, -3, size=256)
+  frames = clip.frames.copy()
+  frames[:40] = 128  # the first 1.6 s: no face (a cutaway)
+  path = str(tmp_path / "cutaway.mp4")
+  write_video(path, frames, 25.0, clip.audio, 16000, preset="ultrafast")
+  prepared = detect.prepare(path, preprocess_config(), chunk_mb=20 * 256 * 256 * 3 / 2 ** 20)
+  assert not prepared.valid[:40].any() and prepared.valid[40:].mean() > 0.9
+  result = detect.score(MouthEnergyScorer(), prepared, 15)
+  assert result.windows_scored < result.windows_total - 35 and abs(result.offset + 3) <= 1
+
+
 def _packets(path):
   with av.open(path) as container:
     return [bytes(p) for p in container.demux(container.streams.video[0]) if p.dts is not None]
