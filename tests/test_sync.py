@@ -307,6 +307,7 @@ def test_an_interrupted_batch_resumes(trained_run, clips, tmp_path, capsys, monk
   status, _, err = _sync(capsys, *args, "--max-offset-frames", "12")
   assert status == 2 and f"{journal}: an interrupted run with other settings (max_offset_frames 15 -> 12)" in err
   with journal.open("a") as f:
+    f.write(json.dumps({**before[1], "path": str(tmp_path / "removed.mp4")}) + "\n")  # no longer an input
     f.write('{"path": "' + paths[2][:10])  # the line being written when the run was killed
 
   asked.clear()

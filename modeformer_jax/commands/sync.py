@@ -151,8 +151,9 @@ def run(args: argparse.Namespace) -> int:
       "checkpoint": os.path.realpath(args.checkpoint), "which": args.which,
       "face_centered": args.face_centered, "max_offset_frames": args.max_offset_frames,
       "syncnet_compat": model.syncnet_compat, "decode_mb": args.decode_mb}) if args.summary else None
-  # Scored files are resumed; failed ones are tried again.
-  rows = {path: row for path, row in (journal.rows if journal else {}).items() if row["status"] == "ok"}
+  # Scored files are resumed; failed ones are tried again, and rows of files no longer given are left out.
+  done = journal.rows if journal else {}
+  rows = {item.path: done[item.path] for item in items if done.get(item.path, {}).get("status") == "ok"}
   todo = [item.path for item in items if item.path not in rows]
   if len(todo) < len(items):
     print(f"resuming {journal.path}: {len(items) - len(todo)} of {len(items)} files were scored before",

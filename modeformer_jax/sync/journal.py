@@ -24,7 +24,7 @@ class Journal:
   def __init__(self, summary_path: str, settings: dict[str, Any]):
     self.path = summary_path + SUFFIX
     self.rows: dict[str, dict] = {}
-    if os.path.exists(self.path):
+    if os.path.exists(self.path) and os.path.getsize(self.path):  # empty: killed before its first line
       self._read(settings)
       self._file = open(self.path, "a")
     else:
@@ -36,10 +36,10 @@ class Journal:
     with open(self.path) as f:
       lines = f.read().splitlines()
     try:
-      written = json.loads(lines[0])["settings"] if lines else None
-    except (json.JSONDecodeError, KeyError, TypeError):
+      written = json.loads(lines[0])["settings"]
+    except (json.JSONDecodeError, KeyError, TypeError, IndexError):
       written = None
-    if written is None:
+    if not isinstance(written, dict):
       raise UserError(f"{self.path}: not a sync journal (its first line holds no settings); move it away")
     if written != settings:
       changed = ", ".join(f"{k} {written.get(k)!r} -> {settings.get(k)!r}" for k in sorted({*written, *settings})
