@@ -174,12 +174,12 @@ def run(args: argparse.Namespace) -> int:
   for result in results if copies else ():
     _emit(result, plotted.get(result.path), rechecks.get(result.path), args.json, several=len(items) > 1)
 
-  rows = [rows[item.path] for item in items]
-  summary = batch.averages(rows)
+  table = [rows[item.path] for item in items]
+  summary = batch.averages(table)
   if len(items) > 1:
-    print(json.dumps({"summary": summary}) if args.json else "\n" + batch.format_table(rows, summary))
-  if args.summary:
-    batch.write_summary(args.summary, rows, summary)
+    print(json.dumps({"summary": summary}) if args.json else "\n" + batch.format_table(table, summary))
+  if journal:
+    batch.write_summary(args.summary, table, summary)
     journal.remove()
   failed = summary["failed"] or any(isinstance(r, batch.Failure) for _, r in rechecks.values())
   return 1 if failed else 0

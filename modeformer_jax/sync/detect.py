@@ -76,11 +76,8 @@ def prepare(path: str, pp: ml_collections.ConfigDict, *, face_centered: bool = F
       crops.append(faces.crop_faces(frames, boxes, pp.crop_size))
       valid.append(np.ones(len(frames), bool))
     else:
-      track = faces.detect_faces(frames, pp)
-      if track.coverage:
-        track, chunk_crops = pick_speaker(frames, track, pp)
-      else:  # placeholders, masked out by `valid`
-        chunk_crops = np.zeros((len(frames), pp.crop_size, pp.crop_size, 3), np.uint8)
+      # A chunk without a face gets whole-frame crops, masked out by `valid`.
+      track, chunk_crops = pick_speaker(frames, faces.detect_faces(frames, pp), pp)
       crops.append(chunk_crops)
       valid.append(track.valid)
       num_tracks = max(num_tracks, track.num_tracks)
@@ -128,9 +125,10 @@ def pick_speaker(frames: np.ndarray, track: faces.FaceTrack,
                  pp: ml_collections.ConfigDict) -> tuple[faces.FaceTrack, np.ndarray]:
   """The face track that talks, and its crops uint8 [T, crop, crop, 3].
 
-  One track: that one. Several: among the tracks seen at least half as often as the most-seen one, the one
-  whose mouth half changes most between consecutive frames beyond what its upper half changes (head motion,
-  lighting and compression noise move both halves; speech moves the mouth). It is a cheap stand-in for
+  No track: the whole-frame box detect_faces gives (its frames invalid). One track: that one. Several: among
+  the tracks seen at least half as often as the most-seen one, the one whose mouth half changes most between
+  consecutive frames beyond what its upper half changes (head motion, lighting and compression noise move
+  both halves; speech moves the mouth). It is a cheap stand-in for
   audio-visual speaker detection and picks the wrong face when a silent listener chews or grimaces.
   """
   def crop(t: faces.FaceTrack) -> np.ndarray:
