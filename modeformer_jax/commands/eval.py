@@ -12,6 +12,10 @@ Examples:
 Writes into --out (default RUN/eval/<split>-<step>): results.json (accuracy per clip length, per-video
 accuracies, offset histograms, skipped videos), table.md (the paper's Table 1 layout, its rows alongside),
 accuracy_vs_clip_length.png and offset_histogram.png. Exit status: 0 done, 2 bad input.
+
+eval runs as one process on all of this host's devices (start it once; under `modeformer launch`, srun or
+mpirun it stops with that message). Compiled encoders are kept in the compilation cache
+(~/.cache/modeformer/xla, or $JAX_COMPILATION_CACHE_DIR), so a second eval of the same model starts faster.
 """
 
 from __future__ import annotations
@@ -65,8 +69,12 @@ def parse_checkpoint(text: str) -> str | int:
 
 
 def run(args) -> int:
+  from modeformer_jax import runtime
   from modeformer_jax.evaluation.evaluate import evaluate_run
   from modeformer_jax.evaluation.report import summary_text, write_report
+
+  runtime.require_one_process("modeformer eval")
+  runtime.enable_compilation_cache()
 
   clip_lengths = parse_clip_lengths(args.clip_lengths)
   if args.max_offset < 1:

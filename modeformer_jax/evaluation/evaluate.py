@@ -251,8 +251,10 @@ def validation_records(config: ml_collections.ConfigDict) -> list[dict]:
 
 def validation_metrics(model: SyncModel, records: Sequence[dict], clip_lengths: Sequence[int] = (5, 15),
                        max_offset: int = 15) -> dict[str, float]:
-  """{"val_accuracy_K": protocol accuracy with K frames of context} on a small in-memory subset."""
+  """{"val_accuracy_K": protocol accuracy with K frames of context, "val_videos": videos scored} on a small
+  in-memory subset."""
   videos, skipped = utterance_scores(model, records, max_offset=max_offset)
   _check_usable(videos, skipped, "validation records")
   results = protocol.protocol_results([v.scores for v in videos], clip_lengths, model.spec.video_frames)
-  return {f"val_accuracy_{k}": results["clip_lengths"][str(k)]["accuracy"] for k in clip_lengths}
+  return {**{f"val_accuracy_{k}": results["clip_lengths"][str(k)]["accuracy"] for k in clip_lengths},
+          "val_videos": len(videos)}

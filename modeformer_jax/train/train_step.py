@@ -20,6 +20,7 @@ from jax.sharding import Mesh
 
 from modeformer_jax.loss import objective_loss
 from modeformer_jax.models import build_model
+from modeformer_jax.models.layers import biases_before_batchnorm
 from modeformer_jax.train.mesh import BATCH_AXES, replicated, state_shardings
 
 PyTree = Any
@@ -40,11 +41,17 @@ def learning_rate(stage: ml_collections.ConfigDict) -> optax.Schedule:
 
 
 def optimizer(stage: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """AdamW with global-norm clipping; weight decay on kernels only (not biases, norms, tokens, temperature)."""
+  """AdamW with global-norm clipping; weight decay on kernels only (not biases, norms, tokens, temperature).
+
+  Conv biases that feed a BatchNorm are not updated (layers.biases_before_batchnorm): their true gradient is
+  zero, and Adam would otherwise move them by the learning rate in a direction set by rounding noise, so that
+  runs on different device layouts or numbers of processes would drift apart for nothing.
+  """
   decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
   return optax.chain(
+      optax.masked(optax.set_to_zero(), biases_before_batchnorm),
       optax.clip_by_global_norm(stage.grad_clip) if stage.grad_clip else optax.identity(),
-      optax.adamw(learning_rate(stage), weight_decay=stage.weight_decay, mask=decay_mask))
+      optax.adamw(learning_rate(stage), eps=stage.adam_eps, weight_decay=stage.weight_decay, mask=decay_mask))
 
 
 @dataclasses.dataclass
@@ -91,6 +98,9 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, 
                     negatives: str, chunk_size: int, seed: int) -> Callable:
   """(state, global batch) -> (state, metrics). The input state's buffers are donated.
 
+  The batch holds data/pipeline.py's arrays (audio_ids optional) and optionally "stop" bool [B]: each
+  process's rows say whether it was asked to stop (SIGTERM); metrics["stop"] is then their logical or.
+
   The loss is the model's objective (loss.objective_loss): InfoNCE over `negatives` for ModEFormer.
 
   Dropout keys are fold_in(seed, step), so a resumed run draws the same masks as an uninterrupted one. A step
@@ -107,7 +117,8 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, 
       net = model.merge(params, state.batch_stats)
       outputs = net(batch["video"], batch["audio"], train=True, rngs=rngs)
       loss, metrics = objective_loss(net, outputs, batch["audio_mask"], mesh=mesh, batch_axes=BATCH_AXES,
-                                     negatives=negatives, chunk_size=chunk_size or None)
+                                     negatives=negatives, chunk_size=chunk_size or None,
+                                     audio_ids=batch.get("audio_ids"))
       stats = nnx.to_pure_dict(nnx.state(net, nnx.BatchStat))
       return loss, (metrics, stats)
 
@@ -119,6 +130,8 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, 
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state.replace(step=state.step + 1))
     metrics = dict(metrics, loss=loss, grad_norm=grad_norm, finite=finite)
+    if "stop" in batch:  # any process asked to stop: one replicated answer that every process reads alike
+      metrics["stop"] = jnp.any(batch["stop"])
     return new, metrics
 
   shardings = state_sharding(mesh, state)
