@@ -33,7 +33,7 @@ NARROW = ["--config.model.width=32", "--config.model.video_widths=(4,8,8,16,32)"
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--config", default="configs/tiny.py:synthetic", help="model and preprocessing config")
+  parser.add_argument("--config", default="tiny:synthetic", help="model and preprocessing config")
   parser.add_argument("--videos", type=int, default=4, help="videos rendered in memory")
   parser.add_argument("--seconds", type=float, default=2.0, help="length of each video")
   parser.add_argument("--max-offset", type=int, default=15)

@@ -50,8 +50,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
   """Training sweep options; any --config.FIELD=VALUE after them applies to every run."""
-  parser.add_argument("--config", default="configs/modeformer_lrs2.py", metavar="PATH[:ARG]",
-                      help="base config of every run (default: configs/modeformer_lrs2.py)")
+  parser.add_argument("--config", default="modeformer_lrs2", metavar="PATH[:ARG]",
+                      help="base config of every run (default: modeformer_lrs2)")
   parser.add_argument("--steps", type=int, help="steps of every stage (default: the config's)")
   parser.add_argument("--print-commands", action="store_true",
                       help="print a `modeformer train` + `modeformer eval` pair per run instead of running "

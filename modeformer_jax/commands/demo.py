@@ -2,7 +2,7 @@
 
   1. synth   an LRS2-layout dataset (real mp4 files) and a few clips with known audio offsets
   2. prep    the dataset into ArrayRecord shards
-  3. train   a narrow ModEFormer (configs/tiny.py) on the shards
+  3. train   a narrow ModEFormer (the shipped `tiny` config) on the shards
   4. eval    the paper's protocol on the test split (clip lengths 5..15), table and plot
   5. sync    offset detection on the shifted clips: detected vs true
   6. export  to PyTorch (and ONNX when onnxruntime is installed), checked for parity
@@ -30,9 +30,7 @@ import time
 
 from modeformer_jax import atomic
 
-# configs/ sits beside the package in a checkout (the README installs it editable from there).
-TINY_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                           "configs", "tiny.py")
+TINY_CONFIG = "tiny"  # shipped in the package (modeformer_jax/configs), so an installed demo finds it
 
 # The centre 62.5% of the generated 160x160 LRS2 frames: the face framed as a face detector crops it (the
 # framing configs/tiny.py's in-memory synthetic source renders, data.synthetic_face_scale = 1.6).
@@ -130,7 +128,7 @@ def run(args) -> int:
   _call(["prep", "--dataset", "lrs2", "--src", data, "--out", prepared, "--splits", "pretrain,train,val,test",
          "--lrs2-box", ",".join(map(str, FACE_BOX))])
 
-  _step("3/6 train: configs/tiny.py on the shards", started)
+  _step("3/6 train: the tiny config on the shards", started)
   overrides = _train_overrides(args, prepared)
   steps = _planned_steps(args, overrides, os.path.join(w, "plan.json"), time.perf_counter() - started)
   _call(["train", "--config", TINY_CONFIG, "--workdir", run_dir, *overrides, f"--config.stages.0.steps={steps}",

@@ -6,11 +6,13 @@ import argparse
 
 
 def add_config(parser: argparse.ArgumentParser, required: bool = True) -> None:
+  from modeformer_jax.config_loading import shipped_configs
+
   parser.add_argument(
-      "--config", required=required, metavar="PATH[:ARG]",
-      help="ml_collections config file with get_config(ARG), e.g. configs/modeformer_lrs2.py or "
-      "configs/tiny.py:synthetic. Any field can then be overridden with --config.FIELD=VALUE "
-      "(e.g. --config.stages.0.steps=100 --config.model.dtype=bfloat16).")
+      "--config", required=required, metavar="NAME[:ARG]",
+      help=f"a shipped config ({', '.join(shipped_configs())}), e.g. modeformer_lrs2 or tiny:synthetic, or an "
+      "ml_collections config file PATH.py[:ARG] with get_config(ARG). Any field can then be overridden with "
+      "--config.FIELD=VALUE (e.g. --config.stages.0.steps=100 --config.model.dtype=bfloat16).")
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:
