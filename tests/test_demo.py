@@ -29,8 +29,7 @@ def test_demo_end_to_end(tmp_path, capsys):
   # Sync: the detected-vs-true table lists every shifted clip.
   assert sum(1 for line in out.splitlines() if line.strip().endswith(tuple("0123456789")) and ".mp4" in line) >= 4
   # Export: loads back into JAX and into torch with the same weights.
-  from modeformer_jax.export.load import load_exported
-  from modeformer_jax.train.checkpoints import restore_weights
+  from modeformer_jax.weights import load_exported, restore_weights
   _, params, _ = load_exported(str(w / "export"))
   _, _, run_params, _ = restore_weights(str(w / "run"))
   import jax

@@ -12,7 +12,7 @@ import pytest
 
 from modeformer_jax.config_loading import load_config
 from modeformer_jax.train import trainer
-from modeformer_jax.train.checkpoints import restore_weights
+from modeformer_jax.weights import restore_weights
 
 # Narrower than configs/tiny.py so CPU steps take a fraction of a second.
 OVERRIDES = ["--config.model.width=32", "--config.model.video_widths=(4,8,8,16,32)",

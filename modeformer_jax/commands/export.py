@@ -93,7 +93,9 @@ def run(args) -> int:
   missing = [m for m in needed if importlib.util.find_spec(m) is None]
   if missing:
     raise UserError(f"--format {args.format}: needs {' and '.join(missing)} (pip install 'modeformer-jax[torch,onnx]')")
-  config, step, params, batch_stats = _restore(args.checkpoint, args.which)
+  from modeformer_jax.weights import load_weights
+
+  config, step, params, batch_stats = load_weights(args.checkpoint, args.which)
   if config.model.name != "modeformer":  # the PyTorch module written beside the weights is ModEFormer's
     raise UserError(f"{args.checkpoint}: a {config.model.name} model; export writes ModEFormer models only")
   try:
@@ -111,17 +113,6 @@ def run(args) -> int:
   return 0
 
 
-def _restore(path: str, which: str) -> tuple:
-  """(config, step, params, batch_stats) of a training run's checkpoint or of an export folder."""
-  from modeformer_jax.export.load import WEIGHTS, load_exported, read_export_config
-  from modeformer_jax.train.checkpoints import restore_weights
-
-  if os.path.isfile(os.path.join(path, WEIGHTS)):
-    config, params, batch_stats = load_exported(path)
-    return config, read_export_config(path).get("source", {}).get("step"), params, batch_stats
-  return restore_weights(path, which)
-
-
 def export(config: ml_collections.ConfigDict, params: dict, batch_stats: dict, out: str, *, onnx: bool = False,
            step: int | None = None, source: str = "", verify: bool = True, overwrite: bool = False) -> dict:
   """Writes the export folder `out` from JAX trees (pure dicts, as restore_weights returns them).
@@ -134,21 +125,22 @@ def export(config: ml_collections.ConfigDict, params: dict, batch_stats: dict, o
   from safetensors.numpy import save_file
   from safetensors.torch import load_file
 
-  from modeformer_jax.export import convert, load, torch_model
+  from modeformer_jax.export import torch_model
+  from modeformer_jax.weights import export_folder, state_dict
 
   out = os.path.abspath(out)
   if os.path.exists(out) and not (os.path.isdir(out) and (overwrite or not os.listdir(out))):
     raise UserError(f"{out}: exists (pass --overwrite to replace a folder)")
   model_cfg = json.loads(config.model.to_json_best_effort())
-  tensors = convert.to_torch(params, batch_stats, step or 0)
+  tensors = state_dict.to_torch(params, batch_stats, step or 0)
   module = torch_model.ModEFormer(model_cfg).eval()
 
   os.makedirs(os.path.dirname(out), exist_ok=True)
   tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.", dir=os.path.dirname(out))
   try:
-    weights = os.path.join(tmp, load.WEIGHTS)
+    weights = os.path.join(tmp, export_folder.WEIGHTS)
     save_file(tensors, weights,
-              metadata={"format": "pt", load.MODEL_METADATA: json.dumps(model_cfg, sort_keys=True)})
+              metadata={"format": "pt", export_folder.MODEL_METADATA: json.dumps(model_cfg, sort_keys=True)})
     # The module runs on the file just written, so the parity check covers the file, not just the arrays; the
     # strict load fails on any state_dict entry left unfilled, unexpected or misshapen.
     try:
@@ -162,7 +154,7 @@ def export(config: ml_collections.ConfigDict, params: dict, batch_stats: dict, o
     with torch.no_grad():
       meta = _export_config(config, model_cfg, step, source, module.logit_scale().item())
     meta["parity"] = _parity(config, params, batch_stats, module, tmp if onnx else None, inputs) if verify else {}
-    with open(os.path.join(tmp, load.CONFIG), "w") as f:
+    with open(os.path.join(tmp, export_folder.CONFIG), "w") as f:
       json.dump(meta, f, indent=2)
     with open(os.path.join(tmp, "README.md"), "w") as f:
       f.write(_readme(meta, out, onnx))

@@ -22,6 +22,7 @@ from modeformer_jax.train import checkpoints as ckpt_lib
 from modeformer_jax.train.logging import MetricsLogger
 from modeformer_jax.train.mesh import global_batch, make_mesh
 from modeformer_jax.train.train_step import init_model, init_state, learning_rate, make_train_step, optimizer
+from modeformer_jax.weights import run_folder
 
 
 class NonFiniteError(RuntimeError):
@@ -81,7 +82,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
       raise UserError(f"config.stages.{i}.batch_size: {s.batch_size} is not divisible by the {mesh.size} devices")
   os.makedirs(workdir, exist_ok=True)
   if jax.process_index() == 0:
-    ckpt_lib.write_config(workdir, config)
+    run_folder.write_config(workdir, config)
   checkpoints = ckpt_lib.RunCheckpoints(workdir, config.keep_checkpoints)
   logger = MetricsLogger(workdir, enabled=jax.process_index() == 0, progress=progress)
   sigterm = _SigtermFlag()
