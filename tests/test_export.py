@@ -17,8 +17,8 @@ from flax import nnx
 from safetensors.numpy import save_file
 
 from modeformer_jax import cli, config_defaults as cd
-from modeformer_jax.commands import export as export_command
-from modeformer_jax.commands.export import export
+from modeformer_jax.export import parity
+from modeformer_jax.export.write import export
 from modeformer_jax.data import synth
 from modeformer_jax.errors import UserError
 from modeformer_jax.weights import state_dict
@@ -245,7 +245,7 @@ def test_cli_bad_input(exported, trained_run, tmp_path, capsys):
   assert _export_cli("--checkpoint", trained_run, "--out", str(tmp_path / "x"), "--which", "first") == 2
   assert "--which first" in capsys.readouterr().err
   with pytest.MonkeyPatch.context() as mp:
-    mp.setattr(export_command, "PARITY_TOLERANCE", -1.0)  # every difference is now too large
+    mp.setattr(parity, "PARITY_TOLERANCE", -1.0)  # every difference is now too large
     assert _export_cli("--checkpoint", exported, "--out", str(tmp_path / "x")) == 1
   assert "differs from JAX beyond" in capsys.readouterr().err
   assert os.listdir(tmp_path) == []  # nothing written, no temporary folder left

@@ -67,12 +67,15 @@ def parse_checkpoint(text: str) -> str | int:
 def run(args) -> int:
   from modeformer_jax.evaluation.evaluate import evaluate_run
   from modeformer_jax.evaluation.report import summary_text, write_report
+  from modeformer_jax.weights import is_export
 
   clip_lengths = parse_clip_lengths(args.clip_lengths)
   if args.max_offset < 1:
     raise UserError(f"--max-offset {args.max_offset}: must be >= 1")
   if args.limit is not None and args.limit < 1:
     raise UserError(f"--limit {args.limit}: must be >= 1")
+  if args.data is None and is_export(args.workdir):
+    raise UserError("an exported model carries no data source: pass --data DIR (a `modeformer prep --out` folder)")
   results = evaluate_run(args.workdir, checkpoint=parse_checkpoint(args.checkpoint), split=args.split,
                          data_dir=args.data, dataset=args.dataset, clip_lengths=clip_lengths,
                          max_offset=args.max_offset, naive=args.naive, limit=args.limit,

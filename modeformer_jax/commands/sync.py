@@ -123,6 +123,7 @@ def _outputs(flag: str, target: str | None, items, suffix: str | None) -> dict[s
 def run(args: argparse.Namespace) -> int:
   from modeformer_jax.inference import load_sync_model
   from modeformer_jax.sync import batch
+  from modeformer_jax.sync.correct import correct_scored
   from modeformer_jax.sync.detect import SyncResult
   from modeformer_jax.sync.journal import Journal
   from modeformer_jax.sync.plot import plot_result
@@ -170,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
       plotted[result.path] = plot_result(result, plots[result.path])
     if not copies:
       _emit(result, plotted.get(result.path), None, args.json, several=len(items) > 1)
-  rechecks = _correct(model, rows, copies, settings, journal) if copies else {}
+  rechecks = correct_scored(model, rows, copies, settings, journal) if copies else {}
   for result in results if copies else ():
     _emit(result, plotted.get(result.path), rechecks.get(result.path), args.json, several=len(items) > 1)
 
@@ -183,34 +184,6 @@ def run(args: argparse.Namespace) -> int:
     journal.remove()
   failed = summary["failed"] or any(isinstance(r, batch.Failure) for _, r in rechecks.values())
   return 1 if failed else 0
-
-
-def _correct(model, rows: dict[str, dict], copies: dict[str, str], settings: dict, journal) -> dict:
-  """Writes the corrected copies of the scored files that lack one (rows: path -> summary row, updated in
-  place and journaled), then re-checks them all (in parallel as the inputs were): input path -> (copy path,
-  SyncResult or Failure)."""
-  from modeformer_jax.sync import batch
-  from modeformer_jax.sync.correct import write_corrected
-
-  written, out = {}, {}
-  for path, row in rows.items():
-    done = row["corrected_path"] == copies[path] and row["corrected_av_offset_frames"] is not None
-    if row["status"] != "ok" or done:
-      continue
-    dst = copies[path]
-    try:
-      write_corrected(path, dst, row["av_offset_frames"], model.spec.fps)
-      written[path] = dst
-    except UserError as e:
-      out[path] = (dst, batch.Failure.of(dst, e))
-  rechecked = batch.detect_many(model, list(written.values()), desc="re-check", **settings)
-  for (src, dst), recheck in zip(written.items(), rechecked):
-    out[src] = (dst, recheck)
-  for src, (dst, recheck) in out.items():
-    rows[src] = batch.with_correction(rows[src], dst, recheck)
-    if journal:
-      journal.add(rows[src])
-  return out
 
 
 def _emit(result, plot: str | None, recheck: tuple | None, as_json: bool, several: bool) -> None:

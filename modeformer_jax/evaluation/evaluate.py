@@ -218,7 +218,7 @@ def open_records(config: ml_collections.ConfigDict, split: str, data_dir: str | 
     return source, {"source": "shards", "data_dir": data_dir, "dataset": dataset, "split": split,
                     "description": f"{source.path} split '{split}'"}
   if "data" not in config:
-    raise UserError("an exported model carries no data source: pass --data DIR (a `modeformer prep --out` folder)")
+    raise UserError("an exported model carries no data source: give data_dir (a `modeformer prep --out` folder)")
   from modeformer_jax.data.pipeline import open_source
   source = open_source(config, split)
   if config.data.source == "synthetic":

@@ -104,12 +104,10 @@ def read_torch_state_dict(path: str) -> dict[str, np.ndarray]:
 def write_folder(out: str, config: ml_collections.ConfigDict, params: dict, batch_stats: dict,
                  source: str) -> list[str]:
   """An export folder (config.json + model.safetensors, our PyTorch-style names) that load_sync_model reads."""
-  from safetensors.numpy import save_file
-
   os.makedirs(out, exist_ok=True)
   model_cfg = json.loads(config.model.to_json_best_effort())
-  save_file(state_dict.to_torch(params, batch_stats), os.path.join(out, export_folder.WEIGHTS),
-            metadata={"format": "pt", export_folder.MODEL_METADATA: json.dumps(model_cfg, sort_keys=True)})
+  export_folder.write_weights(os.path.join(out, export_folder.WEIGHTS), state_dict.to_torch(params, batch_stats),
+                              model_cfg)
   meta = {"model": model_cfg, "preprocess": json.loads(config.preprocess.to_json_best_effort()),
           "source": {"checkpoint": os.path.abspath(source), "step": None, "imported": "syncnet_python"}}
   with open(os.path.join(out, export_folder.CONFIG), "w") as f:

@@ -96,8 +96,8 @@ def prepare(path: str, pp: ml_collections.ConfigDict, *, face_centered: bool = F
   crops = _joined(crops, num_frames)
   valid = np.concatenate(valid)[:num_frames]
   if not face_centered and not valid.any():
-    raise MediaError(path, "no face found (for videos that are face crops already, e.g. LRS2, use "
-                     "--face-centered)")
+    raise MediaError(path, "no face found (videos that are face crops already, e.g. LRS2, are scored on the "
+                     "whole frame with face_centered: `modeformer sync --face-centered`)")
   info = {"source_fps": round(media.source_fps, 3), "source_sample_rate": media.source_sample_rate,
           "source_channels": media.source_channels, "video_seconds": round(media.video_seconds, 3),
           "audio_seconds": round(media.audio_seconds, 3), "width": size[0], "height": size[1]}

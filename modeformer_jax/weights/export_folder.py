@@ -15,6 +15,7 @@ import os
 import ml_collections
 import numpy as np
 import safetensors
+from safetensors.numpy import save_file
 
 from modeformer_jax.errors import UserError
 from modeformer_jax.models.functional import abstract_model
@@ -52,6 +53,12 @@ def read_weights(file: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
       return {k: f.get_tensor(k) for k in f.keys()}, f.metadata() or {}
   except (safetensors.SafetensorError, OSError, ValueError, TypeError) as e:
     raise UserError(f"{file}: not a readable safetensors file: {e}") from e
+
+
+def write_weights(file: str, tensors: dict[str, np.ndarray], model_cfg: dict) -> None:
+  """model.safetensors: PyTorch-named tensors (state_dict.to_torch), with the model config they fit as metadata
+  (load_exported checks config.json against it)."""
+  save_file(tensors, file, metadata={"format": "pt", MODEL_METADATA: json.dumps(model_cfg, sort_keys=True)})
 
 
 def load_exported(path: str) -> tuple[ml_collections.ConfigDict, dict, dict]:
