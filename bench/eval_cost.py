@@ -23,7 +23,8 @@ import time
 
 from modeformer_jax.config_loading import load_config
 from modeformer_jax.data.synth.in_memory import synthetic_records
-from modeformer_jax.evaluation.evaluate import CLIP_LENGTHS, evaluate
+from modeformer_jax.evaluation.evaluate import evaluate
+from modeformer_jax.evaluation.protocol import CLIP_LENGTHS
 from modeformer_jax.inference import SyncModel
 from modeformer_jax.train.train_step import init_model
 

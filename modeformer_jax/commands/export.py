@@ -43,18 +43,17 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
   from modeformer_jax.export.parity import ParityError
   from modeformer_jax.export.write import export
-  from modeformer_jax.weights import load_weights
+  from modeformer_jax.weights import load_weights, parse_which
 
   formats = [f.strip() for f in args.format.split(",") if f.strip()]
   if not formats or set(formats) - set(FORMATS):
     raise UserError(f"--format {args.format}: expected a comma-separated subset of {', '.join(FORMATS)}")
-  if args.which not in ("last", "best") and not args.which.isdigit():
-    raise UserError(f"--which {args.which}: expected last, best or a step number")
+  which = options.parsed("--which", args.which, parse_which)
   needed = ["torch"] + (["onnxruntime"] if "onnx" in formats and not args.no_verify else [])
   missing = [m for m in needed if importlib.util.find_spec(m) is None]
   if missing:
     raise UserError(f"--format {args.format}: needs {' and '.join(missing)} (pip install 'modeformer-jax[torch,onnx]')")
-  config, step, params, batch_stats = load_weights(args.checkpoint, args.which)
+  config, step, params, batch_stats = load_weights(args.checkpoint, which)
   try:
     written = export(config, params, batch_stats, args.out, onnx="onnx" in formats, step=step,
                      source=args.checkpoint, verify=not args.no_verify, overwrite=args.overwrite)

@@ -94,14 +94,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "command after an interruption scores only the files not recorded there")
 
 
-def _which(value: str) -> str | int:
-  if value in ("last", "best"):
-    return value
-  if value.isdigit():
-    return int(value)
-  raise UserError(f"--which: expected last, best or a step number, got {value!r}")
-
-
 def _outputs(flag: str, target: str | None, items, suffix: str | None) -> dict[str, str]:
   """Input path -> output path: target itself for one input (or target/<name> if it is a folder), else
   target/<name relative to its input folder> (with the suffix swapped when given)."""
@@ -127,8 +119,9 @@ def run(args: argparse.Namespace) -> int:
   from modeformer_jax.sync.detect import SyncResult
   from modeformer_jax.sync.journal import Journal
   from modeformer_jax.sync.plot import plot_result
+  from modeformer_jax.weights import parse_which
 
-  which = _which(args.which)
+  which = options.parsed("--which", args.which, parse_which)
   if args.max_offset_frames < 1:
     raise UserError(f"--max-offset-frames: must be at least 1, got {args.max_offset_frames}")
   if args.jobs is not None and args.jobs < 0:
@@ -188,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _emit(result, plot: str | None, recheck: tuple | None, as_json: bool, several: bool) -> None:
   from modeformer_jax.sync import batch
-  from modeformer_jax.sync.detect import describe_offset
+  from modeformer_jax.offsets import describe_offset
 
   if isinstance(result, batch.Failure):
     print(f"modeformer sync: error: {result.path}: {result.reason}", file=sys.stderr)

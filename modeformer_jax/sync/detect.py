@@ -19,6 +19,7 @@ from modeformer_jax.errors import UserError
 from modeformer_jax.media import faces
 from modeformer_jax.media.decode import MediaError, read_media
 from modeformer_jax.media.mfcc import audio_features
+from modeformer_jax.offsets import describe_offset
 from modeformer_jax.sync import syncnet_metrics
 
 if TYPE_CHECKING:  # jax loads only where the model runs, not in the decode workers
@@ -235,13 +236,6 @@ class SyncResult:
       lines.append("Note: \tthe offset is at the edge of the search range, the true one may be larger "
                    "(raise --max-offset-frames)")
     return "\n".join(lines)
-
-
-def describe_offset(offset: int, fps: float) -> str:
-  """The sign in words: 'audio leads video by 120 ms', 'audio lags video by 40 ms' or 'in sync'."""
-  if offset == 0:
-    return "in sync"
-  return f"audio {'leads' if offset > 0 else 'lags'} video by {abs(offset) * 1000 / fps:.0f} ms"
 
 
 def score(model: SyncModel, prepared: Prepared, max_offset: int = 15) -> SyncResult:

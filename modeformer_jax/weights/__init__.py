@@ -11,7 +11,7 @@ import ml_collections
 
 from modeformer_jax.errors import UserError
 from modeformer_jax.weights.export_folder import is_export, load_exported, read_export_config
-from modeformer_jax.weights.run_folder import restore_weights
+from modeformer_jax.weights.run_folder import parse_which, restore_weights
 
 
 def load_weights(path: str, which: str | int = "last") -> tuple[ml_collections.ConfigDict, int | None, dict, dict]:

@@ -24,6 +24,15 @@ BEST = "best"  # the best one by validation accuracy
 ITEMS = ("weights", "optimizer", "data", "meta")
 
 
+def parse_which(text: str) -> str | int:
+  """Which checkpoint of a run: 'last', 'best' or a step number ('1000' -> 1000); ValueError otherwise."""
+  if text in ("last", "best"):
+    return text
+  if not text.isdigit():
+    raise ValueError("expected last, best or a step number")
+  return int(text)
+
+
 def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
   atomic.write(os.path.join(workdir, CONFIG), config.to_json_best_effort(indent=2))
 
