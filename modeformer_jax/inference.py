@@ -13,19 +13,17 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import os
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from modeformer_jax.data.windows import WindowSpec
-from modeformer_jax.errors import UserError
-from modeformer_jax.models import build_model, scoring
-from modeformer_jax.train.train_step import Model
+from modeformer_jax.models import scoring
+from modeformer_jax.models.functional import Model, abstract_model
+from modeformer_jax.weights import is_export, load_weights
 
 
 @dataclasses.dataclass
@@ -48,8 +46,7 @@ class SyncModel:
       self.syncnet_compat = self.config.model.name == "syncnet"
     self.scoring = scoring(self.config.model)  # "cosine", "euclidean" or "pairwise"
     if self.graphdef is None:
-      self.graphdef = nnx.split(nnx.eval_shape(lambda: build_model(self.config.model)), nnx.Param,
-                                nnx.BatchStat)[0]
+      self.graphdef = abstract_model(self.config.model).graphdef
     self._model = Model(self.graphdef, self.params, self.batch_stats)
     devices = jax.local_devices()
     self.batch_size = -(-self.batch_size // len(devices)) * len(devices)
@@ -169,13 +166,7 @@ def offset_similarities(video: np.ndarray, audio: np.ndarray, max_offset: int, s
 
 def load_sync_model(path: str, which: str | int = "last", batch_size: int = 64) -> SyncModel:
   """A training run's workdir (checkpoint `which`: "last", "best" or a step) or an exported model folder."""
-  from modeformer_jax.train.checkpoints import restore_weights
-
-  if not os.path.exists(path):
-    raise UserError(f"{path}: no such checkpoint folder")
-  if os.path.isfile(os.path.join(path, "model.safetensors")):
-    from modeformer_jax.export.load import load_exported
-    config, params, batch_stats = load_exported(path)
-    return SyncModel(config, params, batch_stats, source=path, batch_size=batch_size)
-  config, step, params, batch_stats = restore_weights(path, which)
-  return SyncModel(config, params, batch_stats, source=path, step=step, batch_size=batch_size)
+  config, step, params, batch_stats = load_weights(path, which)
+  # An export is reported as one (eval writes <split>-export), not by the step it was exported from.
+  return SyncModel(config, params, batch_stats, source=path, step=None if is_export(path) else step,
+                   batch_size=batch_size)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from modeformer_jax.data import prep, synth
-from modeformer_jax.train.checkpoints import restore_weights
+from modeformer_jax.weights import restore_weights
 
 TINY_MODEL = ["--config.model.width=32", "--config.model.video_widths=(4,8,8,16,32)",
               "--config.model.audio_widths=(4,8,8,16,32)", "--config.model.depth=1", "--config.model.mlp_dim=64"]

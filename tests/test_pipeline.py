@@ -26,7 +26,7 @@ def prepared(tmp_path_factory):
 
 
 def _config(data_dir, *extra):
-  return load_config("configs/tiny.py", [*TINY_MODEL, f"--config.data.data_dir={data_dir}",
+  return load_config("tiny", [*TINY_MODEL, f"--config.data.data_dir={data_dir}",
                                          "--config.stages.0.batch_size=4", *extra])
 
 
@@ -105,7 +105,7 @@ def test_syncnet_batches_hold_whole_crops_and_mfccs_of_the_stored_audio(prepared
   each record's stored int16 audio, as python_speech_features computes them."""
   import python_speech_features
 
-  config = load_config("configs/syncnet.py:pm,tiny,base=configs/tiny.py", [
+  config = load_config("syncnet:pm,tiny,base=tiny", [
       f"--config.data.data_dir={prepared}", "--config.stages.0.batch_size=4", "--config.data.augment.audio_gain=0.0",
       "--config.data.augment.audio_noise=0.0"])
   batch = next(train_batches(config, config.stages[0], seed=0))
@@ -121,7 +121,7 @@ def test_syncnet_batches_hold_whole_crops_and_mfccs_of_the_stored_audio(prepared
 def test_joined_splits(prepared):
   """stage.split "a+b" trains on both splits: records of a, then of b, through the same grain graph."""
   from modeformer_jax.data.pipeline import open_source
-  config = load_config("configs/tiny.py:synthetic", [*TINY_MODEL, "--config.data.synthetic_clips=2",
+  config = load_config("tiny:synthetic", [*TINY_MODEL, "--config.data.synthetic_clips=2",
                                                       "--config.data.synthetic_seconds=1.0",
                                                       "--config.stages.0.split=train+val",
                                                       "--config.stages.0.batch_size=4"])

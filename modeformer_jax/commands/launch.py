@@ -39,7 +39,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
   from modeformer_jax.errors import UserError
-  from modeformer_jax.local_launch import run_local_processes
+  from modeformer_jax.train.local_launch import run_local_processes
 
   command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
   if not command:

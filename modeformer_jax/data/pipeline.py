@@ -31,7 +31,7 @@ def open_source(config: ml_collections.ConfigDict, split: str, lazy_frames: bool
     from modeformer_jax.data.records import JoinedSplits
     return JoinedSplits([open_source(config, part, lazy_frames) for part in split.split("+")])
   if config.data.source == "synthetic":
-    from modeformer_jax.data.synthetic import synthetic_records
+    from modeformer_jax.data.synth.in_memory import synthetic_records
     return synthetic_records(config, split)
   from modeformer_jax.data.records import open_split
   if not config.data.data_dir:

@@ -29,10 +29,10 @@ import tqdm
 from modeformer_jax.data.features import record_features
 from modeformer_jax.errors import UserError
 from modeformer_jax.evaluation import protocol
+from modeformer_jax.evaluation.protocol import CLIP_LENGTHS
 from modeformer_jax.inference import (SyncModel, audio_windows, load_sync_model, num_windows, offset_similarities,
                                       pair_scores, video_windows)
 
-CLIP_LENGTHS = (5, 7, 9, 11, 13, 15)
 # Encoder rows gathered from consecutive videos before encoding: padding is paid once per group, not once per
 # video, and a group's uint8 video windows stay under ~300 MB (4096 ModEFormer mouth windows; SyncNet's whole
 # faces are twice as large, so its groups hold half as many).
@@ -218,7 +218,7 @@ def open_records(config: ml_collections.ConfigDict, split: str, data_dir: str | 
     return source, {"source": "shards", "data_dir": data_dir, "dataset": dataset, "split": split,
                     "description": f"{source.path} split '{split}'"}
   if "data" not in config:
-    raise UserError("an exported model carries no data source: pass --data DIR (a `modeformer prep --out` folder)")
+    raise UserError("an exported model carries no data source: give data_dir (a `modeformer prep --out` folder)")
   from modeformer_jax.data.pipeline import open_source
   source = open_source(config, split)
   if config.data.source == "synthetic":

@@ -1,11 +1,11 @@
 """orbax checkpoints of a run: the last k (asynchronous) and the best by validation metric.
 
 A checkpoint holds four items: `weights` (params and BatchNorm statistics: all that inference needs, read on
-its own by evaluation, offset detection and export), `optimizer` (step and optimiser state), `data` (the input
-position: global batches consumed and the process count that consumed them, for the record; every process
-restores its own position from it, see data/pipeline.py) and `meta` (stage index and progress, as JSON). The
-run's config is written once as workdir/config.json: evaluation, offset detection and export rebuild the model
-from it.
+its own by evaluation, offset detection and export through modeformer_jax.weights), `optimizer` (step and
+optimiser state), `data` (the input position: global batches consumed and the process count that consumed them,
+for the record; every process restores its own position from it, see data/pipeline.py) and `meta` (stage index
+and progress, as JSON). The run's config is written once as workdir/config.json: evaluation, offset detection
+and export rebuild the model from it. The folder layout is weights/run_folder.py's.
 
 On several processes every call here is collective (all processes call it with the same arguments); orbax
 writes each array's shards from the processes that hold them, and the JSON items from process 0.
@@ -13,30 +13,17 @@ writes each array's shards from the processes that hold them, and the JSON items
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import jax
-import ml_collections
 import orbax.checkpoint as ocp
-from flax import nnx
 
-from modeformer_jax import atomic
-from modeformer_jax.errors import UserError
-from modeformer_jax.models import build_model
+from modeformer_jax.weights.run_folder import BEST, CHECKPOINTS, ITEMS
+# Moved to weights/run_folder.py; importable from here while callers move.
+from modeformer_jax.weights.run_folder import read_config, restore_weights, write_config  # noqa: F401
 
-ITEMS = ("weights", "optimizer", "data", "meta")
 BEST_METRIC = "val_accuracy_5"
-
-
-def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
-  atomic.write(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
-
-
-def read_config(workdir: str) -> ml_collections.ConfigDict:
-  with open(os.path.join(workdir, "config.json")) as f:
-    return ml_collections.ConfigDict(json.load(f))
 
 
 class RunCheckpoints:
@@ -44,11 +31,11 @@ class RunCheckpoints:
 
   def __init__(self, workdir: str, keep: int):
     self.last = ocp.CheckpointManager(
-        os.path.join(os.path.abspath(workdir), "checkpoints"),
+        os.path.join(os.path.abspath(workdir), CHECKPOINTS),
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True),
         item_names=ITEMS)
     self.best = ocp.CheckpointManager(
-        os.path.join(os.path.abspath(workdir), "best"),
+        os.path.join(os.path.abspath(workdir), BEST),
         options=ocp.CheckpointManagerOptions(max_to_keep=1, best_fn=lambda m: m[BEST_METRIC], best_mode="max",
                                              keep_checkpoints_without_metrics=False,
                                              enable_async_checkpointing=False),
@@ -94,32 +81,3 @@ class RunCheckpoints:
   def close(self) -> None:
     self.last.close()
     self.best.close()
-
-
-def restore_weights(workdir: str, which: str | int = "last") -> tuple[ml_collections.ConfigDict, int, dict, dict]:
-  """(config, step, params, batch_stats) of a run: which = "last", "best" or a step number. Host arrays."""
-  if not os.path.isfile(os.path.join(workdir, "config.json")):
-    raise UserError(f"{workdir}: not a training run (no config.json)")
-  config = read_config(workdir)
-  folder = os.path.join(os.path.abspath(workdir), "best" if which == "best" else "checkpoints")
-  manager = ocp.CheckpointManager(folder, item_names=ITEMS, options=ocp.CheckpointManagerOptions(read_only=True))
-  steps = manager.all_steps()
-  if not steps:
-    raise UserError(f"{folder}: no checkpoint")
-  step = steps[-1] if which in ("last", "best") else int(which)
-  if step not in steps:
-    raise UserError(f"{folder}: no checkpoint at step {step} (have {', '.join(map(str, steps))})")
-  abstract = nnx.eval_shape(lambda: build_model(config.model))
-  target = {"params": nnx.to_pure_dict(nnx.state(abstract, nnx.Param)),
-            "batch_stats": nnx.to_pure_dict(nnx.state(abstract, nnx.BatchStat))}
-  # Onto one local device whatever mesh saved it: a run trained on 8 GPUs is read by a 1-CPU `sync`.
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), target)
-  try:
-    weights = manager.restore(step, args=ocp.args.Composite(weights=ocp.args.StandardRestore(target))).weights
-  except (ValueError, KeyError) as e:
-    raise UserError(f"{folder}/{step}: checkpoint does not match the run's config.json: {e}") from e
-  finally:
-    manager.close()
-  weights = jax.device_get(weights)
-  return config, step, weights["params"], weights["batch_stats"]

@@ -7,7 +7,6 @@ with nnx.merge, which costs nothing after tracing.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable
 
 import flax
@@ -20,6 +19,7 @@ from jax.sharding import Mesh
 
 from modeformer_jax.loss import objective_loss
 from modeformer_jax.models import build_model
+from modeformer_jax.models.functional import Model, abstract_model, split_model
 from modeformer_jax.models.layers import biases_before_batchnorm
 from modeformer_jax.train.mesh import BATCH_AXES, replicated, state_shardings
 
@@ -54,31 +54,13 @@ def optimizer(stage: ml_collections.ConfigDict) -> optax.GradientTransformation:
       optax.adamw(learning_rate(stage), eps=stage.adam_eps, weight_decay=stage.weight_decay, mask=decay_mask))
 
 
-@dataclasses.dataclass
-class Model:
-  """The model split for functional use: structure (graphdef) plus initial values."""
-  graphdef: nnx.GraphDef
-  params: PyTree
-  batch_stats: PyTree
-
-  def merge(self, params: PyTree, batch_stats: PyTree) -> nnx.Module:
-    return nnx.merge(self.graphdef, nnx.State(params), nnx.State(batch_stats))
-
-
-def split_model(model: nnx.Module) -> Model:
-  graphdef, params, stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-  return Model(graphdef, nnx.to_pure_dict(params), nnx.to_pure_dict(stats))
-
-
 def init_model(config: ml_collections.ConfigDict) -> Model:
   """Builds the model under jit (eager init of the 59M model costs seconds of op-by-op dispatch)."""
   def init():
     model = split_model(build_model(config.model, seed=config.seed))
     return model.params, model.batch_stats
 
-  graphdef = nnx.split(nnx.eval_shape(lambda: build_model(config.model, seed=config.seed)), nnx.Param,
-                       nnx.BatchStat)[0]
-  return Model(graphdef, *jax.jit(init)())
+  return Model(abstract_model(config.model, config.seed).graphdef, *jax.jit(init)())
 
 
 def init_state(model: Model, tx: optax.GradientTransformation, mesh: Mesh, step: int = 0) -> TrainState:

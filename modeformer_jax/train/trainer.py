@@ -31,6 +31,7 @@ from modeformer_jax.train import checkpoints as ckpt_lib
 from modeformer_jax.train.logging import MetricsLogger
 from modeformer_jax.train.mesh import global_batch, make_mesh
 from modeformer_jax.train.train_step import init_model, init_state, learning_rate, make_train_step, optimizer
+from modeformer_jax.weights import run_folder
 
 
 class NonFiniteError(RuntimeError):
@@ -75,7 +76,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
     records_per_process_batch(s.batch_size, config.data.windows_per_record, jax.process_count())
   os.makedirs(workdir, exist_ok=True)
   if jax.process_index() == 0:
-    ckpt_lib.write_config(workdir, config)
+    run_folder.write_config(workdir, config)
   checkpoints = ckpt_lib.RunCheckpoints(workdir, config.keep_checkpoints)
   logger = MetricsLogger(workdir, enabled=jax.process_index() == 0, progress=progress)
   sigterm = _SigtermFlag()
