@@ -1,0 +1,252 @@
+"""MediaPipe's BlazeFace face detectors run in JAX: the network, SSD anchors, box decoding, weighted NMS.
+
+Two models (Apache-2.0, converted once from MediaPipe's .tflite files by tools/convert_blazeface.py; see
+weights/README.md): "short" (128x128 input, faces within about 2 m, close-ups) and "full" (192x192, faces up
+to about 5 m). Their constants and op graph live in weights/<model>.safetensors; `BlazeFace` runs the graph
+as one jit-compiled function over a batch of images (on the accelerator when there is one).
+
+Post-processing follows MediaPipe's face_detection_{short,full}_range_common.pbtxt: fixed-size anchors
+(ssd_anchors_calculator), boxes and 6 keypoints decoded relative to them (tensors_to_detections_calculator:
+raw / input size + anchor centre), sigmoid scores with raw values clipped to +-100, then weighted
+non-maximum suppression (non_max_suppression_calculator, IoU): each kept detection is the score-weighted
+mean of the boxes it suppresses, with the best one's score.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+
+import numpy as np
+
+WEIGHTS_DIR = os.path.join(os.path.dirname(__file__), "weights")
+MODELS = {"short": "blazeface_short_range", "full": "blazeface_full_range"}
+# SSD anchor layout per model (MediaPipe's ssd_anchors_calculator options): layer strides, and whether each
+# layer repeats its anchor twice (interpolated_scale_aspect_ratio 1.0) or once (0.0). Anchors are fixed-size.
+_ANCHOR_STRIDES = {"short": ((8, 16, 16, 16), 2), "full": ((4,), 1)}
+_RAW_SCORE_CLIP = 100.0  # MediaPipe's score_clipping_thresh
+NUM_KEYPOINTS = 6  # right eye, left eye, nose tip, mouth centre, right ear tragion, left ear tragion
+
+
+@dataclasses.dataclass
+class Detections:
+  """Faces found in one image, in its pixel coordinates."""
+  boxes: np.ndarray  # float32 [K, 4] (x, y, w, h), x/y the top-left corner
+  scores: np.ndarray  # float32 [K] in 0..1
+  keypoints: np.ndarray  # float32 [K, 6, 2] (x, y)
+
+  @classmethod
+  def empty(cls) -> Detections:
+    return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, NUM_KEYPOINTS, 2), np.float32))
+
+
+def ssd_anchors(input_size: int, strides: tuple[int, ...], per_cell: int) -> np.ndarray:
+  """Anchor centres float32 [A, 2] (x, y) in 0..1, in the network's output order (row-major, layer by layer;
+  consecutive layers of one stride share a grid, each adding per_cell anchors per cell)."""
+  anchors = []
+  layer = 0
+  while layer < len(strides):
+    same = layer
+    while same < len(strides) and strides[same] == strides[layer]:
+      same += 1
+    cells = input_size // strides[layer]
+    centres = (np.arange(cells, dtype=np.float32) + 0.5) / cells
+    y, x = np.meshgrid(centres, centres, indexing="ij")
+    grid = np.stack([x.ravel(), y.ravel()], axis=1)
+    anchors.append(np.repeat(grid, per_cell * (same - layer), axis=0))
+    layer = same
+  return np.concatenate(anchors).astype(np.float32)
+
+
+class BlazeFace:
+  """One BlazeFace model: `predict` runs the network, `detect` adds thresholding and weighted NMS."""
+
+  def __init__(self, model: str = "full"):
+    from safetensors import safe_open
+
+    if model not in MODELS:
+      raise ValueError(f"BlazeFace model must be one of {sorted(MODELS)}, got {model!r}")
+    self.model = model
+    path = os.path.join(WEIGHTS_DIR, MODELS[model] + ".safetensors")
+    with safe_open(path, "numpy") as f:
+      self.graph = json.loads(f.metadata()["graph"])
+      constants = {name: f.get_tensor(name) for name in f.keys()}
+    self.input_size = self.graph["input_size"]
+    strides, per_cell = _ANCHOR_STRIDES[model]
+    self.anchors = ssd_anchors(self.input_size, strides, per_cell)
+    self._constants = constants
+    self._forward = None
+
+  def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The network and box decoding on uint8 [B, S, S, 3] RGB images (S = input_size).
+
+    Returns:
+      (float32 [B, A, 16] decoded (x_centre, y_centre, w, h, 6 x (x, y)) in 0..1 of the input,
+       float32 [B, A] scores in 0..1).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    if self._forward is None:
+      constants = {k: jnp.asarray(v, jnp.float32) for k, v in self._constants.items()}
+      self._forward = jax.jit(functools.partial(_forward, self.graph, constants, jnp.asarray(self.anchors)))
+    if images.shape[1:] != (self.input_size, self.input_size, 3):
+      raise ValueError(f"images must be [B, {self.input_size}, {self.input_size}, 3], got {images.shape}")
+    # Batches are padded to a power of two so that a video's varying tile counts reuse a few compilations.
+    count = len(images)
+    padded = 1 << max(0, count - 1).bit_length()
+    if padded != count:
+      images = np.concatenate([images, np.zeros((padded - count, *images.shape[1:]), images.dtype)])
+    boxes, scores = self._forward(images)
+    return np.asarray(boxes)[:count], np.asarray(scores)[:count]
+
+  def detect(self, images: np.ndarray, min_score: float, nms_iou: float) -> list[Detections]:
+    """Faces in each of uint8 [B, S, S, 3] images, in input pixels, after weighted NMS."""
+    boxes, scores = self.predict(images)
+    out = []
+    for image_boxes, image_scores in zip(boxes, scores):
+      keep = (image_scores >= min_score) & (image_boxes[:, 2] > 0) & (image_boxes[:, 3] > 0)
+      found = weighted_nms(image_boxes[keep], image_scores[keep], nms_iou)
+      out.append(_to_pixels(*found, self.input_size))
+    return out
+
+
+def _forward(graph: dict, constants: dict, anchors, images):
+  """Runs the op graph on uint8 [B, S, S, 3]; returns decoded boxes [B, A, 16] and scores [B, A]."""
+  import jax
+  import jax.numpy as jnp
+
+  values = dict(constants)
+  values[graph["input"]] = images.astype(jnp.float32) * (2 / 255) - 1  # MediaPipe's [-1, 1] input range
+  for op in graph["ops"]:
+    args = [values[name] for name in op["inputs"]]
+    values[op["output"]] = _OPS[op["op"]](op, *args)
+  raw_boxes, raw_scores = (values[name] for name in graph["outputs"])
+  size = graph["input_size"]
+  batch = raw_boxes.shape[0]
+  points = raw_boxes.reshape(batch, -1, 8, 2) / size
+  centres = points.at[:, :, 0].add(anchors).at[:, :, 2:].add(anchors[:, None])
+  scores = jax.nn.sigmoid(jnp.clip(raw_scores[..., 0], -_RAW_SCORE_CLIP, _RAW_SCORE_CLIP))
+  return centres.reshape(batch, -1, 16), scores
+
+
+def _conv(op, x, kernel, bias=None):
+  import jax
+
+  y = jax.lax.conv_general_dilated(x, kernel, tuple(op["stride"]), op["padding"],
+                                   dimension_numbers=("NHWC", "OHWI", "NHWC"))
+  return y if bias is None else y + bias
+
+
+def _depthwise_conv(op, x, kernel, bias=None):
+  import jax
+
+  channels = x.shape[-1]
+  y = jax.lax.conv_general_dilated(x, kernel.reshape(*kernel.shape[1:3], 1, channels), tuple(op["stride"]),
+                                   op["padding"], dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                   feature_group_count=channels)
+  return y if bias is None else y + bias
+
+
+def _max_pool(op, x):
+  # The maximum of four strided slices: as a reduction (reduce_window, or a reshape and max) XLA:CPU in jax 0.10
+  # fuses it with the channel pad, add and ReLU before it and gets it wrong (scores off by 0.09 on the short-range
+  # model). BlazeFace pools 2x2 with stride 2 on even sizes, where SAME and VALID padding agree.
+  height, width = x.shape[1:3]
+  if op["window"] != [2, 2] or op["stride"] != [2, 2] or height % 2 or width % 2:
+    raise ValueError(f"max pool {op['output']}: only 2x2 windows with stride 2 on even sizes are supported")
+  import jax.numpy as jnp
+
+  return jnp.maximum(jnp.maximum(x[:, 0::2, 0::2], x[:, 0::2, 1::2]), jnp.maximum(x[:, 1::2, 0::2], x[:, 1::2, 1::2]))
+
+
+def _pad(op, x, paddings):
+  import jax.numpy as jnp
+
+  return jnp.pad(x, [tuple(int(v) for v in row) for row in np.asarray(paddings)])
+
+
+def _resize_bilinear(op, x, size):
+  import jax
+
+  # Half-pixel centres with edge clamping, as tflite's RESIZE_BILINEAR (half_pixel_centers=True) upsamples.
+  height, width = (int(v) for v in np.asarray(size))
+  return jax.image.resize(x, (x.shape[0], height, width, x.shape[3]), "bilinear", antialias=False)
+
+
+def _concatenate(op, *xs):
+  import jax.numpy as jnp
+
+  return jnp.concatenate(xs, axis=op["axis"])
+
+
+def _relu(op, x):
+  import jax
+
+  return jax.nn.relu(x)
+
+
+_OPS = {
+    "conv_2d": _conv,
+    "depthwise_conv_2d": _depthwise_conv,
+    "max_pool_2d": _max_pool,
+    "relu": _relu,
+    "add": lambda op, a, b: a + b,
+    "pad": _pad,
+    "resize_bilinear": _resize_bilinear,
+    "reshape": lambda op, x: x.reshape(x.shape[0], -1, op["last_dim"]),
+    "concatenation": _concatenate,
+}
+
+
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+  """MediaPipe's weighted non-maximum suppression.
+
+  Repeatedly takes the best remaining detection and every remaining one overlapping it by IoU >
+  iou_threshold (itself included): they become one detection, their score-weighted mean, with the best score.
+
+  Args:
+    boxes: float [K, 16] (x_centre, y_centre, w, h, 6 x (x, y)), any consistent unit.
+    scores: float [K].
+
+  Returns:
+    (float32 [N, 16], float32 [N]) best first.
+  """
+  order = np.argsort(-scores, kind="stable")
+  boxes, scores = np.asarray(boxes, np.float64)[order], np.asarray(scores, np.float64)[order]
+  corners = np.concatenate([boxes[:, :2] - boxes[:, 2:4] / 2, boxes[:, :2] + boxes[:, 2:4] / 2], axis=1)
+  remaining = np.arange(len(boxes))
+  kept_boxes, kept_scores = [], []
+  while len(remaining):
+    best = remaining[0]
+    overlap = _corner_iou(corners[best], corners[remaining]) > iou_threshold
+    overlap[0] = True
+    group = remaining[overlap]
+    weights = scores[group][:, None]
+    kept_boxes.append((boxes[group] * weights).sum(axis=0) / weights.sum())
+    kept_scores.append(scores[best])
+    remaining = remaining[~overlap]
+  return (np.asarray(kept_boxes, np.float32).reshape(-1, boxes.shape[1]),
+          np.asarray(kept_scores, np.float32))
+
+
+def _corner_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+  """IoU of one (x0, y0, x1, y1) box with each of boxes [K, 4]."""
+  x0 = np.maximum(box[0], boxes[:, 0])
+  y0 = np.maximum(box[1], boxes[:, 1])
+  x1 = np.minimum(box[2], boxes[:, 2])
+  y1 = np.minimum(box[3], boxes[:, 3])
+  inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+  area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+  union = area(box) + area(boxes) - inter
+  return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def _to_pixels(boxes: np.ndarray, scores: np.ndarray, size: int) -> Detections:
+  """Decoded [K, 16] in 0..1 of the input -> Detections in input pixels."""
+  points = boxes.reshape(-1, 8, 2) * size
+  corner = points[:, 0] - points[:, 1] / 2
+  return Detections(boxes=np.concatenate([corner, points[:, 1]], axis=1).astype(np.float32),
+                    scores=scores.astype(np.float32), keypoints=points[:, 2:].astype(np.float32))
