@@ -250,3 +250,128 @@ def _to_pixels(boxes: np.ndarray, scores: np.ndarray, size: int) -> Detections:
   corner = points[:, 0] - points[:, 1] / 2
   return Detections(boxes=np.concatenate([corner, points[:, 1]], axis=1).astype(np.float32),
                     scores=scores.astype(np.float32), keypoints=points[:, 2:].astype(np.float32))
+
+
+# Smallest face each model finds reliably, as its box height over the input side (measured on generated faces,
+# every face found from these sizes on; half as large: none): full-range about 13 px of 192, short-range 21 of 128.
+MIN_FACE_FRACTION = {"full": 0.08, "short": 0.18}
+
+
+def windows(height: int, width: int, smallest_face: float, fraction: float,
+            overlap: float) -> list[tuple[float, float, float]]:
+  """Square windows (x0, y0, side) in frame pixels that together find faces from smallest_face up.
+
+  A window of side s finds faces from fraction * s (the model's limit) up to overlap * s (larger ones may be
+  cut by every window of its level: neighbours overlap by overlap * s). Levels of tiles grow from
+  side smallest_face / fraction until the whole frame, letterboxed into one window (always the last), takes
+  over at fraction * max(height, width). Windows may reach past the frame; that part is black.
+  """
+  longest = max(height, width)
+  whole = ((width - longest) / 2, (height - longest) / 2, float(longest))
+  growth = min(2.0, overlap / fraction)
+  if growth <= 1:
+    raise ValueError(f"tile overlap {overlap} must exceed the model's smallest face fraction {fraction}")
+  out = []
+  side = smallest_face / fraction
+  while side < longest and overlap * side / growth < fraction * longest:
+    stride = side * (1 - overlap)
+    out += [(x, y, side) for y in _starts(height, side, stride) for x in _starts(width, side, stride)]
+    side *= growth
+  return out + [whole]
+
+
+def _starts(length: int, side: float, stride: float) -> np.ndarray:
+  """Evenly spaced window starts along one axis, at most stride apart, covering [0, length)."""
+  if side >= length:
+    return np.array([(length - side) / 2])
+  return np.linspace(0, length - side, int(np.ceil((length - side) / stride)) + 1)
+
+
+@functools.lru_cache(maxsize=None)
+def model(name: str) -> BlazeFace:
+  """The process's one instance of each model (weights loaded and the network compiled once)."""
+  return BlazeFace(name)
+
+
+def detect_frames(frames: np.ndarray, cfg) -> list[np.ndarray]:
+  """Faces in each frame of uint8 [N, H, W, 3] RGB: float32 [K, 4] boxes (x, y, w, h) in frame pixels.
+
+  cfg.blazeface_model "full" or "short" runs that model on the windows of `windows` (tiles for faces down to
+  cfg.min_face_px, or cfg.blazeface_min_face_fraction of the frame's shorter side if larger, then the whole
+  frame); "auto" runs the full-range model so and the short-range one, made for close-ups, on the whole
+  frame too. Detections of every window are merged per frame by weighted NMS; a tile's detections touching
+  one of its edges inside the frame are dropped first (a face cut there is whole in a neighbouring tile).
+  Boxes are then rescaled by cfg.blazeface_box_scale and moved down by cfg.blazeface_box_shift_y of their
+  height, which frames faces as the Haar cascade did (the crops around them are unchanged).
+  """
+  names = {"auto": (("full", True), ("short", False)), "full": (("full", True),),
+           "short": (("short", True),)}.get(cfg.blazeface_model)
+  if names is None:
+    from modeformer_jax.errors import UserError
+    raise UserError(f"preprocess.blazeface_model: must be 'auto', 'full' or 'short', got {cfg.blazeface_model!r}")
+  count, height, width = frames.shape[:3]
+  smallest = max(cfg.min_face_px, cfg.blazeface_min_face_fraction * min(height, width)) / cfg.blazeface_box_scale
+  found: list[list[np.ndarray]] = [[] for _ in range(count)]
+  scores: list[list[np.ndarray]] = [[] for _ in range(count)]
+  for name, tiled in names:
+    detector = model(name)
+    size = detector.input_size
+    wins = (windows(height, width, smallest, MIN_FACE_FRACTION[name], cfg.blazeface_tile_overlap) if tiled
+            else windows(height, width, np.inf, 1.0, 2.0))
+    jobs = [(i, win) for i in range(count) for win in wins]
+    for lo in range(0, len(jobs), cfg.blazeface_batch):
+      batch = jobs[lo:lo + cfg.blazeface_batch]
+      images = np.stack([_window_image(frames[i], win, size) for i, win in batch])
+      boxes, box_scores = detector.predict(images)
+      for (i, (x0, y0, side)), image_boxes, image_scores in zip(batch, boxes, box_scores):
+        keep = (image_scores >= cfg.blazeface_min_score) & (image_boxes[:, 2] > 0) & (image_boxes[:, 3] > 0)
+        merged, merged_scores = weighted_nms(image_boxes[keep], image_scores[keep], cfg.blazeface_nms_iou)
+        points = merged.reshape(-1, 8, 2) * side
+        points[:, 0] += (x0, y0)
+        points[:, 2:] += (x0, y0)
+        inside = _clear_of_inner_edges(points, (x0, y0, side), height, width)
+        found[i].append(points[inside].reshape(-1, 16))
+        scores[i].append(merged_scores[inside])
+  out = []
+  for boxes, box_scores in zip(found, scores):
+    merged, _ = weighted_nms(np.concatenate(boxes), np.concatenate(box_scores), cfg.blazeface_nms_iou)
+    centre, size = merged[:, :2], merged[:, 2:4] * cfg.blazeface_box_scale
+    centre = centre + [0, cfg.blazeface_box_shift_y] * size[:, 1:]
+    out.append(np.concatenate([centre - size / 2, size], axis=1).astype(np.float32))
+  return out
+
+
+def _window_image(frame: np.ndarray, window: tuple[float, float, float], size: int) -> np.ndarray:
+  """The square window of frame (black outside the frame) resized to size x size: uint8 [size, size, 3]."""
+  import cv2
+
+  x0, y0, side = window
+  height, width = frame.shape[:2]
+  scale_x = scale_y = size / side
+  if scale_x < 0.5:  # area averaging first, so that a large downscale does not alias
+    factor = int(0.5 / scale_x)
+    frame = cv2.resize(frame, (max(1, round(width / factor)), max(1, round(height / factor))),
+                       interpolation=cv2.INTER_AREA)
+    scale_x, scale_y = scale_x * width / frame.shape[1], scale_y * height / frame.shape[0]
+  # One affine warp crops, pads (black) and resizes; pixel centres sit at +0.5 in both images.
+  matrix = np.array([[scale_x, 0, 0.5 * scale_x - x0 * size / side - 0.5],
+                     [0, scale_y, 0.5 * scale_y - y0 * size / side - 0.5]], np.float64)
+  return cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                        borderValue=(0, 0, 0))
+
+
+def _clear_of_inner_edges(points: np.ndarray, window: tuple[float, float, float], height: int,
+                          width: int) -> np.ndarray:
+  """bool [K]: each box (points [K, 8, 2] in frame pixels, centre and size first) keeps clear of the window's
+  edges that lie inside the frame (by 2% of the window)."""
+  x0, y0, side = window
+  margin = 0.02 * side
+  lo = points[:, 0] - points[:, 1] / 2
+  hi = points[:, 0] + points[:, 1] / 2
+  ok = np.ones(len(points), bool)
+  for axis, start, limit in ((0, x0, width), (1, y0, height)):
+    if start > 0:
+      ok &= lo[:, axis] > start + margin
+    if start + side < limit:
+      ok &= hi[:, axis] < start + side - margin
+  return ok
