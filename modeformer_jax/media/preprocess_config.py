@@ -41,8 +41,8 @@ def preprocess_config() -> ml_collections.ConfigDict:
   # about 40% of generated faces and every face smaller than min_face_fraction), kept as a fallback.
   c.face_detector = "blazeface"
   c.detect_stride = 5  # run the detector on every 5th frame (and the last); boxes in between are interpolated
-  # BlazeFace: "auto" runs the full-range model (faces up to about 5 m) on tiles and the whole frame and the
-  # short-range one (close-ups) on the whole frame; "full" or "short" runs that model alone (on tiles too).
+  # BlazeFace: "auto" runs the full-range model (faces up to about 5 m) on tiles and the whole frame, and the
+  # short-range one (close-ups) on frames where it found nothing; "full" or "short" runs that model alone.
   c.blazeface_model = "auto"
   c.blazeface_min_score = 0.5  # MediaPipe's detection threshold for both models
   c.blazeface_nms_iou = 0.3  # MediaPipe's weighted non-maximum suppression overlap
@@ -68,7 +68,8 @@ def preprocess_config() -> ml_collections.ConfigDict:
   # Faces whose median box is smaller than this many pixels get a warning: the 96x96 crop (1.4 boxes wide) is
   # then mostly upsampled, more than 2x, and the mouth shows fewer than 24 real pixel rows.
   c.small_face_px = 48
-  c.track_iou = 0.3  # a detection continues a track when it overlaps the track's last box this much
+  c.track_iou = 0.3  # a detection continues a track when it overlaps the track's last box this much,
+  c.track_box_scale = 2.0  # both boxes scaled by this about their centres (a small face moves its own size)
   c.max_gap_frames = 12  # detection gaps up to this long (frames) are interpolated; longer ones are invalid
   c.median_window = 3  # median over a track's consecutive detections (odd), removes single outliers
   c.smooth_window = 5  # moving average over frames after interpolation (odd), removes jitter
