@@ -7,7 +7,7 @@ synth.render_clip (so audio, offsets and mouth motion are the generator's own) a
 background: the clip is rendered twice with two flat background colours and everything else equal, and
 alpha = 1 - (difference of the renders) / (difference of the colours), exact up to rounding, so the
 composite keeps the renderer's antialiased edges. The listener is one still frame of another speaker that
-drifts a little and never moves its mouth.
+moves about as the speaker does and never moves its mouth.
 """
 
 from __future__ import annotations
@@ -41,14 +41,16 @@ class WideShot:
 
 
 def render_wide_shot(seed: int, speaker: synth.SpeakerStyle, listener: synth.SpeakerStyle, seconds: float,
-                     offset_frames: int = 0, face_px: float = 32.0, width: int = WIDTH, height: int = HEIGHT,
-                     fps: float = 25.0, sample_rate: int = 16000) -> WideShot:
-  """Renders one wide shot (deterministic in all arguments); face_px is the speaker's face height.
+                     offset_frames: int = 0, face_px: float | None = None, width: int = WIDTH,
+                     height: int = HEIGHT, fps: float = 25.0, sample_rate: int = 16000) -> WideShot:
+  """Renders one wide shot (deterministic in all arguments); face_px is the speaker's face height (default:
+  drawn from 24..48 px by the seed).
 
   Returns frames uint8 [T, height, width, 3] and audio float32 [S] as synth.render_clip does for the same
   seed, speaker, seconds and offset (the audio is that clip's).
   """
   rng = synth._rng(seed, 0x1de)
+  face_px = rng.uniform(24, 48) if face_px is None else face_px
   clip, alpha = _cut_out(seed, speaker, seconds, offset_frames, fps, sample_rate)
   count = len(clip.frames)
   scale = face_px / float(np.median(clip.face_boxes[:, 3]))
@@ -61,8 +63,9 @@ def render_wide_shot(seed: int, speaker: synth.SpeakerStyle, listener: synth.Spe
   centre_y = height * (0.45 + 0.05 * np.sin(2 * np.pi * t / rng.uniform(3, 5) + phase[1]))
   listener_clip, listener_alpha = _cut_out(seed + 1, listener, 1 / fps, 0, fps, sample_rate)
   listener_scale = scale * rng.uniform(0.8, 1.1)
-  listener_x = width * 0.8 + 6 * np.sin(2 * np.pi * t / 5.0)
-  listener_y = height * 0.42 + 3 * np.sin(2 * np.pi * t / 4.0)
+  # The listener shifts about as much as the speaker walks (a still face would be the odd one out).
+  listener_x = width * (0.8 + 0.05 * np.sin(2 * np.pi * t / rng.uniform(3, 5)))
+  listener_y = height * (0.42 + 0.03 * np.sin(2 * np.pi * t / rng.uniform(2, 4)))
   face_boxes = np.empty((count, 4), np.float32)
   listener_boxes = np.empty((count, 4), np.float32)
   mouths = np.empty((count, 2), np.float32)
