@@ -63,7 +63,7 @@ from modeformer_jax.errors import UserError
 from modeformer_jax.media import faces
 from modeformer_jax.media.decode import MediaError, read_media
 from modeformer_jax.media.logmel import log_mel
-from modeformer_jax.media.preprocess_config import preprocess_config
+from modeformer_jax.media.preprocess_config import preprocess_config, with_face_defaults
 
 # Part of every work file's settings fingerprint: bump when process_clip's output changes meaning.
 WORK_FORMAT = 1
@@ -209,7 +209,14 @@ def _process(clip: Clip, options: PrepOptions, report: dict) -> dict[str, Any]:
         raise _Skip("no_face", f"face found in {track.coverage:.0%} of the frames "
                     f"(need {options.min_face_coverage:.0%})")
       boxes = track.boxes
+      face_px = faces.face_height(track)
+    else:
+      face_px = float(np.median(boxes[:, 3]))
     squares = _crop_squares(boxes, cfg.face_crop_scale, cfg.face_crop_shift_y)
+    report["face_px"] = round(face_px, 1)
+    small = with_face_defaults(cfg).small_face_px
+    if face_px < small:
+      report["warnings"].append(f"small face: {face_px:.0f} px tall (under {small} px), its crops mostly upsampled")
   lap("faces")
   crops = faces.crop_faces(frames, squares, cfg.crop_size)
   lap("crop")
@@ -503,6 +510,11 @@ def prepare(dataset: str, src: str, out: str, splits: Iterable[str] = (), *, opt
 
   ordered = [reports[s, c.id] for s, cs in clips.items() for c in cs]
   summary = _summarise(clips, ordered, computed=len(jobs))
+  heights = [r["face_px"] for r in ordered if r["status"] == "ok" and r.get("face_px")]
+  if heights:  # how small the faces were: a detector's or table's boxes (LRS2's fixed crops: the frame)
+    small_face_px = with_face_defaults(options.preprocess).small_face_px
+    summary["face_px"] = {"median": float(np.median(heights)), "min": float(np.min(heights)),
+                          "small": sum(h < small_face_px for h in heights), "small_face_px": small_face_px}
   summary.update(dataset=dataset, src=src, out=out, runner=runner, workers=workers if runner == "local" else None,
                  frame_storage=options.frame_storage, compute_seconds=round(compute_seconds, 3),
                  report=_write_report(out, dataset, ordered))

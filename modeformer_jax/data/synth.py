@@ -729,7 +729,7 @@ def plan_dataset(layout: str, speakers: int, clips_per_speaker: int, seconds: fl
       offset = int(rng.choice(list(offsets_frames))) if shifted else 0
       jobs.append({"path": clip_path(layout, split, speaker, clip), "layout": layout, "split": split,
                    "speaker": speaker, "clip": clip, "fps": float(fps), "sample_rate": int(sample_rate),
-                   "channels": int(channels), "seconds": float(seconds), "offset_frames": offset,
+                   "channels": int(channels), "seconds": float(seconds), "offset_frames": offset, "shot": shot,
                    "seed": int(np.random.SeedSequence([seed, s, c]).generate_state(1)[0]),
                    "dataset_seed": int(seed), "speaker_index": s})
   return jobs

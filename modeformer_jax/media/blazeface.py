@@ -86,6 +86,7 @@ class BlazeFace:
       (float32 [B, A, 16] decoded (x_centre, y_centre, w, h, 6 x (x, y)) in 0..1 of the input,
        float32 [B, A] scores in 0..1).
     """
+    _cpu_in_workers()
     import jax
     import jax.numpy as jnp
 
@@ -112,6 +113,16 @@ class BlazeFace:
       found = weighted_nms(image_boxes[keep], image_scores[keep], nms_iou)
       out.append(_to_pixels(*found, self.input_size))
     return out
+
+
+def _cpu_in_workers() -> None:
+  """Worker processes (prep's and sync's decode pools) run the detector on their CPU: each would otherwise
+  claim most of the accelerator's memory for itself. The main process (sync --jobs 0) uses the accelerator."""
+  import multiprocessing
+  import sys
+
+  if multiprocessing.parent_process() is not None and "jax" not in sys.modules:
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
 def _forward(graph: dict, constants: dict, anchors, images):
@@ -326,6 +337,8 @@ def detect_frames(frames: np.ndarray, cfg) -> list[np.ndarray]:
   first = "short" if cfg.blazeface_model == "short" else "full"
   wins = windows(height, width, smallest, MIN_FACE_FRACTION[first], cfg.blazeface_tile_overlap)
   found = _detect_windows(model(first), frames, range(count), wins, cfg)
+  for _ in range(cfg.blazeface_refind_rounds):
+    _refind(model(first), frames, found, cfg)
   if cfg.blazeface_model == "auto":
     empty = [i for i in range(count) if not len(found[i][0])]
     for i, extra in zip(empty, _detect_windows(model("short"), frames, empty, wins[-1:], cfg)):
@@ -338,9 +351,46 @@ def detect_frames(frames: np.ndarray, cfg) -> list[np.ndarray]:
   return out
 
 
+def _refind(detector: BlazeFace, frames: np.ndarray, found: list[tuple[np.ndarray, np.ndarray]], cfg) -> None:
+  """Looks again, zoomed in, where a neighbouring frame (of frames, in time order) saw a face this one lacks.
+
+  A small face near the model's limit is missed on some frames, and a run of misses breaks its track. Each
+  such face gets one window centred where the neighbour saw it, sized so that the face fills a fifth of it
+  (well inside the model's range); what is found there near that place joins the frame's detections.
+  """
+  wanted: dict[int, list[np.ndarray]] = {}
+  for i in range(len(found)):
+    for j in (i - 1, i + 1):
+      if 0 <= j < len(found):
+        for box in found[j][0]:
+          if not _near(found[i][0], box):
+            wanted.setdefault(i, []).append(box)
+  jobs = [(i, box) for i, boxes in wanted.items() for box in boxes]
+  if not jobs:
+    return
+  windows_by_frame = {}
+  for i, box in jobs:
+    side = max(box[3] / 0.2, 32.0)
+    windows_by_frame.setdefault(i, []).append((box[0] - side / 2, box[1] - side / 2, side))
+  for i, wins in windows_by_frame.items():
+    extra_boxes, extra_scores = _detect_windows(detector, frames, [i], wins, cfg, edge_filter=False)[0]
+    keep = [k for k, b in enumerate(extra_boxes) if any(_near(b[None], w) for w in wanted[i])]
+    if keep:
+      boxes = np.concatenate([found[i][0], extra_boxes[keep]])
+      scores = np.concatenate([found[i][1], extra_scores[keep]])
+      found[i] = weighted_nms(boxes, scores, cfg.blazeface_nms_iou)
+
+
+def _near(boxes: np.ndarray, box: np.ndarray) -> bool:
+  """Whether any of boxes [K, 16] (centre, size, ...) has its centre within one box height of box's."""
+  return bool(len(boxes)) and bool((np.abs(boxes[:, :2] - box[:2]).max(axis=1) < box[3]).any())
+
+
 def _detect_windows(detector: BlazeFace, frames: np.ndarray, indices, wins: list[tuple[float, float, float]],
-                    cfg) -> list[tuple[np.ndarray, np.ndarray]]:
-  """For each frame index: (float32 [K, 16] boxes in frame pixels, float32 [K] scores), merged over wins."""
+                    cfg, edge_filter: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
+  """For each frame index: (float32 [K, 16] boxes in frame pixels, float32 [K] scores), merged over wins.
+
+  With edge_filter, a window's boxes touching one of its edges inside the frame are dropped."""
   height, width = frames.shape[1:3]
   size = detector.input_size
   # Boxes well under the model's reliable size are mostly clutter (the windows show real faces above it).
@@ -356,7 +406,8 @@ def _detect_windows(detector: BlazeFace, frames: np.ndarray, indices, wins: list
       points = merged.reshape(-1, 8, 2) * side
       points[:, 0] += (x0, y0)
       points[:, 2:] += (x0, y0)
-      inside = _clear_of_inner_edges(points, (x0, y0, side), height, width)
+      inside = (_clear_of_inner_edges(points, (x0, y0, side), height, width) if edge_filter
+                else np.ones(len(points), bool))
       found[i][0].append(points[inside].reshape(-1, 16))
       found[i][1].append(merged_scores[inside])
   return [weighted_nms(np.concatenate(found[i][0]), np.concatenate(found[i][1]), cfg.blazeface_nms_iou)

@@ -49,10 +49,12 @@ def preprocess_config() -> ml_collections.ConfigDict:
   c.blazeface_min_score = 0.4
   c.blazeface_nms_iou = 0.3  # MediaPipe's weighted non-maximum suppression overlap
   # Smallest face to find (box height in pixels), or this fraction of the frame's shorter side if larger: sets
-  # the tiles, whose count grows with (frame side / smallest face)^2 (454x256: 7 windows, 1080p: 33).
+  # the tiles, whose count grows with (frame side / smallest face)^2 (454x256: 7 windows, 1080p: 9).
   c.min_face_px = 18
-  c.blazeface_min_face_fraction = 0.04
+  c.blazeface_min_face_fraction = 0.06
   c.blazeface_tile_overlap = 0.25  # neighbouring tiles overlap by this fraction of their side
+  # Rounds of looking again, zoomed in, where the neighbouring detection frames saw a face this one lacks.
+  c.blazeface_refind_rounds = 2
   # BlazeFace's box runs from the brows to the chin; scaled by 1.22 and moved up by 0.1 of its height it frames
   # faces as the Haar cascade did (measured on generated faces), so the crop settings below serve both.
   c.blazeface_box_scale = 1.22

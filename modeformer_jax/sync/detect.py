@@ -53,8 +53,9 @@ def prepare(path: str, pp: ml_collections.ConfigDict, *, face_centered: bool = F
   """Decodes `path` (any rate -> pp.fps, any audio -> pp.sample_rate mono), finds the face, crops, log-mel.
 
   Faces: with face_centered the whole frame is the face (LRS2-style crops, pp.lrs2_box), as `modeformer prep`
-  treats LRS2. Otherwise the Haar-cascade tracks of media.faces.detect_faces; when there are several, the most
-  speech-active one wins (see pick_speaker), cropped with pp.face_crop_scale / face_crop_shift_y.
+  treats LRS2. Otherwise the face tracks of media.faces.detect_faces (BlazeFace or the Haar cascade); when
+  there are several, the most speech-active one wins (see pick_speaker), cropped with pp.face_crop_scale /
+  face_crop_shift_y.
 
   The decoded frames are never all in memory: they are cropped in chunks of at most chunk_mb megabytes as
   they are decoded, and only the crops are kept (27 KB a frame at 96x96). Faces are tracked and the speaker
