@@ -6,8 +6,8 @@ jaw (partial occlusion), and a cluttered background (shelves, posters, stripes).
 synth.render_clip (so audio, offsets and mouth motion are the generator's own) and cut out of its
 background: the clip is rendered twice with two flat background colours and everything else equal, and
 alpha = 1 - (difference of the renders) / (difference of the colours), exact up to rounding, so the
-composite keeps the renderer's antialiased edges. The listener is one still frame of another speaker that
-moves about as the speaker does and never moves its mouth.
+composite keeps the renderer's antialiased edges. The listener is another speaker rendered with a mouth that
+cannot open: the head sways, the eyes blink, the lips stay closed.
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ class WideShot:
   offset_frames: int
 
 
-def render_wide_shot(seed: int, speaker: synth.SpeakerStyle, listener: synth.SpeakerStyle, seconds: float,
+def render_wide_shot(seed: int, speaker: synth.SpeakerStyle, listener: synth.SpeakerStyle | None, seconds: float,
                      offset_frames: int = 0, face_px: float | None = None, width: int = WIDTH,
                      height: int = HEIGHT, fps: float = 25.0, sample_rate: int = 16000) -> WideShot:
   """Renders one wide shot (deterministic in all arguments); face_px is the speaker's face height (default:
-  drawn from 24..48 px by the seed).
+  drawn from 24..48 px by the seed); listener None leaves the second face out (listener_boxes are then NaN).
 
   Returns frames uint8 [T, height, width, 3] and audio float32 [S] as synth.render_clip does for the same
   seed, speaker, seconds and offset (the audio is that clip's).
@@ -59,20 +59,23 @@ def render_wide_shot(seed: int, speaker: synth.SpeakerStyle, listener: synth.Spe
   # The speaker walks slowly along a smooth path in the left two thirds, the listener stands on the right.
   t = np.arange(count) / fps
   phase = rng.uniform(0, 2 * np.pi, 2)
-  centre_x = width * (0.36 + 0.08 * np.sin(2 * np.pi * t / rng.uniform(4, 7) + phase[0]))
+  centre_x = width * (0.36 + 0.04 * np.sin(2 * np.pi * t / rng.uniform(5, 8) + phase[0]))
   centre_y = height * (0.45 + 0.05 * np.sin(2 * np.pi * t / rng.uniform(3, 5) + phase[1]))
-  listener_clip, listener_alpha = _cut_out(seed + 1, listener, 1 / fps, 0, fps, sample_rate)
+  # The listener is a speaker whose mouth cannot open: head, eyes and lighting move, the lips barely.
+  if listener is not None:
+    silent = dataclasses.replace(listener, open_max=0.0, rest_open=0.0)
+    listener_clip, listener_alpha = _cut_out(seed + 1, silent, seconds, 0, fps, sample_rate)
   listener_scale = scale * rng.uniform(0.8, 1.1)
-  # The listener shifts about as much as the speaker walks (a still face would be the odd one out).
-  listener_x = width * (0.8 + 0.05 * np.sin(2 * np.pi * t / rng.uniform(3, 5)))
-  listener_y = height * (0.42 + 0.03 * np.sin(2 * np.pi * t / rng.uniform(2, 4)))
+  listener_x = width * (0.8 + 0.02 * np.sin(2 * np.pi * t / rng.uniform(3, 5)))
+  listener_y = height * (0.42 + 0.01 * np.sin(2 * np.pi * t / rng.uniform(2, 4)))
   face_boxes = np.empty((count, 4), np.float32)
-  listener_boxes = np.empty((count, 4), np.float32)
+  listener_boxes = np.full((count, 4), np.nan, np.float32)
   mouths = np.empty((count, 2), np.float32)
   for i in range(count):
-    placed = _place(scene[i], listener_clip.frames[0], listener_alpha[0], listener_scale, listener_x[i],
-                    listener_y[i], listener_clip.face_boxes[0], listener.clothes)
-    listener_boxes[i] = _box_in_scene(listener_clip.face_boxes[0], placed)
+    if listener is not None:
+      placed = _place(scene[i], listener_clip.frames[i], listener_alpha[i], listener_scale, listener_x[i],
+                      listener_y[i], listener_clip.face_boxes[i], listener.clothes)
+      listener_boxes[i] = _box_in_scene(listener_clip.face_boxes[i], placed)
     placed = _place(scene[i], clip.frames[i], alpha[i], scale, centre_x[i], centre_y[i], clip.face_boxes[i],
                     speaker.clothes)
     face_boxes[i] = _box_in_scene(clip.face_boxes[i], placed)
