@@ -110,7 +110,8 @@ def lrs3(tmp_path_factory):
   manifest = synth.write_dataset(src, "lrs3", speakers=3, clips_per_speaker=2, seconds=2.0, seed=5,
                                  workers=1, progress=False)
   expected = {f"{r['speaker']}/{r['clip']}": ("ok", None, []) for r in manifest}
-  # A clip without .txt falls back to the detector (with a warning): take one the detector can see. Another clip gets a malformed box table and is skipped.
+  # A clip without .txt falls back to the detector (with a warning): take one the detector can see. Another
+  # clip gets a malformed box table and is skipped.
   cfg = preprocess_config()
   no_txt = next(r for r in manifest
                 if faces.detect_faces(read_media(os.path.join(src, r["path"])).frames, cfg).coverage > 0.8)
