@@ -14,7 +14,6 @@ mean of the boxes it suppresses, with the best one's score.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
@@ -27,19 +26,6 @@ MODELS = {"short": "blazeface_short_range", "full": "blazeface_full_range"}
 # layer repeats its anchor twice (interpolated_scale_aspect_ratio 1.0) or once (0.0). Anchors are fixed-size.
 _ANCHOR_STRIDES = {"short": ((8, 16, 16, 16), 2), "full": ((4,), 1)}
 _RAW_SCORE_CLIP = 100.0  # MediaPipe's score_clipping_thresh
-NUM_KEYPOINTS = 6  # right eye, left eye, nose tip, mouth centre, right ear tragion, left ear tragion
-
-
-@dataclasses.dataclass
-class Detections:
-  """Faces found in one image, in its pixel coordinates."""
-  boxes: np.ndarray  # float32 [K, 4] (x, y, w, h), x/y the top-left corner
-  scores: np.ndarray  # float32 [K] in 0..1
-  keypoints: np.ndarray  # float32 [K, 6, 2] (x, y)
-
-  @classmethod
-  def empty(cls) -> Detections:
-    return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, NUM_KEYPOINTS, 2), np.float32))
 
 
 def ssd_anchors(input_size: int, strides: tuple[int, ...], per_cell: int) -> np.ndarray:
@@ -61,7 +47,7 @@ def ssd_anchors(input_size: int, strides: tuple[int, ...], per_cell: int) -> np.
 
 
 class BlazeFace:
-  """One BlazeFace model: `predict` runs the network, `detect` adds thresholding and weighted NMS."""
+  """One BlazeFace model: `predict` runs the network and decodes boxes (detect_frames does the rest)."""
 
   def __init__(self, model: str = "full"):
     from safetensors import safe_open
@@ -83,7 +69,8 @@ class BlazeFace:
     """The network and box decoding on uint8 [B, S, S, 3] RGB images (S = input_size).
 
     Returns:
-      (float32 [B, A, 16] decoded (x_centre, y_centre, w, h, 6 x (x, y)) in 0..1 of the input,
+      (float32 [B, A, 16] decoded (x_centre, y_centre, w, h, then 6 keypoints (x, y): eyes, nose tip, mouth,
+       ear tragions) in 0..1 of the input,
        float32 [B, A] scores in 0..1).
     """
     _cpu_in_workers()
@@ -103,16 +90,6 @@ class BlazeFace:
       images = np.concatenate([images, np.zeros((padded - count, *images.shape[1:]), images.dtype)])
     boxes, scores = self._forward(images)
     return np.asarray(boxes)[:count], np.asarray(scores)[:count]
-
-  def detect(self, images: np.ndarray, min_score: float, nms_iou: float) -> list[Detections]:
-    """Faces in each of uint8 [B, S, S, 3] images, in input pixels, after weighted NMS."""
-    boxes, scores = self.predict(images)
-    out = []
-    for image_boxes, image_scores in zip(boxes, scores):
-      keep = (image_scores >= min_score) & (image_boxes[:, 2] > 0) & (image_boxes[:, 3] > 0)
-      found = weighted_nms(image_boxes[keep], image_scores[keep], nms_iou)
-      out.append(_to_pixels(*found, self.input_size))
-    return out
 
 
 def _cpu_in_workers() -> None:
@@ -267,14 +244,6 @@ def _corner_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
   return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
-def _to_pixels(boxes: np.ndarray, scores: np.ndarray, size: int) -> Detections:
-  """Decoded [K, 16] in 0..1 of the input -> Detections in input pixels."""
-  points = boxes.reshape(-1, 8, 2) * size
-  corner = points[:, 0] - points[:, 1] / 2
-  return Detections(boxes=np.concatenate([corner, points[:, 1]], axis=1).astype(np.float32),
-                    scores=scores.astype(np.float32), keypoints=points[:, 2:].astype(np.float32))
-
-
 # Smallest face each model finds reliably, as its box height over the input side (measured on generated faces,
 # every face found from these sizes on; half as large: none): full-range about 13 px of 192, short-range 21 of 128.
 MIN_FACE_FRACTION = {"full": 0.08, "short": 0.18}
@@ -326,8 +295,10 @@ def detect_frames(frames: np.ndarray, cfg) -> list[np.ndarray]:
   close-ups: 2 of 16 found at 1.6x LRS2 framing, short-range 16 of 16), and the short-range one, run on wide
   frames, adds loose boxes around small faces. Detections of every window are merged per frame by weighted
   NMS; a tile's detections touching one of its edges inside the frame are dropped first (a face cut there is
-  whole in a neighbouring tile). Boxes are then rescaled by cfg.blazeface_box_scale and moved down by
-  cfg.blazeface_box_shift_y of their height, which frames faces as the Haar cascade did.
+  whole in a neighbouring tile). Where a neighbouring frame saw a face that a frame lacks, that frame is
+  searched again, zoomed in (_refind, cfg.blazeface_refind_rounds times). Boxes are then rescaled by
+  cfg.blazeface_box_scale and moved down by cfg.blazeface_box_shift_y of their height, which frames faces as
+  the Haar cascade did.
   """
   if cfg.blazeface_model not in ("auto", "full", "short"):
     from modeformer_jax.errors import UserError
