@@ -263,6 +263,10 @@ def test_lrs3_report_and_detector_fallback(lrs3):
     assert (line["status"], line["reason"]) == (status, reason), line
     assert [w.split(":")[0] for w in line["warnings"]] == warnings, line
   assert set(lrs3["summary"]["tfds_splits"]) == {"pretrain", "trainval", "test"}
+  # Face heights, from the box tables and the detector alike (the generator's LRS3 faces are ~138 px tall).
+  assert all(100 < line["face_px"] < 180 for line in by_id.values() if line["status"] == "ok")
+  assert lrs3["summary"]["face_px"]["small"] == 0 and 100 < lrs3["summary"]["face_px"]["median"] < 180
+  assert "face height: median" in prep.format_summary(lrs3["summary"])
 
 
 def test_raw_storage_matches_jpeg(lrs2, tmp_path):

@@ -123,3 +123,18 @@ def test_sync_cli_reports_a_small_face(trained_run, tmp_path, capsys):
                    "--face-detector", "haar"]) == 1
   errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
   assert len(errors) == 1 and f"{path}: no face found in 454x256 frames" in errors[0], errors
+
+
+def test_prep_reports_a_small_face(tmp_path):
+  """`modeformer prep` on a folder of wide shots (boxes from the detector): each clip's face height in the
+  report, a warning for faces under preprocess.small_face_px, and the summary line."""
+  from modeformer_jax.data import prep
+
+  src = tmp_path / "src"
+  (src / "test" / "speaker").mkdir(parents=True)
+  shot = wide_shot.render_wide_shot(5, synth.speaker_style(9, 3), None, 1.2, face_px=30)
+  _write(src / "test" / "speaker" / "00001.mp4", shot)
+  summary = prep.prepare("folder", str(src), str(tmp_path / "out"), ["test"], workers=1, progress=False)
+  assert summary["ok"] == 1 and abs(summary["face_px"]["median"] - 30) < 6 and summary["face_px"]["small"] == 1
+  assert summary["warnings"] == {"small face": 1}
+  assert "face height: median" in prep.format_summary(summary)
