@@ -65,8 +65,9 @@ def test_trained_model_finds_offsets_on_wide_shots(trained_run, tmp_path):
   """The conftest's tiny model, trained on face-centred close-ups, on wide shots of unseen speakers: faces
   detected, crops framed as it was trained, offsets within +-1 frame on most clips.
 
-  Slow and failing as of this writing: the 100-step model finds 2 of 5 here (4-5 of 5 on close-ups,
-  tests/test_sync.py); a 40-px face upsampled 3x to its crop needs a better-trained model (the demo's recipe)."""
+  Slow and failing as of this writing: the 100-step model finds 1-2 of 5 at 40 px, 4 of 5 on the same wide
+  shots with 96-px faces and 5 of 5 on the close-ups (BENCHMARKS.md, "Face detectors"): detection and
+  cropping hold, a face upsampled 3x to its crop needs a better-trained model (the demo's recipe, untried)."""
   from modeformer_jax.inference import load_sync_model
 
   model = load_sync_model(trained_run)
