@@ -548,6 +548,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"  {summary['real_time_per_core']:.1f}x real time per core")
   for split, s in summary["splits"].items():
     lines.append(f"  {split:>10}: {s['ok']:>7} ok {s['skipped']:>7} skipped {_duration(s['seconds']):>10}")
+  if summary.get("face_px"):
+    px = summary["face_px"]
+    lines.append(f"  face height: median {px['median']:.0f} px, smallest {px['min']:.0f} px "
+                 f"({px['small']} clips under {px['small_face_px']} px: crops mostly upsampled)")
   for reason, n in summary["skipped_by_reason"].items():
     lines.append(f"  skipped {reason}: {n}")
   for item in summary["skipped_items"]:
