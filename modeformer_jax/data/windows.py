@@ -13,6 +13,7 @@ import dataclasses
 import ml_collections
 import numpy as np
 
+from modeformer_jax.media.crops import mouth_rows
 from modeformer_jax.media.logmel import mel_window_start
 
 
@@ -76,7 +77,7 @@ class Augment:
       # Edge padding keeps the shifted crop free of black borders the model could key on.
       crops = np.pad(crops, ((0, 0), (j, j), (j, j), (0, 0)), mode="edge")
       crops = crops[:, j + dy:j + dy + crops.shape[1] - 2 * j, j + dx:j + dx + crops.shape[2] - 2 * j]
-    mouth = crops[:, row_start:]
+    mouth = mouth_rows(crops, row_start)
     if self.brightness or self.contrast:
       gain = 1.0 + rng.uniform(-self.contrast, self.contrast)
       bias = 255.0 * rng.uniform(-self.brightness, self.brightness)

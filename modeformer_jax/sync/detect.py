@@ -17,6 +17,7 @@ import numpy as np
 
 from modeformer_jax.errors import UserError
 from modeformer_jax.media import faces
+from modeformer_jax.media.crops import face_crops
 from modeformer_jax.media.decode import MediaError, read_media
 from modeformer_jax.media.mfcc import audio_features
 from modeformer_jax.media.preprocess_config import with_face_defaults
@@ -55,8 +56,9 @@ def prepare(path: str, pp: ml_collections.ConfigDict, *, face_centered: bool = F
 
   Faces: with face_centered the whole frame is the face (LRS2-style crops, pp.lrs2_box), as `modeformer prep`
   treats LRS2. Otherwise the face tracks of media.faces.detect_faces (BlazeFace or the Haar cascade); when
-  there are several, the most speech-active one wins (see pick_speaker), cropped with pp.face_crop_scale /
-  face_crop_shift_y.
+  there are several, the most speech-active one wins (see pick_speaker). Crops are made as `modeformer prep`
+  makes them (media/crops.face_crops: pp.face_crop_scale / face_crop_shift_y, or syncnet_python's crop_video
+  for face_crop "syncnet").
 
   The decoded frames are never all in memory: they are cropped in chunks of at most chunk_mb megabytes as
   they are decoded, and only the crops are kept (27 KB a frame at 96x96). Faces are tracked and the speaker
@@ -77,7 +79,7 @@ def prepare(path: str, pp: ml_collections.ConfigDict, *, face_centered: bool = F
     size[:] = [width, height]
     if face_centered:
       boxes = faces.fixed_boxes(len(frames), height, width, pp.lrs2_box)
-      crops.append(faces.crop_faces(frames, boxes, pp.crop_size))
+      crops.append(face_crops(frames, boxes, pp, centered=True)[0])
       valid.append(np.ones(len(frames), bool))
       heights.append(boxes[:, 3])
     else:
@@ -153,9 +155,7 @@ def pick_speaker(frames: np.ndarray, track: faces.FaceTrack,
   audio-visual speaker detection and picks the wrong face when a silent listener chews or grimaces.
   """
   def crop(t: faces.FaceTrack) -> np.ndarray:
-    if pp.get("face_crop", "ours") == "syncnet":
-      return faces.syncnet_crop_faces(frames, t.boxes, pp)
-    return faces.crop_faces(frames, t.boxes, pp.crop_size, pp.face_crop_scale, shift_y=pp.face_crop_shift_y)
+    return face_crops(frames, t.boxes, pp)[0]
 
   if track.num_tracks <= 1:
     return track, crop(track)

@@ -1,6 +1,7 @@
 """One clip -> its record and report line (process_clip): decode, cut audio and video to a common length, face
-boxes, crops, log-mel. Pure and picklable, so the local process pool and the Beam pipeline run the same code;
-a bad clip is a report line with its skip reason (REASONS), never an exception."""
+boxes, crops (media/crops.py, the front end `sync` uses too), log-mel. Pure and picklable, so the local process
+pool and the Beam pipeline run the same code; a bad clip is a report line with its skip reason (REASONS), never an
+exception."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from modeformer_jax.data.lrs_layout import Clip
 from modeformer_jax.data.prep.options import PrepOptions
 from modeformer_jax.data.records import encode_jpeg_frames
 from modeformer_jax.media import faces
+from modeformer_jax.media.crops import face_crops
 from modeformer_jax.media.decode import MediaError, read_media
 from modeformer_jax.media.logmel import log_mel
 from modeformer_jax.media.preprocess_config import with_face_defaults
@@ -100,9 +102,9 @@ def _process(clip: Clip, options: PrepOptions, report: dict) -> dict[str, Any]:
   height, width = frames.shape[1:3]
 
   transcript = lrs_layout.read_transcript(clip.txt)
-  if clip.boxes == lrs_layout.BOXES_FIXED:
-    # LRS2 frames are face-centred already: the fixed box is the crop itself.
-    squares = _crop_squares(faces.fixed_boxes(num_frames, height, width, cfg.lrs2_box), 1.0, 0.0)
+  centered = clip.boxes == lrs_layout.BOXES_FIXED
+  if centered:  # LRS2 frames are face-centred already: the fixed box is the crop itself.
+    boxes = faces.fixed_boxes(num_frames, height, width, cfg.lrs2_box)
   else:
     boxes = None
     if clip.boxes == lrs_layout.BOXES_TXT and clip.txt is None:
@@ -124,13 +126,12 @@ def _process(clip: Clip, options: PrepOptions, report: dict) -> dict[str, Any]:
       face_px = faces.face_height(track)
     else:
       face_px = float(np.median(boxes[:, 3]))
-    squares = _crop_squares(boxes, cfg.face_crop_scale, cfg.face_crop_shift_y)
     report["face_px"] = round(face_px, 1)
     small = with_face_defaults(cfg).small_face_px
     if face_px < small:
       report["warnings"].append(f"small face: {face_px:.0f} px tall (under {small} px), its crops mostly upsampled")
   lap("faces")
-  crops = faces.crop_faces(frames, squares, cfg.crop_size)
+  crops, squares = face_crops(frames, boxes, cfg, centered=centered)
   lap("crop")
   mel = log_mel(audio, cfg).astype(np.float16)
   lap("mel")
@@ -147,17 +148,3 @@ def _process(clip: Clip, options: PrepOptions, report: dict) -> dict[str, Any]:
       "boxes": squares, "av_diff_seconds": np.float32(media.av_diff_seconds),
   }
 
-
-def _crop_squares(boxes: np.ndarray, scale: float, shift_y: float) -> np.ndarray:
-  """Face boxes [T, 4] (x, y, w, h) -> the squares that are cropped, float32 [T, 4] (x, y, side, side).
-
-  Side max(w, h) * scale, centred on the box centre moved down by shift_y * max(w, h) (the framing of
-  preprocess_config's face_crop_scale / face_crop_shift_y). Records store these squares, so a crop pixel maps
-  back to the source frame without knowing how the box was found.
-  """
-  boxes = np.asarray(boxes, np.float32)
-  extent = boxes[:, 2:].max(axis=1)
-  side = extent * scale
-  cx = boxes[:, 0] + boxes[:, 2] / 2
-  cy = boxes[:, 1] + boxes[:, 3] / 2 + shift_y * extent
-  return np.stack([cx - side / 2, cy - side / 2, side, side], axis=1).astype(np.float32)
