@@ -21,7 +21,7 @@ import jax
 from modeformer_jax.config_loading import load_config
 from modeformer_jax.train.mesh import global_batch, make_mesh
 from modeformer_jax.train.step_timing import random_batch
-from modeformer_jax.train.train_step import init_model, init_state, make_train_step, optimizer
+from modeformer_jax.train.train_step import init_model, init_state, make_step, optimizer
 
 DEVICE_GB = {"H200": 141, "H100": 80, "A100-40G": 40, "TPU v5e": 16, "TPU v4": 32}
 
@@ -34,9 +34,8 @@ def step_bytes(config, batch: int) -> dict[str, int]:
   tx = optimizer(stage)
   state = jax.eval_shape(lambda: init_state(model, tx, mesh))
   state = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
-  step = make_train_step(model, tx, mesh, state, negatives=stage.negatives, chunk_size=config.loss_chunk_size,
-                         seed=config.seed)
-  data = global_batch(random_batch(batch, stage.num_negatives), mesh)
+  step = make_step(config, stage, model, tx, mesh, state)
+  data = global_batch(random_batch(config, batch, stage.num_negatives), mesh)
   m = step.lower(state, data).compile().memory_analysis()
   total = m.argument_size_in_bytes + m.temp_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
   return {"batch": batch, "temp": m.temp_size_in_bytes, "arguments": m.argument_size_in_bytes,

@@ -16,6 +16,7 @@ from modeformer_jax.data import lrs_layout
 from modeformer_jax.data.lrs_layout import Clip
 from modeformer_jax.data.prep.options import PrepOptions
 from modeformer_jax.data.records import encode_jpeg_frames
+from modeformer_jax.data.window_store import window_frames
 from modeformer_jax.media import faces
 from modeformer_jax.media.crops import face_crops
 from modeformer_jax.media.decode import MediaError, read_media
@@ -29,6 +30,7 @@ _MEDIA_REASONS = (("file not found", "missing"), ("permission denied", "unreadab
                   ("no video stream", "no_video"), ("no decodable video", "no_video"),
                   ("no audio stream", "no_audio"), ("no decodable audio", "no_audio"))
 TIMING_KEYS = ("decode", "faces", "crop", "mel", "encode", "save")
+WINDOW_FRAMES = "window_frames"
 
 
 class _Skip(Exception):
@@ -49,7 +51,8 @@ def process_clip(clip: Clip, options: PrepOptions) -> tuple[dict[str, Any] | Non
   """Prepares one clip: (TFDS example or None when skipped, report line). Never raises for a bad clip.
 
   The example holds num_frames = T, crops uint8 [T, 96, 96, 3] (or crops_jpeg object [T]), audio int16
-  [T * 640], mel float16 [1 + 3.2 T, 80], boxes float32 [T, 4] and the text fields of tfds_builder.features.
+  [T * 640], mel float16 [1 + 3.2 T, 80], boxes float32 [T, 4] and the text fields of tfds_builder.features,
+  and WINDOW_FRAMES for the training-window store (window_store.window_frames; not a TFDS feature).
   """
   report = {"id": clip.id, "split": clip.split, "source": clip.source, "status": "skipped", "reason": None,
             "detail": None, "warnings": [], "num_frames": 0, "seconds": 0.0, "av_diff_seconds": None,
@@ -139,6 +142,8 @@ def _process(clip: Clip, options: PrepOptions, report: dict) -> dict[str, Any]:
     stored = {"crops_jpeg": encode_jpeg_frames(crops, options.jpeg_quality)}
   else:
     stored = {"crops": crops}
+  # What the training-window store keeps (data/window_store.py); the shard writer moves it there.
+  stored[WINDOW_FRAMES] = window_frames(crops, cfg, options.frame_storage, options.jpeg_quality)
   pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
   lap("encode")
   report.update(num_frames=num_frames, seconds=round(num_frames / cfg.fps, 3))
