@@ -42,6 +42,8 @@ SHIMS = {"modeformer_jax.export.load": "modeformer_jax.weights.export_folder",
 SHIM_NAMES = {("modeformer_jax.train.checkpoints", name): "modeformer_jax.weights.run_folder"
               for name in ("restore_weights", "read_config", "write_config")}
 SHIM_NAMES[("modeformer_jax.train.train_step", "Model")] = "modeformer_jax.models.functional"
+SHIM_NAMES[("modeformer_jax.sync.detect", "prepare")] = "modeformer_jax.sync.detect.model_inputs"
+SHIM_NAMES[("modeformer_jax.sync.detect", "Prepared")] = "modeformer_jax.sync.detect.ModelInputs"
 
 
 def source_files(root: str) -> dict[str, str]:
@@ -204,7 +206,8 @@ def format_graph(graph: dict[str, set[str]]) -> str:
   lines = ["| layer | package | imports |", "|---|---|---|"]
   for u in order:
     layer = LAYERS[LAYER[u]][0] if u in LAYER else "?"
-    lines.append(f"| {layer} | {u} | {', '.join(sorted(graph.get(u, ()), key=lambda v: (LAYER.get(v, -1), v))) or '-'} |")
+    imported = sorted(graph.get(u, ()), key=lambda v: (LAYER.get(v, -1), v))
+    lines.append(f"| {layer} | {u} | {', '.join(imported) or '-'} |")
   return "\n".join(lines)
 
 

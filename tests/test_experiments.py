@@ -56,7 +56,7 @@ def test_print_commands_one_train_and_eval_pair_per_run(script, capsys):
   assert {"--config.data.data_dir=/data/prep", "--config.stages.0.num_negatives=11",
           "--config.stages.1.num_negatives=11", "--config.stages.0.batch_size=256",
           "--config.stages.1.batch_size=256"} <= set(train)
-  assert evaluate[:4] == ["modeformer", "eval", "--workdir", "sweeps/neg/runs/N11"]
+  assert evaluate[:4] == ["modeformer", "eval", "--checkpoint", "sweeps/neg/runs/N11"]
   assert evaluate[evaluate.index("--out") + 1] == "sweeps/neg/runs/N11/eval/test"
   assert "--config.stages.0.batch_size=1536" in lines[0]  # N = 1
 
