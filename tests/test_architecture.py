@@ -14,6 +14,10 @@ import collections
 import os
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.unit
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "modeformer_jax"
 # Bottom to top; a unit is a top-level module or package of modeformer_jax, or a folder of scripts beside it
@@ -185,6 +189,12 @@ def test_moved_paths_are_one_line_re_exports():
     body = ast.parse(open(files[shim]).read()).body
     assert len(body) == 2 and isinstance(body[0].value, ast.Constant), shim  # docstring + one import
     assert isinstance(body[1], ast.ImportFrom) and body[1].module == owner, shim
+
+
+def test_architecture_md_shows_the_current_graph():
+  with open(os.path.join(REPO, "ARCHITECTURE.md")) as f:
+    after = f.read().split("\nAfter:\n", 1)[1]
+  assert format_graph(package_graph()) in after, "update ARCHITECTURE.md: python tests/test_architecture.py"
 
 
 def test_the_checker_sees_an_upward_import_and_a_circle(tmp_path):

@@ -7,6 +7,8 @@ import pytest
 
 from modeformer_jax import cli
 
+pytestmark = pytest.mark.unit
+
 # Spellings replaced by the one the other subcommands use (old -> new, in the subcommands that had them).
 OLD_SPELLINGS = {"--jobs": "--workers", "--max-offset": "--max-offset-frames", "--negatives": "--num-negatives",
                  "--workdir": "--checkpoint"}

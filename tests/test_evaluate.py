@@ -16,6 +16,8 @@ from modeformer_jax.evaluation.evaluate import (evaluate, utterance_scores, vali
                                                 validation_records)
 from modeformer_jax.inference import load_sync_model
 
+pytestmark = pytest.mark.integration
+
 CHANCE = 3 / 31  # +-1 frame of 31 candidate offsets
 
 

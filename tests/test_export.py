@@ -30,6 +30,8 @@ from modeformer_jax.weights.export_folder import load_exported, read_weights
 torch = pytest.importorskip("torch")
 from modeformer_jax.export.torch_model import ModEFormer  # noqa: E402  (imports torch)
 
+pytestmark = pytest.mark.integration
+
 HAVE_ORT = importlib.util.find_spec("onnxruntime") is not None
 TOL = 1e-5  # max abs embedding difference, float32
 MAX_OFFSET = 15

@@ -22,6 +22,8 @@ from modeformer_jax.offsets import describe_offset
 from modeformer_jax.sync import batch, detect, syncnet_metrics
 from modeformer_jax.sync.correct import write_corrected
 
+pytestmark = pytest.mark.integration
+
 
 SECONDS = 3.0
 # name: (clip seed, speaker index, AV offset in the file's own frames, fps, audio rate, channels, frame size).

@@ -24,6 +24,8 @@ from modeformer_jax.media.preprocess_config import syncnet_preprocess_config  # 
 from modeformer_jax.models.summary import parameter_counts  # noqa: E402
 from modeformer_jax.sync import detect  # noqa: E402
 
+pytestmark = pytest.mark.integration
+
 MAX_OFFSET = 15
 
 

@@ -1,8 +1,11 @@
 """Training examples: window alignment (SPEC section 1) and hard negatives with fallbacks (section 3)."""
 
 import numpy as np
+import pytest
 
 from modeformer_jax.data.windows import Augment, ExampleSampler, WindowSpec, negative_offsets
+
+pytestmark = pytest.mark.unit
 
 SPEC = WindowSpec()
 
