@@ -121,9 +121,8 @@ def test_cli_default_output_folder_and_human_table(trained_run, model, capsys):
   assert os.path.isfile(os.path.join(trained_run, "eval", f"test-{model.step}", "results.json"))
 
 
-def test_cli_old_spellings_give_the_same_results_with_a_warning(trained_run, model, tmp_path, capsys):
+def test_cli_old_spellings_give_the_same_results_with_a_warning(trained_run, model, capsys):
   """--workdir PATH --checkpoint STEP --max-offset S (the spelling before sync's and export's was adopted)."""
-  new, old = tmp_path / "new.json", tmp_path / "old.json"
   common = ["--limit", "1", "--clip-lengths", "5", "--json"]
   assert _eval("--checkpoint", trained_run, "--which", str(model.step), "--max-offset-frames", "9", *common) == 0
   new_out = json.loads(capsys.readouterr().out)
