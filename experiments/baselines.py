@@ -73,8 +73,8 @@ def published_syncnet(args, overrides) -> dict:
   config = load_config(args.config, overrides)
   model = load_sync_model(args.published_syncnet)
   records = open_source(config, args.split)
-  results = evaluate(model, records, clip_lengths=args.clip_lengths, max_offset=args.max_offset, limit=args.limit,
-                     progress=not args.no_progress,
+  results = evaluate(model, records, clip_lengths=args.clip_lengths, max_offset=args.max_offset_frames,
+                     limit=args.limit, progress=not args.no_progress,
                      data={"dataset": config.data.dataset, "split": args.split, "source": config.data.source})
   write_report(results, folder)
   return results

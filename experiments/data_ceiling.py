@@ -45,7 +45,7 @@ def render(seed: int, clips: int, seconds: float, pp) -> list[tuple[np.ndarray, 
 
 def windows(opening: np.ndarray, mel: np.ndarray, spec: WindowSpec, center: bool) -> tuple[np.ndarray, np.ndarray]:
   """Audio features [L, 16 * 40] and mouth trajectories [L, 5] of the clip's L window starts."""
-  count = spec.num_starts(len(opening), len(mel))
+  count = spec.num_windows(len(opening), len(mel))
   starts = np.arange(count)
   audio = spec.audio_windows(mel, starts)  # [L, 80, 16]
   audio = audio.reshape(count, 40, 2, -1).mean(2)

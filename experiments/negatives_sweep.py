@@ -8,7 +8,7 @@ count must divide the batch). The paper found N = 11 best.
   python experiments/negatives_sweep.py --out sweeps/negatives --config modeformer_lrs2 \\
       --config.data.data_dir=/data/prep                        # runs one after another on this host
   python experiments/negatives_sweep.py --out sweeps/negatives --print-commands ...   # commands for a cluster
-  python experiments/negatives_sweep.py --out /tmp/neg --config tiny:synthetic --negatives 1,3 \\
+  python experiments/negatives_sweep.py --out /tmp/neg --config tiny:synthetic --num-negatives 1,3 \\
       --audio-budget 32 --steps 5 --limit 4                    # CI size
 
 Writes OUT/negatives_sweep.{md,json,png} (accuracy at each clip length against N).
@@ -29,7 +29,9 @@ def _ints(text: str) -> list[int]:
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--negatives", type=_ints, default=[1, 3, 5, 7, 9, 11, 15], help="values of N (1,3,...)")
+  parser.add_argument("--num-negatives", type=_ints, default=[1, 3, 5, 7, 9, 11, 15],
+                      help="values of N, hard negatives per clip (1,3,...)")
+  parser.add_argument("--negatives", dest="num_negatives", type=_ints, help=argparse.SUPPRESS)  # old spelling
   parser.add_argument("--audio-budget", type=int, default=3072,
                       help="unique clips x (1 + N) per step (default 3072: batch 256 at N = 11)")
   parser.add_argument("--batch-multiple", type=int, default=8, help="round each batch down to a multiple of this")
@@ -37,7 +39,7 @@ def main(argv=None) -> int:
   args, overrides = common.parse(parser, argv)
   config = load_config(args.config, overrides)
   runs = []
-  for n in args.negatives:
+  for n in args.num_negatives:
     batch = args.audio_budget // (1 + n) // args.batch_multiple * args.batch_multiple
     if batch < args.batch_multiple:
       parser.error(f"--audio-budget {args.audio_budget} leaves no batch for N = {n} "

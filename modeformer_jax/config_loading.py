@@ -20,9 +20,6 @@ from modeformer_jax.errors import UserError
 
 _SHIPPED = os.path.dirname(os.path.abspath(configs.__file__))
 
-NEGATIVE_MODES = ("hard", "in_batch", "both")
-MODEL_NAMES = ("modeformer", "syncnet", "vocalist")
-
 
 def shipped_configs() -> list[str]:
   """Names of the configs shipped in the package (modeformer_jax/configs, the repository's configs/)."""
@@ -165,11 +162,11 @@ def _validate_modeformer(m: ml_collections.ConfigDict) -> None:
 
 
 def _validate_syncnet(m: ml_collections.ConfigDict) -> None:
-  from modeformer_jax.models.syncnet import OBJECTIVES
+  from modeformer_jax.models.syncnet import SYNCNET_OBJECTIVES
   _require(len(m.lip_widths) == 6, "model.lip_widths", f"needs 6 conv widths, got {m.lip_widths}")
   _require(len(m.audio_widths) == 6, "model.audio_widths", f"needs 6 conv widths, got {m.audio_widths}")
   _require(m.embedding in ("raw", "unit"), "model.embedding", "must be 'raw' or 'unit'")
-  _require(m.objective in OBJECTIVES, "model.objective", f"must be one of {OBJECTIVES}")
+  _require(m.objective in SYNCNET_OBJECTIVES, "model.objective", f"must be one of {SYNCNET_OBJECTIVES}")
   _require(m.objective != "contrastive" or m.embedding == "raw", "model.embedding",
            "the contrastive objective compares raw embeddings by Euclidean distance: use 'raw'")
   _require(m.objective == "contrastive" or m.embedding == "unit", "model.embedding",
@@ -185,8 +182,11 @@ def _require_temperature(m: ml_collections.ConfigDict) -> None:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Fail fast, naming the field, on values that would otherwise fail (or silently mislead) hours later."""
+  from modeformer_jax.loss import NEGATIVES  # jax and flax load when a config is checked, not when this imports
+  from modeformer_jax.models import MODELS
+
   m = config.model
-  _require(m.name in MODEL_NAMES, "model.name", f"must be one of {MODEL_NAMES}")
+  _require(m.name in MODELS, "model.name", f"must be one of {tuple(MODELS)}")
   if m.name == "syncnet":
     _validate_syncnet(m)
   else:
@@ -207,7 +207,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(s.steps > 0, f + ".steps", f"must be positive, got {s.steps}")
     _require(s.lr > 0, f + ".lr", f"must be positive, got {s.lr}")
     _require(0 <= s.warmup_steps, f + ".warmup_steps", "must be >= 0")
-    _require(s.negatives in NEGATIVE_MODES, f + ".negatives", f"must be one of {NEGATIVE_MODES}")
+    _require(s.negatives in NEGATIVES, f + ".negatives", f"must be one of {NEGATIVES}")
     _require(s.num_negatives >= 0, f + ".num_negatives", "must be >= 0")
     _require(1 <= s.min_offset <= s.max_offset, f + ".min_offset", "needs 1 <= min_offset <= max_offset")
     available = hard_negative_candidates(s)

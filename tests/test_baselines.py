@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from modeformer_jax import config_defaults as cd, loss
+from test_experiments import check_collected
 from modeformer_jax.config_loading import load_config
 from modeformer_jax.data.pipeline import open_source
 from modeformer_jax.evaluation.evaluate import utterance_scores
@@ -23,11 +24,13 @@ from modeformer_jax.train.train_step import init_model
 TINY_VOCALIST = "vocalist:tiny,base=tiny:synthetic"
 
 
+@pytest.mark.unit
 def test_vocalist_has_80_1m_parameters():
   total = sum(parameter_counts(cd.vocalist_model_config()).values())
   assert abs(total / 80.1e6 - 1) < 0.002, total
 
 
+@pytest.mark.unit
 def test_contrastive_loss_is_the_margin_loss():
   rng = np.random.default_rng(0)
   video, audio = rng.normal(size=(4, 8)), rng.normal(size=(4, 3, 8))
@@ -41,6 +44,7 @@ def test_contrastive_loss_is_the_margin_loss():
   assert float(metrics["accuracy"]) == pytest.approx(best.mean())
 
 
+@pytest.mark.unit
 def test_pair_bce_weighs_classes_equally():
   logits = jnp.array([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]])
   mask = jnp.array([[True, True, False], [True, True, True]])
@@ -51,6 +55,7 @@ def test_pair_bce_weighs_classes_equally():
   assert float(metrics["accuracy"]) == 0.5
 
 
+@pytest.mark.integration
 def test_vocalist_scores_pairs_from_cached_front_ends_as_whole_passes():
   """Default evaluation (front-end tokens once per window, transformers per pair) equals a whole forward
   pass per pair (naive mode)."""
@@ -87,30 +92,36 @@ def _sweep(script, out, *extra):
   with open(out / "baselines.json") as f:
     rows = json.load(f)
   ours = [r for r in rows if "(paper)" not in r["model"]]
-  assert all(0 <= r["accuracy"][k] <= 100 for r in ours for k in ("5", "15"))
   table = (out / "baselines.md").read_text()
   assert "| dataset | model | objective | 5 | 7 | 9 | 11 | 13 | 15 | params |" in table
   assert "VocaLiST (paper)" in table and "AVST" not in table
   return [r["model"].split(" (ours")[0] for r in ours], ours
 
 
+@pytest.mark.e2e
 def test_baselines_train_evaluate_and_fill_table_1(script, tmp_path):
   """The three baselines of the paper's table train a few steps and are evaluated by the protocol; the
   published-weights row comes from an import-syncnet folder."""
   names, rows = _sweep(script, tmp_path, "--systems", "syncnet,pm,vocalist", "--published-syncnet",
                        _published_syncnet(tmp_path / "published"))
   assert names == ["SyncNet", "PM", "VocaLiST", "SyncNet (published weights)"]
-  assert rows[-1]["params"] == "13.6M"
-  with open(tmp_path / "runs" / "vocalist" / "eval" / "test" / "results.json") as f:
-    assert json.load(f)["model"]["name"] == "vocalist"
+  check_collected(rows, tmp_path, {
+      "syncnet": {"model.name": "syncnet", "model.objective": "contrastive", "data.source": "synthetic"},
+      "pm": {"model.name": "syncnet", "model.objective": "multiway"},
+      "vocalist": {"model.name": "vocalist", "model.width": 32}}, steps=2)
+  published = json.loads((tmp_path / "runs" / "syncnet-published" / "eval" / "test" / "results.json").read_text())
+  assert rows[-1]["accuracy"] == {k: pytest.approx(100 * v["accuracy"]) for k, v in published["clip_lengths"].items()}
+  assert rows[-1]["params"] == "13.6M" and published["model"]["name"] == "syncnet"
 
 
 @pytest.mark.slow
+@pytest.mark.e2e
 def test_every_system_of_the_table(script, tmp_path):
   names, _ = _sweep(script, tmp_path)
   assert names == ["ModEFormer", "SyncNet", "SyncNet (InfoNCE)", "PM", "VocaLiST"]
 
 
+@pytest.mark.e2e
 def test_baselines_print_commands(script, capsys):
   assert script("baselines").main(["--out", "sweeps/bl", "--print-commands",
                                    "--config.data.data_dir=/data/prep"]) == 0

@@ -7,6 +7,8 @@ from modeformer_jax.config_loading import load_config, shipped_configs
 from modeformer_jax.errors import UserError
 from modeformer_jax.models import MODELS
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("name", shipped_configs())
 def test_every_shipped_config_loads_by_name_and_by_path(name):

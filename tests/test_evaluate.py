@@ -16,6 +16,8 @@ from modeformer_jax.evaluation.evaluate import (evaluate, utterance_scores, vali
                                                 validation_records)
 from modeformer_jax.inference import load_sync_model
 
+pytestmark = pytest.mark.integration
+
 CHANCE = 3 / 31  # +-1 frame of 31 candidate offsets
 
 
@@ -96,7 +98,7 @@ def test_cli_writes_results_table_and_plots(trained_run, model, tmp_path, capsys
   from PIL import Image
 
   out = tmp_path / "eval"
-  assert _eval("--workdir", trained_run, "--limit", "3", "--out", str(out), "--json") == 0
+  assert _eval("--checkpoint", trained_run, "--limit", "3", "--out", str(out), "--json") == 0
   printed = json.loads(capsys.readouterr().out)
   with open(out / "results.json") as f:
     written = json.load(f)
@@ -113,27 +115,41 @@ def test_cli_writes_results_table_and_plots(trained_run, model, tmp_path, capsys
 
 
 def test_cli_default_output_folder_and_human_table(trained_run, model, capsys):
-  assert _eval("--workdir", trained_run, "--limit", "1", "--clip-lengths", "5,15") == 0
+  assert _eval("--checkpoint", trained_run, "--limit", "1", "--clip-lengths", "5,15") == 0
   text = capsys.readouterr().out
   assert f"| synthetic | ModEFormer (ours, step {model.step}) |" in text and "1 videos" in text
   assert os.path.isfile(os.path.join(trained_run, "eval", f"test-{model.step}", "results.json"))
 
 
+def test_cli_old_spellings_give_the_same_results_with_a_warning(trained_run, model, capsys):
+  """--workdir PATH --checkpoint STEP --max-offset S (the spelling before sync's and export's was adopted)."""
+  common = ["--limit", "1", "--clip-lengths", "5", "--json"]
+  assert _eval("--checkpoint", trained_run, "--which", str(model.step), "--max-offset-frames", "9", *common) == 0
+  new_out = json.loads(capsys.readouterr().out)
+  assert _eval("--workdir", trained_run, "--checkpoint", str(model.step), "--max-offset", "9", *common) == 0
+  captured = capsys.readouterr()
+  old_out = json.loads(captured.out)
+  assert old_out["clip_lengths"] == new_out["clip_lengths"] and old_out["model"] == new_out["model"]
+  assert old_out["protocol"]["max_offset"] == 9
+  warnings = [line for line in captured.err.splitlines() if "deprecated" in line]
+  assert len(warnings) == 3 and all(w.startswith("modeformer eval: warning: ") for w in warnings), warnings
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--data", "/nonexistent/prep"], "/nonexistent/prep: no such data folder"),
-    (["--checkpoint", "7"], "no checkpoint at step 7"),
-    (["--checkpoint", "newest"], "--checkpoint newest: expected last, best or a step number"),
+    (["--which", "7"], "no checkpoint at step 7"),
+    (["--which", "newest"], "--which newest: expected last, best or a step number"),
     (["--clip-lengths", "5,6"], "6 is not an odd number of frames"),
-    (["--max-offset", "0"], "must be >= 1"),
+    (["--max-offset-frames", "0"], "must be >= 1"),
 ])
 def test_cli_bad_input(trained_run, capsys, argv, message):
-  assert _eval("--workdir", trained_run, *argv) == 2
+  assert _eval("--checkpoint", trained_run, *argv) == 2
   err = capsys.readouterr().err.strip()
   assert message in err and len(err.splitlines()) == 1, err
 
 
 def test_cli_data_folder_without_dataset(trained_run, tmp_path, capsys):
-  assert _eval("--workdir", trained_run, "--data", str(tmp_path), "--dataset", "lrs2") == 2
+  assert _eval("--checkpoint", trained_run, "--data", str(tmp_path), "--dataset", "lrs2") == 2
   assert "no prepared dataset here" in capsys.readouterr().err
 
 
@@ -144,5 +160,5 @@ def test_cli_checkpoint_that_does_not_match_its_config(trained_run, tmp_path, ca
     config = json.load(f)
   config["model"]["mlp_dim"] *= 2
   (run / "config.json").write_text(json.dumps(config))
-  assert _eval("--workdir", str(run)) == 2
+  assert _eval("--checkpoint", str(run)) == 2
   assert "does not match the run's config.json" in capsys.readouterr().err

@@ -10,6 +10,8 @@ from jax.sharding import PartitionSpec as P
 
 from modeformer_jax.loss import info_nce, sharded_info_nce
 
+pytestmark = pytest.mark.unit
+
 MODES = ("hard", "in_batch", "both")
 
 

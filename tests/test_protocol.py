@@ -6,6 +6,8 @@ import pytest
 from modeformer_jax.evaluation import protocol
 from modeformer_jax.inference import offset_similarities
 
+pytestmark = pytest.mark.unit
+
 nan, inf = np.nan, np.inf
 
 # Video A: 5 windows, S = 2 (columns d = -2..2); candidates with f + d outside 0..4 are missing (NaN, or

@@ -1,8 +1,11 @@
 """Training examples: window alignment (SPEC section 1) and hard negatives with fallbacks (section 3)."""
 
 import numpy as np
+import pytest
 
 from modeformer_jax.data.windows import Augment, ExampleSampler, WindowSpec, negative_offsets
+
+pytestmark = pytest.mark.unit
 
 SPEC = WindowSpec()
 
@@ -46,17 +49,20 @@ def test_negatives_fall_back_to_farther_positions_then_mask():
   sampler = ExampleSampler(SPEC, num_negatives=11, min_offset=2, max_offset=15)
   frames = 10
   ex = sampler(_record(frames, 1 + frames * 640 // 200), rng)
-  num_starts = SPEC.num_starts(frames, 1 + frames * 640 // 200)
+  num_starts = SPEC.num_windows(frames, 1 + frames * 640 // 200)
   assert ex["audio_mask"][0]
   assert ex["audio_mask"].sum() - 1 == len([o for o in range(-num_starts, num_starts)
                                             if abs(o) >= 2 and 0 <= int(ex["video"][0, 0, 0, 0]) + o < num_starts])
   assert np.all(ex["offsets"][~ex["audio_mask"]] == 0)
 
 
-def test_num_starts_respects_both_modalities():
-  assert SPEC.num_starts(75, 241) == 71
-  assert SPEC.num_starts(75, 100) == (100 - 16) * 25 // 80 + 1  # audio shorter than video
-  assert SPEC.num_starts(4, 241) == 0
+def test_num_windows_respects_both_modalities():
+  assert SPEC.num_windows(75, 241) == 71
+  assert SPEC.num_windows(75, 100) == (100 - 16) * 25 // 80 + 1  # audio shorter than video
+  assert SPEC.num_windows(4, 241) == 0
+  # With the raw audio: only the frames that have audio count (L = min(frames, samples // 640), SPEC 5).
+  assert SPEC.num_windows(75, 241, num_samples=40 * 640 + 639) == 40 - 4
+  assert SPEC.num_windows(75, 241, num_samples=75 * 640) == 71
 
 
 def test_augment_changes_training_examples_only_where_configured():

@@ -21,6 +21,7 @@ import json
 import time
 from pathlib import Path
 
+from modeformer_jax.commands import options
 from modeformer_jax.errors import UserError
 
 HELP = "generate a synthetic LRS2/LRS3-layout dataset of talking-face mp4s with known sync offsets"
@@ -58,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--channels", type=int, default=1,
                       help="audio channels, 1..7; extra channels repeat the mono signal "
                       "(default: %(default)s)")
-  parser.add_argument("--json", action="store_true", help="print a JSON summary to stdout")
+  options.add_json(parser)
 
 
 def _offsets(values: list[str]) -> list[int]:

@@ -13,6 +13,7 @@ import dataclasses
 import ml_collections
 import numpy as np
 
+from modeformer_jax.data.features import features_field
 from modeformer_jax.media.logmel import mel_window_start
 
 
@@ -24,18 +25,26 @@ class WindowSpec:
   mel_frames_per_second: int = 80
   fps: int = 25
   mouth_row_start: int = 48
+  features: str = "mel"  # the record field audio windows are cut from: "mel" (log-mel) or "mfcc" (SyncNet)
 
   @classmethod
   def from_config(cls, pp: ml_collections.ConfigDict) -> "WindowSpec":
     return cls(pp.video_window_frames, pp.mel_window_frames, pp.mel_frames_per_second, int(pp.fps),
-               pp.mouth_row_start)
+               pp.mouth_row_start, features_field(pp))
 
-  def num_starts(self, num_frames: int, num_mel: int) -> int:
-    """Number of window starts f = 0..L-1 whose video and audio windows both lie inside the record."""
+  def num_windows(self, num_frames: int, num_features: int, num_samples: int | None = None,
+                  samples_per_frame: int = 640) -> int:
+    """Windows f = 0..n-1 whose video window and audio window both lie inside the record (num_features audio
+    feature frames); with num_samples (raw audio), also inside the L = min(frames, samples // samples_per_frame)
+    frames that have audio (SPEC section 5)."""
     by_video = num_frames - self.video_frames + 1
-    # Largest f with mel_start(f) + mel_frames <= num_mel.
-    by_audio = ((num_mel - self.mel_frames) * self.fps) // self.mel_frames_per_second + 1
+    # Largest f with mel_start(f) + mel_frames <= num_features.
+    by_audio = ((num_features - self.mel_frames) * self.fps) // self.mel_frames_per_second + 1
+    if num_samples is not None:
+      by_video = min(by_video, num_samples // samples_per_frame - self.video_frames + 1)
     return max(0, min(by_video, by_audio))
+
+  num_starts = num_windows  # the old name, while callers move
 
   def audio_windows(self, mel: np.ndarray, frames: np.ndarray) -> np.ndarray:
     """mel [M, F] (time-major, as stored), frames [K] -> [K, F, mel_frames] (frequency, time) float32."""
@@ -117,8 +126,8 @@ class ExampleSampler:
     return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
 
   def one(self, record: dict, rng: np.random.Generator) -> dict:
-    crops, mel = record["crops"], record["mel"]
-    num_starts = self.spec.num_starts(len(crops), len(mel))
+    crops, mel = record["crops"], record[self.spec.features]
+    num_starts = self.spec.num_windows(len(crops), len(mel))
     if num_starts < 1:
       raise ValueError(f"record {record.get('id', '?')}: too short for one window "
                        f"({len(crops)} frames, {len(mel)} mel frames)")

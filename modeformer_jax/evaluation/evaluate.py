@@ -30,8 +30,8 @@ from modeformer_jax.data.features import record_features
 from modeformer_jax.errors import UserError
 from modeformer_jax.evaluation import protocol
 from modeformer_jax.evaluation.protocol import CLIP_LENGTHS
-from modeformer_jax.inference import (SyncModel, audio_windows, load_sync_model, num_windows, offset_similarities,
-                                      pair_scores, video_windows)
+from modeformer_jax.inference import (SyncModel, audio_windows, load_sync_model, offset_similarities, pair_scores,
+                                      video_windows)
 
 # Encoder rows gathered from consecutive videos before encoding: padding is paid once per group, not once per
 # video, and a group's uint8 video windows stay under ~300 MB (4096 ModEFormer mouth windows; SyncNet's whole
@@ -71,13 +71,13 @@ def _jobs(model: SyncModel, records: Sequence[dict], indices: Iterable[int], max
     vid = str(record.get("id", f"#{i}"))
     frames, samples = len(record["crops"]), _samples(record, pp)
     # SyncNet's MFCC windows end one frame before the log-mel ones (L - 5 windows, as syncnet_python has).
-    count = min(num_windows(frames, samples, spec, samples_per_frame), spec.num_starts(frames, len(record["mel"])))
+    count = spec.num_windows(frames, len(record[spec.features]), samples, samples_per_frame)
     if count + spec.video_frames - 1 < needed:
       skipped.append({"id": vid, "reason": f"too short: {frames} frames, audio for {samples // samples_per_frame} "
                       f"frames; the +-{max_offset} band needs {needed}"})
       bar.update(1)
       continue
-    video, audio = video_windows(record["crops"], count, spec), audio_windows(record["mel"], count, spec)
+    video, audio = video_windows(record["crops"], count, spec), audio_windows(record[spec.features], count, spec)
     if naive:
       f, d = _band_pairs(count, max_offset)
       video, audio = video[f], audio[f + d]
@@ -228,12 +228,12 @@ def open_records(config: ml_collections.ConfigDict, split: str, data_dir: str | 
                   "split": split, "description": f"{source.path} split '{split}'"}
 
 
-def evaluate_run(path: str, *, checkpoint: str | int = "last", split: str = "test", data_dir: str | None = None,
+def evaluate_run(path: str, *, which: str | int = "last", split: str = "test", data_dir: str | None = None,
                  dataset: str | None = None, clip_lengths: Sequence[int] = CLIP_LENGTHS, max_offset: int = 15,
                  naive: bool = False, limit: int | None = None, batch_size: int = 64,
                  progress: bool = False) -> dict:
   """evaluate() of a run folder's checkpoint (or an exported model folder) on a split."""
-  model = load_sync_model(path, checkpoint, batch_size=batch_size)
+  model = load_sync_model(path, which, batch_size=batch_size)
   records, data = open_records(model.config, split, data_dir, dataset)
   return evaluate(model, records, clip_lengths=clip_lengths, max_offset=max_offset, naive=naive, limit=limit,
                   progress=progress, data=data)
