@@ -1,7 +1,7 @@
 """Speed of `modeformer sync` per stage: seconds per minute of video for decode, face detection + crops, log-mel,
 the model (both encoders) and scoring, for the default (59M) model and the demo-sized one (configs/tiny.py).
 
-The video is generated: a talking face the Haar cascade finds, 256x256 at 25 fps with 16 kHz audio, so face
+The video is generated: a talking face both face detectors find (BlazeFace, the default, and the Haar cascade), 256x256 at 25 fps with 16 kHz audio, so face
 detection runs as it would on real footage. Random initial weights (timing does not depend on training).
 Everything runs in this process on the CPU (or whatever jax's default backend is); XLA compiles each
 encoder once before timing.

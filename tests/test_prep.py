@@ -113,8 +113,8 @@ def lrs3(tmp_path_factory):
   manifest = synth.write_dataset(src, "lrs3", speakers=3, clips_per_speaker=2, seconds=2.0, seed=5,
                                  workers=1, progress=False)
   expected = {f"{r['speaker']}/{r['clip']}": ("ok", None, []) for r in manifest}
-  # A clip without .txt falls back to the detector (with a warning): take one the detector can see, the
-  # Haar cascade misses some generated faces. Another clip gets a malformed box table and is skipped.
+  # A clip without .txt falls back to the detector (with a warning): take one the detector can see. Another
+  # clip gets a malformed box table and is skipped.
   cfg = preprocess_config()
   no_txt = next(r for r in manifest
                 if faces.detect_faces(read_media(os.path.join(src, r["path"])).frames, cfg).coverage > 0.8)
@@ -266,6 +266,10 @@ def test_lrs3_report_and_detector_fallback(lrs3):
     assert (line["status"], line["reason"]) == (status, reason), line
     assert [w.split(":")[0] for w in line["warnings"]] == warnings, line
   assert set(lrs3["summary"]["tfds_splits"]) == {"pretrain", "trainval", "test"}
+  # Face heights, from the box tables and the detector alike (the generator's LRS3 faces are ~138 px tall).
+  assert all(100 < line["face_px"] < 180 for line in by_id.values() if line["status"] == "ok")
+  assert lrs3["summary"]["face_px"]["small"] == 0 and 100 < lrs3["summary"]["face_px"]["median"] < 180
+  assert "face height: median" in prep.format_summary(lrs3["summary"])
 
 
 def test_raw_storage_matches_jpeg(lrs2, tmp_path):

@@ -179,8 +179,8 @@ def test_sync_numbers_equal_syncnet_python(torch_syncnet, imported):
   audio = np.clip(np.round(clip.audio * 32768), -32768, 32767).astype(np.int16)
   pp = imported.config.preprocess
   inputs = detect.ModelInputs(path="clip", crops=clip.frames, features=audio_features(audio, pp),
-                               valid=np.ones(len(clip.frames), bool), face_centered=True, num_tracks=0, info={},
-                               timings={})
+                               valid=np.ones(len(clip.frames), bool), face_centered=True, num_tracks=0,
+                               face_px=224.0, info={}, timings={})
   ours = detect.score(imported, inputs, MAX_OFFSET)
   offset, min_dist, confidence = _syncnet_python_evaluate(torch_syncnet, clip.frames[..., ::-1], audio, MAX_OFFSET)
   assert ours.windows_total == min(len(clip.frames), len(audio) // 640) - 5

@@ -5,10 +5,10 @@ i - offset: you hear it before you see it); AV offset < 0 means the audio LAGS; 
 Every report says it in words too ("audio leads video by 120 ms").
 
 Any file PyAV reads (mp4, mkv, mov, avi, webm; H.264, HEVC, ...) at any frame rate and audio format is
-converted to 25 fps and 16 kHz mono. Faces are found by OpenCV's Haar cascade and tracked; with several faces
-the one whose mouth moves most is scored. Frames without a face are left out (every 5-frame window touching
-one), and coverage is reported. --face-centered skips detection for videos that are face crops already
-(LRS2/LRS3-style).
+converted to 25 fps and 16 kHz mono (phone video turned upright). Faces are found by BlazeFace (or the Haar
+cascade) and tracked; with several faces the one whose mouth moves most is scored. Frames without a face are
+left out (every 5-frame window touching one); coverage and face height are reported. --face-centered skips
+detection for videos that are face crops already (LRS2/LRS3-style).
 
 Numbers per file (syncnet_python's definitions over the 5-frame windows and shifts -S..S):
   AV offset   S - argmin over shifts of mdist (mdist = mean window distance per shift)
@@ -70,6 +70,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--face-centered", action="store_true",
                       help="the video is a face crop already (LRS2/LRS3-style): use the whole frame, no face "
                       "detection")
+  parser.add_argument("--face-detector", choices=("blazeface", "haar"), default=None,
+                      help="blazeface: MediaPipe's BlazeFace detectors run in JAX (faces from about 18 px tall, "
+                      "turned heads); haar: OpenCV's frontal-face Haar cascade, faces from 15%% of the frame "
+                      "(default: the checkpoint's preprocess.face_detector; blazeface for models trained now)")
+  parser.add_argument("--min-face-px", type=float, default=None, metavar="PX",
+                      help="BlazeFace: smallest face box (height, pixels) to look for; smaller means more tiles "
+                      "per frame and slower detection (default: the checkpoint's preprocess.min_face_px, 18)")
   parser.add_argument("--syncnet-compat", action=argparse.BooleanOptionalAction, default=None,
                       help="score as syncnet_python does: candidates past the ends against zero-padded audio "
                       "embeddings, averaged in (default: on for SyncNet checkpoints, off for others)")
@@ -115,6 +122,7 @@ def _outputs(flag: str, target: str | None, items, suffix: str | None) -> dict[s
 
 def run(args: argparse.Namespace) -> int:
   from modeformer_jax.inference import load_sync_model
+  from modeformer_jax.media.preprocess_config import with_face_defaults
   from modeformer_jax.sync import batch
   from modeformer_jax.sync.correct import correct_scored
   from modeformer_jax.sync.detect import SyncResult
@@ -127,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
     raise UserError(f"--max-offset-frames: must be at least 1, got {args.max_offset_frames}")
   if args.workers is not None and args.workers < 0:
     raise UserError(f"--workers: must be 0 or more, got {args.workers}")
+  if args.min_face_px is not None and not args.min_face_px >= 4:
+    raise UserError(f"--min-face-px: must be at least 4, got {args.min_face_px}")
   if not 0 < args.decode_mb < float("inf"):
     raise UserError(f"--decode-mb: must be a positive number, got {args.decode_mb}")
   if args.summary:
@@ -137,6 +147,11 @@ def run(args: argparse.Namespace) -> int:
   model = load_sync_model(args.checkpoint, which)
   if args.syncnet_compat is not None:
     model.syncnet_compat = args.syncnet_compat
+  if args.face_detector or args.min_face_px:
+    pp = with_face_defaults(model.config.preprocess)
+    pp.face_detector = args.face_detector or pp.face_detector
+    pp.min_face_px = args.min_face_px or pp.min_face_px
+    model.config.preprocess = pp
   workers = args.workers if args.workers is not None else (0 if len(items) == 1 else
                                                            min(len(items), os.cpu_count() or 1, _MAX_DEFAULT_WORKERS))
   settings = dict(face_centered=args.face_centered, max_offset=args.max_offset_frames, workers=workers,
@@ -145,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
   journal = Journal(args.summary, {
       "checkpoint": os.path.realpath(args.checkpoint), "which": args.which,
       "face_centered": args.face_centered, "max_offset_frames": args.max_offset_frames,
-      "syncnet_compat": model.syncnet_compat, "decode_mb": args.decode_mb}) if args.summary else None
+      "syncnet_compat": model.syncnet_compat, "decode_mb": args.decode_mb,
+      "face_detector": args.face_detector, "min_face_px": args.min_face_px}) if args.summary else None
   # Scored files are resumed; failed ones are tried again, and rows of files no longer given are left out.
   done = journal.rows if journal else {}
   rows = {item.path: done[item.path] for item in items if done.get(item.path, {}).get("status") == "ok"}

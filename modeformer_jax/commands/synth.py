@@ -59,6 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--channels", type=int, default=1,
                       help="audio channels, 1..7; extra channels repeat the mono signal "
                       "(default: %(default)s)")
+  parser.add_argument("--shot", choices=("closeup", "wide"), default="closeup",
+                      help="closeup: the layout's face-centred frames; wide: a 454x256 scene with the speaker's "
+                      "face 24-48 px tall moving about, a silent second face, a microphone in front of the jaw "
+                      "and a cluttered background (for face detection; LRS2-layout prep would crop it as a "
+                      "face-centred frame, so prepare wide shots as lrs3 or folder) (default: %(default)s)")
   options.add_json(parser)
 
 
@@ -110,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
   rows = synth.write_dataset(args.out, args.layout, args.speakers, args.clips_per_speaker, args.seconds,
                              args.seed, offsets_frames=offsets, offset_fraction=fraction,
                              workers=args.workers, fps=args.fps, sample_rate=args.sample_rate,
-                             channels=args.channels)
+                             channels=args.channels, shot=args.shot)
   summary = {
       "out": str(args.out), "layout": args.layout, "clips": len(rows),
       "speakers": {split: len({r["speaker"] for r in rows if r["split"] == split})

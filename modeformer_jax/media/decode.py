@@ -49,6 +49,8 @@ class Media:
   source_fps: float  # the video stream's average rate (0.0 without video)
   source_sample_rate: int  # 0 without audio
   source_channels: int  # 0 without audio
+  rotation: int  # degrees counter-clockwise the frames were turned to stand upright (display matrix), 0..270
+  audio_streams: int  # audio streams in the file; the default one (else the first) was decoded
   video_seconds: float
   audio_seconds: float
 
@@ -89,7 +91,7 @@ def read_media(path: str | os.PathLike,
   path = os.fspath(path)
   with _open(path) as container:
     vstream = container.streams.video[0] if container.streams.video else None
-    astream = container.streams.audio[0] if container.streams.audio else None
+    astream = _main_audio(container.streams.audio)
     if need_video and vstream is None:
       raise MediaError(path, "no video stream")
     if need_audio and astream is None:
@@ -115,9 +117,17 @@ def read_media(path: str | os.PathLike,
         source_fps=float(vstream.average_rate or 0.0) if vstream else 0.0,
         source_sample_rate=int(astream.sample_rate or 0) if astream else 0,
         source_channels=int(astream.channels or 0) if astream else 0,
+        rotation=video.rotation if video else 0,
+        audio_streams=len(container.streams.audio),
         video_seconds=video_seconds,
         audio_seconds=audio_seconds,
     )
+
+
+def _main_audio(streams):
+  """The audio stream a player would play: the one marked default, else the first (None without audio)."""
+  default = [s for s in streams if s.disposition & av.stream.Disposition.default]
+  return (default or list(streams) or [None])[0]
 
 
 def _decode(container, sinks: dict, path: str) -> None:
@@ -234,6 +244,7 @@ class _VideoSampler:
     self._prev_duration = None
     self._rgb_frame = None
     self._rgb = None
+    self.rotation = 0  # of the last converted frame, degrees counter-clockwise
 
   def add(self, frame) -> None:
     if frame.pts is not None and frame.time_base:
@@ -254,7 +265,12 @@ class _VideoSampler:
 
   def _to_rgb(self, frame) -> np.ndarray:
     if self._rgb_frame is not frame:  # repeated frames share one array
-      self._rgb_frame, self._rgb = frame, frame.to_ndarray(format="rgb24")
+      rgb = frame.to_ndarray(format="rgb24")
+      # The display matrix says how far to turn the picture (counter-clockwise) to show it upright.
+      self.rotation = round(getattr(frame, "rotation", 0) / 90) % 4 * 90
+      if self.rotation:
+        rgb = np.ascontiguousarray(np.rot90(rgb, self.rotation // 90))
+      self._rgb_frame, self._rgb = frame, rgb
     return self._rgb
 
   def _append(self, rgb: np.ndarray) -> None:

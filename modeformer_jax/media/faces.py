@@ -1,4 +1,6 @@
-"""Face boxes (fixed, LRS3 tables, or OpenCV's Haar cascade with tracking), square face crops, mouth regions.
+"""Face boxes (fixed, LRS3 tables, or a face detector with tracking), square face crops, mouth regions.
+
+Detectors: MediaPipe's BlazeFace run in JAX (media/blazeface.py, the default) or OpenCV's Haar cascade.
 
 Boxes are float32 [T, 4] rows (x, y, w, h) in pixels of the frame, x/y the top-left corner.
 """
@@ -17,6 +19,7 @@ from scipy import ndimage
 from modeformer_jax.errors import UserError
 from modeformer_jax.media.decode import MediaError
 from modeformer_jax.media.filters import median_filter
+from modeformer_jax.media.preprocess_config import with_face_defaults
 
 
 @dataclasses.dataclass
@@ -92,17 +95,18 @@ def read_lrs3_boxes(txt_path: str | os.PathLike, num_frames: int, width: int,
 
 
 def detect_faces(frames: np.ndarray, cfg) -> FaceTrack:
-  """Haar-cascade face detection on every cfg.detect_stride-th frame, tracked over time.
+  """Face detection on every cfg.detect_stride-th frame, tracked over time.
 
   Args:
     frames: uint8 [T, H, W, 3] RGB.
-    cfg: the preprocess config (face_detector, detect_*, min_face_fraction, track_iou, max_gap_frames,
-      median_window, smooth_window).
+    cfg: the preprocess config (face_detector and its settings, detect_stride, track_iou, max_gap_frames,
+      median_window, smooth_window); fields it lacks take today's defaults (preprocess_config.with_face_defaults).
 
   Returns:
     The best track (largest x longest) with all tracks attached; without any face, a whole-frame box,
     valid all False, coverage 0 and num_tracks 0.
   """
+  cfg = with_face_defaults(cfg)
   if cfg.max_gap_frames < cfg.detect_stride - 1:
     raise ValueError(f"max_gap_frames ({cfg.max_gap_frames}) must cover the frames skipped between detections "
                      f"(detect_stride - 1 = {cfg.detect_stride - 1})")
@@ -111,41 +115,59 @@ def detect_faces(frames: np.ndarray, cfg) -> FaceTrack:
 
 
 def run_detector(frames: np.ndarray, cfg) -> dict[int, np.ndarray]:
-  """Raw cascade detections: {frame index: float32 [K, 4] boxes in pixels} for the frames it ran on."""
-  cascade = _cascade(cfg.face_detector)
-  num_frames, height, width = frames.shape[:3]
+  """Raw detections: {frame index: float32 [K, 4] boxes (x, y, w, h) in pixels} for the frames it ran on."""
+  num_frames = len(frames)
+  last = {num_frames - 1} if num_frames else set()  # the last frame too, so tracks reach the end
+  indices = sorted(set(range(0, num_frames, cfg.detect_stride)) | last)
+  if cfg.face_detector == "blazeface":
+    from modeformer_jax.media import blazeface
+
+    return dict(zip(indices, blazeface.detect_frames(frames[indices], cfg)))
+  if cfg.face_detector == "haar":
+    return {i: _haar_detections(frames[i], cfg) for i in indices}
+  raise UserError(f"preprocess.face_detector: must be 'blazeface' or 'haar' (or a Haar cascade .xml), "
+                  f"got {cfg.face_detector!r}")
+
+
+def _haar_detections(frame: np.ndarray, cfg) -> np.ndarray:
+  """The Haar cascade's faces in one uint8 [H, W, 3] RGB frame: float32 [K, 4] boxes in pixels."""
+  cascade = _cascade(cfg.haar_cascade)
+  height, width = frame.shape[:2]
   scale = min(1.0, cfg.detect_max_side / max(height, width))
   size = (max(1, round(width * scale)), max(1, round(height * scale)))
   min_side = max(1, round(cfg.min_face_fraction * min(size)))
-  detections = {}
-  last = {num_frames - 1} if num_frames else set()  # the last frame too, so tracks reach the end
-  for i in sorted(set(range(0, num_frames, cfg.detect_stride)) | last):
-    gray = cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY)
-    if scale < 1:
-      gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    if cfg.detect_equalize:
-      gray = cv2.equalizeHist(gray)
-    found = cascade.detectMultiScale(gray, scaleFactor=cfg.detect_scale_factor,
-                                     minNeighbors=cfg.detect_min_neighbors, minSize=(min_side, min_side))
-    detections[i] = np.asarray(found, np.float32).reshape(-1, 4) / scale
-  return detections
+  gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+  if scale < 1:
+    gray = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+  if cfg.detect_equalize:
+    gray = cv2.equalizeHist(gray)
+  found = cascade.detectMultiScale(gray, scaleFactor=cfg.detect_scale_factor,
+                                   minNeighbors=cfg.detect_min_neighbors, minSize=(min_side, min_side))
+  return np.asarray(found, np.float32).reshape(-1, 4) / scale
+
+
+def face_height(track: FaceTrack) -> float:
+  """Median box height in pixels over the frames where the face was seen (0.0 without a face)."""
+  return float(np.median(track.boxes[track.valid, 3])) if track.valid.any() else 0.0
 
 
 def track_faces(detections: Mapping[int, np.ndarray], num_frames: int, height: int, width: int,
                 cfg) -> FaceTrack:
   """Links per-frame detections into tracks by IoU and turns each into smooth per-frame boxes.
 
-  A detection extends the track whose latest box it overlaps most (IoU >= cfg.track_iou), however long ago
-  that box was, so a face lost for a while keeps its track; otherwise it starts a new track. Between two
+  A detection extends the track whose latest box it overlaps most (IoU >= cfg.track_iou, both boxes scaled by
+  cfg.track_box_scale about their centres, so that a small face moving its own size between detections
+  stays one track), however long ago that box was, so a face lost for a while keeps its track; otherwise it
+  starts a new track. Between two
   detections of a track at most cfg.max_gap_frames apart the boxes are interpolated and valid; longer gaps
   are interpolated but invalid.
 
   Args:
     detections: {frame index: float [K, 4] boxes (x, y, w, h)}; frames absent or with K = 0 saw no face.
     num_frames, height, width: the video's size.
-    cfg: track_iou, max_gap_frames, median_window, smooth_window.
+    cfg: track_iou, track_box_scale, max_gap_frames, median_window, smooth_window.
   """
-  raw = _link(detections, cfg.track_iou)
+  raw = _link(detections, cfg.track_iou, cfg.get("track_box_scale", 1.0))
   raw.sort(key=lambda track: -sum(box[2] * box[3] for _, box in track))
   tracks = tuple(_track_to_frames(track, num_frames, cfg) for track in raw)
   if not tracks:
@@ -155,14 +177,17 @@ def track_faces(detections: Mapping[int, np.ndarray], num_frames: int, height: i
   return dataclasses.replace(tracks[0], tracks=tracks)
 
 
-def _link(detections: Mapping[int, np.ndarray], min_iou: float) -> list[list[tuple[int, np.ndarray]]]:
-  """Greedy IoU association, best-overlapping pairs first: tracks, each [(frame, box [4]), ...] in frame order."""
+def _link(detections: Mapping[int, np.ndarray], min_iou: float,
+          box_scale: float = 1.0) -> list[list[tuple[int, np.ndarray]]]:
+  """Greedy IoU association (of boxes scaled by box_scale), best-overlapping pairs first: tracks, each
+  [(frame, box [4]), ...] in frame order."""
   tracks: list[list[tuple[int, np.ndarray]]] = []
   for frame in sorted(detections):
     boxes = np.asarray(detections[frame], np.float32).reshape(-1, 4)
     taken_tracks, taken_boxes = set(), set()
     if tracks and len(boxes):
-      iou = _iou(np.stack([track[-1][1] for track in tracks]), boxes)  # [tracks, boxes]
+      iou = _iou(_scaled(np.stack([track[-1][1] for track in tracks]), box_scale),
+                 _scaled(boxes, box_scale))  # [tracks, boxes]
       for ti, bi in zip(*np.unravel_index(np.argsort(-iou, axis=None), iou.shape)):
         if iou[ti, bi] < min_iou:
           break
@@ -172,6 +197,12 @@ def _link(detections: Mapping[int, np.ndarray], min_iou: float) -> list[list[tup
           taken_boxes.add(bi)
     tracks.extend([(frame, boxes[bi])] for bi in range(len(boxes)) if bi not in taken_boxes)
   return tracks
+
+
+def _scaled(boxes: np.ndarray, scale: float) -> np.ndarray:
+  """(x, y, w, h) boxes [N, 4] scaled by `scale` about their centres."""
+  centre = boxes[:, :2] + boxes[:, 2:] / 2
+  return np.concatenate([centre - boxes[:, 2:] * scale / 2, boxes[:, 2:] * scale], axis=1)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -210,7 +241,7 @@ def _cascade(name: str) -> cv2.CascadeClassifier:
   path = name if os.path.isfile(name) else os.path.join(bundled or "", name)
   if not os.path.isfile(path):
     raise UserError(f"{path}: face detector cascade not found (opencv-python-headless 5.x ships no Haar "
-                    f"cascades; install opencv-python-headless<5 or set preprocess.face_detector to a path)")
+                    f"cascades; install opencv-python-headless<5 or set preprocess.haar_cascade to a path)")
   cascade = cv2.CascadeClassifier(path)
   if cascade.empty():
     raise UserError(f"{path}: OpenCV could not load this face detector cascade")

@@ -144,7 +144,7 @@ def detect_many(model: SyncModel, paths: Sequence[str], *, face_centered: bool =
 # Summary.
 
 _COLUMNS = ("path", "status", "av_offset_frames", "av_offset_ms", "sign", "min_dist", "confidence",
-            "histogram_mode_frames", "face_coverage", "windows_scored", "duration_s", "corrected_path",
+            "histogram_mode_frames", "face_coverage", "face_px", "windows_scored", "duration_s", "corrected_path",
             "corrected_av_offset_frames", "error")
 
 
@@ -184,14 +184,16 @@ def format_table(rows: Sequence[dict], summary: dict) -> str:
   """The end-of-batch table: one line per file, then the averages and the failures with their reasons."""
   width = max([len("file")] + [len(r["path"]) for r in rows])
   show_corrected = any(r["corrected_path"] for r in rows)
-  head = f"{'file':<{width}}  {'offset':>6}  {'ms':>6}  {'min dist':>8}  {'conf':>6}  {'mode':>4}  {'face':>5}"
+  head = (f"{'file':<{width}}  {'offset':>6}  {'ms':>6}  {'min dist':>8}  {'conf':>6}  {'mode':>4}  {'face':>5}"
+          f"  {'px':>4}")
   lines = [head + ("  fixed" if show_corrected else ""), "-" * (len(head) + 7 * show_corrected)]
   for r in rows:
     if r["status"] != "ok":
       lines.append(f"{r['path']:<{width}}  FAILED: {r['error']}")
       continue
     line = (f"{r['path']:<{width}}  {r['av_offset_frames']:>6d}  {r['av_offset_ms']:>6.0f}  {r['min_dist']:>8.3f}"
-            f"  {r['confidence']:>6.3f}  {r['histogram_mode_frames']:>4d}  {r['face_coverage']:>5.0%}")
+            f"  {r['confidence']:>6.3f}  {r['histogram_mode_frames']:>4d}  {r['face_coverage']:>5.0%}"
+            f"  {r['face_px'] or 0:>4.0f}")
     if show_corrected:
       fixed = r["corrected_av_offset_frames"]
       line += f"  {fixed:>5d}" if fixed is not None else "      -"

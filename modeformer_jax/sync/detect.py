@@ -19,6 +19,7 @@ from modeformer_jax.errors import UserError
 from modeformer_jax.media import faces
 from modeformer_jax.media.decode import MediaError, read_media
 from modeformer_jax.media.mfcc import audio_features
+from modeformer_jax.media.preprocess_config import with_face_defaults
 from modeformer_jax.offsets import describe_offset
 from modeformer_jax.sync import syncnet_metrics
 
@@ -38,6 +39,7 @@ class ModelInputs:
   valid: np.ndarray  # bool [T] a face was seen on this frame
   face_centered: bool  # whole frame taken as the face, no detection
   num_tracks: int  # face tracks found (0 with face_centered)
+  face_px: float  # median face box height in source pixels where a face was seen (face_centered: the box's)
   info: dict[str, Any]  # source streams: fps, sample rate, channels, durations
   timings: dict[str, float]  # seconds per stage: decode, faces, mel
 
@@ -52,8 +54,9 @@ def model_inputs(path: str, pp: ml_collections.ConfigDict, *, face_centered: boo
   """Decodes `path` (any rate -> pp.fps, any audio -> pp.sample_rate mono), finds the face, crops, log-mel.
 
   Faces: with face_centered the whole frame is the face (LRS2-style crops, pp.lrs2_box), as `modeformer prep`
-  treats LRS2. Otherwise the Haar-cascade tracks of media.faces.detect_faces; when there are several, the most
-  speech-active one wins (see pick_speaker), cropped with pp.face_crop_scale / face_crop_shift_y.
+  treats LRS2. Otherwise the face tracks of media.faces.detect_faces (BlazeFace or the Haar cascade); when
+  there are several, the most speech-active one wins (see pick_speaker), cropped with pp.face_crop_scale /
+  face_crop_shift_y.
 
   The decoded frames are never all in memory: they are cropped in chunks of at most chunk_mb megabytes as
   they are decoded, and only the crops are kept (27 KB a frame at 96x96). Faces are tracked and the speaker
@@ -64,7 +67,7 @@ def model_inputs(path: str, pp: ml_collections.ConfigDict, *, face_centered: boo
   """
   tick = time.perf_counter()
   timings = {"decode": 0.0, "faces": 0.0}
-  crops, valid, size = [], [], []
+  crops, valid, size, heights = [], [], [], []
   num_tracks = 0
 
   def crop(frames: np.ndarray) -> None:
@@ -76,15 +79,18 @@ def model_inputs(path: str, pp: ml_collections.ConfigDict, *, face_centered: boo
       boxes = faces.fixed_boxes(len(frames), height, width, pp.lrs2_box)
       crops.append(faces.crop_faces(frames, boxes, pp.crop_size))
       valid.append(np.ones(len(frames), bool))
+      heights.append(boxes[:, 3])
     else:
       # A chunk without a face gets whole-frame crops, masked out by `valid`.
       track, chunk_crops = pick_speaker(frames, faces.detect_faces(frames, pp), pp)
       crops.append(chunk_crops)
       valid.append(track.valid)
+      heights.append(track.boxes[track.valid, 3])
       num_tracks = max(num_tracks, track.num_tracks)
     timings["faces"] += time.perf_counter() - started
 
   media = read_media(path, fps=pp.fps, sample_rate=pp.sample_rate, on_frames=crop, chunk_mb=chunk_mb)
+  width, height = size
   timings["decode"] = time.perf_counter() - tick - timings["faces"]
   hop = int(pp.sample_rate // pp.fps)
   # Both streams cut to the frames that have audio, as `modeformer prep` does (L of SPEC section 5).
@@ -97,16 +103,30 @@ def model_inputs(path: str, pp: ml_collections.ConfigDict, *, face_centered: boo
   crops = _joined(crops, num_frames)
   valid = np.concatenate(valid)[:num_frames]
   if not face_centered and not valid.any():
-    raise MediaError(path, "no face found (videos that are face crops already, e.g. LRS2, are scored on the "
-                     "whole frame with face_centered: `modeformer sync --face-centered`)")
+    raise MediaError(path, f"no face found in {width}x{height} frames (faces smaller than about "
+                     f"{_smallest_face(pp, width, height):.0f} px are not looked for; videos that are face crops "
+                     "already, e.g. LRS2, are scored on the whole frame with face_centered: `modeformer sync "
+                     "--face-centered`)")
   info = {"source_fps": round(media.source_fps, 3), "source_sample_rate": media.source_sample_rate,
-          "source_channels": media.source_channels, "video_seconds": round(media.video_seconds, 3),
+          "source_channels": media.source_channels, "rotation": media.rotation,
+          "audio_streams": media.audio_streams, "video_seconds": round(media.video_seconds, 3),
           "audio_seconds": round(media.audio_seconds, 3), "width": size[0], "height": size[1]}
   tick = time.perf_counter()
   features = audio_features(media.audio[:num_frames * hop], pp)  # log-mel, or MFCC for SyncNet
   timings["mel"] = time.perf_counter() - tick
+  heights = np.concatenate(heights)
   return ModelInputs(path=path, crops=crops, features=features, valid=valid, face_centered=face_centered,
-                  num_tracks=num_tracks, info=info, timings=timings)
+                     num_tracks=num_tracks, face_px=float(np.median(heights)) if heights.size else 0.0, info=info,
+                     timings=timings)
+
+
+def _smallest_face(pp: ml_collections.ConfigDict, width: int, height: int) -> float:
+  """The smallest face box height (pixels) the configured detector looks for in a width x height frame."""
+  pp = with_face_defaults(pp)
+  if pp.face_detector == "haar":
+    return pp.min_face_fraction * min(width, height, pp.detect_max_side) * max(1, max(width, height) /
+                                                                               pp.detect_max_side)
+  return max(pp.min_face_px, pp.blazeface_min_face_fraction * min(width, height))
 
 
 def _joined(parts: list[np.ndarray], count: int) -> np.ndarray:
@@ -177,9 +197,12 @@ class SyncResult:
   face_coverage: float  # fraction of the analysed frames with a face
   num_tracks: int
   face_mode: str  # "detected" or "centered"
+  face_px: float  # median face box height in source pixels
+  small_face: bool  # face_px under preprocess.small_face_px: the crop is mostly upsampled
   num_frames: int  # analysed frames (video with audio), at fps
   info: dict[str, Any]
   timings: dict[str, float]  # seconds: decode, faces, mel, model, scoring
+  crop_size: int = 96
 
   @property
   def offset_ms(self) -> float:
@@ -205,7 +228,8 @@ class SyncResult:
         "mdist": floats(self.mdist), "histogram": self.histogram.tolist(),
         "framewise_conf": floats(self.framewise_conf), "windows_scored": self.windows_scored,
         "windows_total": self.windows_total, "face_coverage": round(self.face_coverage, 4),
-        "face_tracks": self.num_tracks, "faces": self.face_mode, "duration_s": round(self.duration, 3),
+        "face_tracks": self.num_tracks, "faces": self.face_mode, "face_px": round(self.face_px, 1),
+        "small_face": self.small_face, "duration_s": round(self.duration, 3),
         "fps": self.fps, **self.info, "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
     }
 
@@ -217,9 +241,13 @@ class SyncResult:
     best = ", ".join(f"{int(self.offsets[i]):+d} ({self.similarity[i]:.3f})" for i in top)
     histogram_share = self.histogram[at[self.mode]] / max(1, self.histogram.sum())
     source = (f"source {self.info['source_fps']:g} fps {self.info['width']}x{self.info['height']}, "
-              f"{self.info['source_sample_rate']} Hz x {self.info['source_channels']} ch")
+              f"{self.info['source_sample_rate']} Hz x {self.info['source_channels']} ch"
+              + (f", turned {self.info['rotation']} deg upright" if self.info.get("rotation") else "")
+              + (f", default of {self.info['audio_streams']} audio streams" if self.info.get("audio_streams", 1) > 1
+                 else "") + ")")
     faces_line = ("whole frame (--face-centered)" if self.face_mode == "centered" else
-                  f"{self.face_coverage:.0%} of frames ({self.num_tracks} track{'s' * (self.num_tracks != 1)})")
+                  f"{self.face_coverage:.0%} of frames ({self.num_tracks} track{'s' * (self.num_tracks != 1)}), "
+                  f"{self.face_px:.0f} px tall")
     lines = [
         f"AV offset: \t{self.offset} ({describe_offset(self.offset, self.fps)})",
         f"Min dist: \t{self.min_dist:.3f}",
@@ -230,8 +258,11 @@ class SyncResult:
         f"Window mode: \t{self.mode} ({histogram_share:.0%} of windows prefer it; search +-{s} frames)",
         f"Framewise conf:\tmedian {np.nanmedian(self.framewise_conf):.3f}",
         f"Faces: \t{faces_line}; windows scored {self.windows_scored} / {self.windows_total}",
-        f"Duration: \t{self.duration:.2f} s ({self.num_frames} frames at {self.fps:g} fps; {source})",
+        f"Duration: \t{self.duration:.2f} s ({self.num_frames} frames at {self.fps:g} fps; {source}",
     ]
+    if self.small_face:
+      lines.append(f"Note: \tthe face is {self.face_px:.0f} px tall: its {self.crop_size}x{self.crop_size} crop is "
+                   f"mostly upsampled, so the mouth shows little detail and offsets are less certain")
     if self.at_search_edge:
       lines.append("Note: \tthe offset is at the edge of the search range, the true one may be larger "
                    "(raise --max-offset-frames)")
@@ -292,8 +323,9 @@ def score(model: SyncModel, inputs: ModelInputs, max_offset: int = 15) -> SyncRe
       mdist=scores.mdist[::-1], histogram=histogram.counts, mode=histogram.mode,
       framewise_conf=scores.framewise_conf_filtered, windows_scored=int(window_ok.sum()), windows_total=count,
       face_coverage=float(inputs.valid.mean()), num_tracks=inputs.num_tracks,
-      face_mode="centered" if inputs.face_centered else "detected", num_frames=len(crops), info=inputs.info,
-      timings=timings)
+      face_mode="centered" if inputs.face_centered else "detected", face_px=inputs.face_px,
+      small_face=inputs.face_px < with_face_defaults(model.config.preprocess).small_face_px,
+      num_frames=len(crops), info=inputs.info, timings=timings, crop_size=crops.shape[1])
 
 
 def detect(model: SyncModel, path: str, *, face_centered: bool = False, max_offset: int = 15) -> SyncResult:

@@ -17,10 +17,11 @@ from modeformer_jax.data.prep.fingerprints import clip_key, split_fingerprint
 from modeformer_jax.data.prep.local_runner import run_local
 from modeformer_jax.data.prep.options import PrepOptions
 from modeformer_jax.data.prep.shards import read_state, write_dataset
-from modeformer_jax.data.prep.summary import summarise, write_report
+from modeformer_jax.data.prep.summary import face_heights, summarise, write_report
 from modeformer_jax.data.prep.work_files import read_marker
 from modeformer_jax.data.records import dataset_dir
 from modeformer_jax.errors import UserError
+from modeformer_jax.media.preprocess_config import with_face_defaults
 
 
 def prepare(dataset: str, src: str, out: str, splits: Iterable[str] = (), *, options: PrepOptions | None = None,
@@ -78,6 +79,8 @@ def prepare(dataset: str, src: str, out: str, splits: Iterable[str] = (), *, opt
 
   ordered = [reports[s, c.id] for s, cs in clips.items() for c in cs]
   summary = summarise(clips, ordered, computed=len(jobs))
+  if heights := face_heights(ordered, with_face_defaults(options.preprocess).small_face_px):
+    summary["face_px"] = heights
   summary.update(dataset=dataset, src=src, out=out, runner=runner, workers=workers if runner == "local" else None,
                  frame_storage=options.frame_storage, compute_seconds=round(compute_seconds, 3),
                  report=write_report(out, dataset, ordered))

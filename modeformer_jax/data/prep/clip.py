@@ -18,6 +18,7 @@ from modeformer_jax.data.records import encode_jpeg_frames
 from modeformer_jax.media import faces
 from modeformer_jax.media.decode import MediaError, read_media
 from modeformer_jax.media.logmel import log_mel
+from modeformer_jax.media.preprocess_config import with_face_defaults
 
 REASONS = ("missing", "unreadable", "corrupt", "no_video", "no_audio", "too_short", "av_mismatch", "bad_txt",
            "no_face", "error")
@@ -120,7 +121,14 @@ def _process(clip: Clip, options: PrepOptions, report: dict) -> dict[str, Any]:
         raise _Skip("no_face", f"face found in {track.coverage:.0%} of the frames "
                     f"(need {options.min_face_coverage:.0%})")
       boxes = track.boxes
+      face_px = faces.face_height(track)
+    else:
+      face_px = float(np.median(boxes[:, 3]))
     squares = _crop_squares(boxes, cfg.face_crop_scale, cfg.face_crop_shift_y)
+    report["face_px"] = round(face_px, 1)
+    small = with_face_defaults(cfg).small_face_px
+    if face_px < small:
+      report["warnings"].append(f"small face: {face_px:.0f} px tall (under {small} px), its crops mostly upsampled")
   lap("faces")
   crops = faces.crop_faces(frames, squares, cfg.crop_size)
   lap("crop")

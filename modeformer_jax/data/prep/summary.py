@@ -7,6 +7,8 @@ import json
 import os
 from typing import Any, Iterable
 
+import numpy as np
+
 from modeformer_jax import atomic
 from modeformer_jax.data.prep.clip import TIMING_KEYS
 
@@ -54,6 +56,16 @@ def _duration(seconds: float) -> str:
   return f"{seconds / 3600:.2f} h" if seconds >= 360 else f"{seconds / 60:.1f} min"
 
 
+def face_heights(reports: list[dict], small_face_px: float) -> dict | None:
+  """How small the faces were over the prepared clips (boxes from a detector or a box table; LRS2's fixed crops
+  report none): median and smallest height in px, and how many clips had a face under small_face_px."""
+  heights = [r["face_px"] for r in reports if r["status"] == "ok" and r.get("face_px")]
+  if not heights:
+    return None
+  return {"median": float(np.median(heights)), "min": float(np.min(heights)),
+          "small": sum(h < small_face_px for h in heights), "small_face_px": small_face_px}
+
+
 def format_summary(summary: dict[str, Any]) -> str:
   """Human-readable summary: one line per split, then skip reasons and warnings."""
   status = {"written": f"wrote {summary.get('dataset_dir')}",
@@ -67,6 +79,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"  {summary['real_time_per_core']:.1f}x real time per core")
   for split, s in summary["splits"].items():
     lines.append(f"  {split:>10}: {s['ok']:>7} ok {s['skipped']:>7} skipped {_duration(s['seconds']):>10}")
+  if summary.get("face_px"):
+    px = summary["face_px"]
+    lines.append(f"  face height: median {px['median']:.0f} px, smallest {px['min']:.0f} px "
+                 f"({px['small']} clips under {px['small_face_px']} px: crops mostly upsampled)")
   for reason, n in summary["skipped_by_reason"].items():
     lines.append(f"  skipped {reason}: {n}")
   for item in summary["skipped_items"]:

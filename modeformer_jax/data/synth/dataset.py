@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from modeformer_jax import atomic
-from modeformer_jax.data.synth import streams
+from modeformer_jax.data.synth import streams, wide_shot
 from modeformer_jax.data.synth.clip import render_clip
 from modeformer_jax.data.synth.layout import (FACE_SCALE, FRAME_SIZE, LAYOUTS, clip_path, speaker_id, speaker_splits,
                                               transcript_file)
@@ -24,7 +24,8 @@ from modeformer_jax.data.synth.speakers import SpeakerStyle, speaker_style
 MANIFEST = "manifest.jsonl"
 # A manifest row whose fields match these (and whose files are on disk) is a finished clip on a rerun.
 _JOB_FIELDS = ("path", "layout", "split", "speaker", "clip", "fps", "sample_rate", "channels", "seconds",
-               "offset_frames", "seed")
+               "offset_frames", "seed", "shot")
+SHOTS = ("closeup", "wide")  # wide: synth.wide_shot (a small face in a busy 454x256 scene)
 
 
 def _make_clip(out_dir: str, job: dict, style: SpeakerStyle, threads: int) -> dict:
@@ -32,11 +33,18 @@ def _make_clip(out_dir: str, job: dict, style: SpeakerStyle, threads: int) -> di
   from modeformer_jax.media.encode import write_video  # av loads in the workers only
 
   layout = job["layout"]
-  clip = render_clip(job["seed"], style, job["seconds"], job["offset_frames"], FRAME_SIZE[layout], job["fps"],
-                     job["sample_rate"], FACE_SCALE[layout])
+  if job["shot"] == "wide":
+    listener = speaker_style(job["dataset_seed"], 1_000_000 + job["speaker_index"])
+    clip = wide_shot.render_wide_shot(job["seed"], style, listener, job["seconds"], job["offset_frames"],
+                                      fps=job["fps"], sample_rate=job["sample_rate"])
+    size = np.array([wide_shot.WIDTH, wide_shot.HEIGHT] * 2, np.float32)  # box table relative to the frame
+  else:
+    clip = render_clip(job["seed"], style, job["seconds"], job["offset_frames"], FRAME_SIZE[layout], job["fps"],
+                       job["sample_rate"], FACE_SCALE[layout])
+    size = FRAME_SIZE[layout]
   path = Path(out_dir) / job["path"]
   path.parent.mkdir(parents=True, exist_ok=True)
-  text = transcript_file(layout, clip, streams.generator(job["seed"], 0x7e47), FRAME_SIZE[layout])
+  text = transcript_file(layout, clip, streams.generator(job["seed"], 0x7e47), size)
   atomic.write(path.with_suffix(".txt"), text)
   audio = clip.audio if job["channels"] == 1 else np.repeat(clip.audio[:, None], job["channels"], axis=1)
   size = write_video(path, clip.frames, job["fps"], audio, job["sample_rate"], threads=threads)
@@ -61,7 +69,7 @@ def read_manifest(out_dir: str | os.PathLike) -> list[dict]:
 
 
 def _finished(out_dir: Path, job: dict, row: dict | None) -> bool:
-  if row is None or any(row.get(k) != job[k] for k in _JOB_FIELDS):
+  if row is None or any(row.get(k, "closeup" if k == "shot" else None) != job[k] for k in _JOB_FIELDS):
     return False
   mp4 = out_dir / job["path"]
   return mp4.is_file() and mp4.stat().st_size == row.get("bytes") and mp4.with_suffix(".txt").is_file()
@@ -69,10 +77,12 @@ def _finished(out_dir: Path, job: dict, row: dict | None) -> bool:
 
 def plan_dataset(layout: str, speakers: int, clips_per_speaker: int, seconds: float, seed: int,
                  offsets_frames: Sequence[int] = (), offset_fraction: float = 0.5, fps: float = 25.0,
-                 sample_rate: int = 16000, channels: int = 1) -> list[dict]:
+                 sample_rate: int = 16000, channels: int = 1, shot: str = "closeup") -> list[dict]:
   """The clips write_dataset makes, in manifest order: the manifest fields known before rendering."""
   if layout not in LAYOUTS:
     raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+  if shot not in SHOTS:
+    raise ValueError(f"shot must be one of {SHOTS}, got {shot!r}")
   if speakers < 1 or clips_per_speaker < 1:
     raise ValueError(f"speakers and clips_per_speaker must be >= 1, got {speakers}, {clips_per_speaker}")
   if not (seconds > 0 and fps > 0 and sample_rate > 0):
@@ -94,7 +104,7 @@ def plan_dataset(layout: str, speakers: int, clips_per_speaker: int, seconds: fl
       offset = int(rng.choice(list(offsets_frames))) if shifted else 0
       jobs.append({"path": clip_path(layout, split, speaker, clip), "layout": layout, "split": split,
                    "speaker": speaker, "clip": clip, "fps": float(fps), "sample_rate": int(sample_rate),
-                   "channels": int(channels), "seconds": float(seconds), "offset_frames": offset,
+                   "channels": int(channels), "seconds": float(seconds), "offset_frames": offset, "shot": shot,
                    "seed": int(np.random.SeedSequence([seed, s, c]).generate_state(1)[0]),
                    "dataset_seed": int(seed), "speaker_index": s})
   return jobs
@@ -103,7 +113,7 @@ def plan_dataset(layout: str, speakers: int, clips_per_speaker: int, seconds: fl
 def write_dataset(out_dir: str | os.PathLike, layout: str, speakers: int, clips_per_speaker: int,
                   seconds: float, seed: int, offsets_frames: Sequence[int] = (), offset_fraction: float = 0.5,
                   workers: int | None = None, fps: float = 25.0, sample_rate: int = 16000, channels: int = 1,
-                  progress: bool = True) -> list[dict]:
+                  progress: bool = True, shot: str = "closeup") -> list[dict]:
   """Writes a stand-in dataset under out_dir and returns its manifest rows (in manifest order).
 
   Clips already complete from an earlier run with the same settings (manifest row matches, files present)
@@ -111,15 +121,17 @@ def write_dataset(out_dir: str | os.PathLike, layout: str, speakers: int, clips_
   at the end the manifest is rewritten to hold exactly this dataset's clips in order, and (lrs2) the split
   lists pretrain/train/val/test.txt are written.
 
+  shot "wide" renders synth.wide_shot scenes (454x256, a small face, a silent listener) instead of close-ups.
+
   A row: path (relative to out_dir), layout, split, speaker, clip, fps, sample_rate, channels, seconds,
-  offset_frames (> 0: audio leads), seed (render_clip's), dataset_seed, speaker_index, num_frames,
+  offset_frames (> 0: audio leads), shot, seed (render_clip's), dataset_seed, speaker_index, num_frames,
   transcript, face_boxes [T][x, y, w, h] px, mouth_centers [T][cx, cy] px, mouth_open [T] 0..1, bytes (mp4).
   """
   from tqdm import tqdm
 
   out = Path(out_dir)
   jobs = plan_dataset(layout, speakers, clips_per_speaker, seconds, seed, offsets_frames, offset_fraction,
-                      fps, sample_rate, channels)
+                      fps, sample_rate, channels, shot)
   out.mkdir(parents=True, exist_ok=True)
   # Temporary files of a killed run would otherwise look like clips to a folder listing.
   for folder in {(out / job["path"]).parent for job in jobs}:

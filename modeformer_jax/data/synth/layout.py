@@ -53,7 +53,7 @@ def clip_path(layout: str, split: str, speaker: str, clip: str) -> str:
   return f"{split}/{speaker}/{clip}.mp4"
 
 
-def transcript_file(layout: str, clip: RenderedClip, rng: np.random.Generator, size: int) -> str:
+def transcript_file(layout: str, clip: RenderedClip, rng: np.random.Generator, size) -> str:
   """LRS2: Text, Conf, word table. LRS3 adds the per-frame face box table (relative coordinates, columns
   separated by ' \\t' and lines ending in a space, as in the released files) before the word table."""
   lines = [f"Text:  {clip.transcript}", f"Conf:  {rng.integers(1, 10)}", ""]

@@ -1,0 +1,98 @@
+"""Face detectors side by side: BlazeFace in JAX (the default) against OpenCV's Haar cascade (the fallback).
+
+Quality, on generated clips of several speakers: "found", the share of frames where a face track of
+media.faces.detect_faces is valid and on the speaker (box centre within 0.3 face heights of the generator's
+face box); "chosen", the share of frames where the track `sync` crops (sync.detect.pick_speaker's) is.
+Two kinds of clip: close-ups (LRS3 framing, 224x224, the face ~140 px tall) and wide shots
+(data/synth/wide_shot.py: 454x256, the face 24-48 px tall, moving, a silent second face, a microphone, clutter).
+
+Speed: seconds of detection and tracking per minute of video at sync's settings (a detection every 5th
+frame), after a warm-up on the same frame size (XLA's compilation excluded), on this process's jax backend.
+
+  python bench/face_detectors.py                 # 6 clips of 4 s per kind
+  python bench/face_detectors.py --clips 12 --seconds 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+from modeformer_jax.data import synth
+from modeformer_jax.data.synth import wide_shot
+from modeformer_jax.media import faces
+from modeformer_jax.media.preprocess_config import preprocess_config
+from modeformer_jax.sync.detect import pick_speaker
+
+DETECTORS = ("blazeface", "haar")
+
+
+def clips(kind: str, count: int, seconds: float) -> list[tuple[np.ndarray, np.ndarray]]:
+  """(frames uint8 [T, H, W, 3], the speaker's face boxes [T, 4]) of `count` generated clips."""
+  out = []
+  for k in range(count):
+    speaker = synth.speaker_style(31, k)
+    if kind == "closeup":
+      clip = synth.render_clip(200 + k, speaker, seconds, size=synth.FRAME_SIZE["lrs3"],
+                               face_scale=synth.FACE_SCALE["lrs3"])
+    else:
+      clip = wide_shot.render_wide_shot(200 + k, speaker, synth.speaker_style(31, 100 + k), seconds,
+                                        face_px=24 + 24 * k / max(1, count - 1))
+    out.append((clip.frames, clip.face_boxes))
+  return out
+
+
+def measure(detector: str, data: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float, float]:
+  """(share of frames with the speaker's face found, ... in the track sync crops, detection + tracking
+  seconds per minute of video)."""
+  pp = preprocess_config()
+  pp.face_detector = detector
+  faces.detect_faces(data[0][0][:10], pp)  # warm-up: compiles BlazeFace for this frame size
+  found, chosen_found, seconds, frames_total = 0, 0, 0.0, 0
+  for frames, truth in data:
+    start = time.perf_counter()
+    track = faces.detect_faces(frames, pp)
+    seconds += time.perf_counter() - start
+    centre = truth[:, :2] + truth[:, 2:] / 2
+
+    def on_speaker(t: faces.FaceTrack) -> np.ndarray:
+      return t.valid & (np.abs(t.boxes[:, :2] + t.boxes[:, 2:] / 2 - centre).max(axis=1) < 0.3 * truth[:, 3])
+
+    found += int(np.any([on_speaker(t) for t in track.tracks] or [np.zeros(len(frames), bool)], axis=0).sum())
+    chosen_found += int(on_speaker(pick_speaker(frames, track, pp)[0]).sum())
+    frames_total += len(frames)
+  return found / frames_total, chosen_found / frames_total, seconds / (frames_total / 25 / 60)
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--clips", type=int, default=6, help="clips per kind")
+  parser.add_argument("--seconds", type=float, default=4.0, help="length of each clip")
+  args = parser.parse_args(argv)
+  results = {}
+  for kind in ("closeup", "wide"):
+    data = clips(kind, args.clips, args.seconds)
+    for detector in DETECTORS:
+      results[kind, detector] = measure(detector, data)
+      print(f"{kind} {detector}: {results[kind, detector]}", file=sys.stderr)
+
+  import jax
+  print(f"\nface detection, {args.clips} generated clips of {args.seconds:g} s per kind; jax {jax.default_backend()}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
+  print(f"{'clips':<28}{'detector':<11}{'found':>8}{'chosen':>8}{'s / min video':>15}")
+  for (kind, detector), (share, chosen, seconds) in results.items():
+    label = "close-up 224x224" if kind == "closeup" else "wide 454x256, face 24-48 px"
+    print(f"{label:<28}{detector:<11}{share:>8.1%}{chosen:>8.1%}{seconds:>15.2f}")
+  print("\nratios (blazeface / haar):")
+  for kind in ("closeup", "wide"):
+    (b_share, _, b_time), (h_share, _, h_time) = results[kind, "blazeface"], results[kind, "haar"]
+    print(f"  {kind}: time {b_time / h_time:.2f}x, faces found {b_share:.1%} vs {h_share:.1%}")
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

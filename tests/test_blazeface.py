@@ -1,0 +1,119 @@
+"""BlazeFace in JAX: equal to MediaPipe's .tflite run by LiteRT, MediaPipe's post-processing, tiles for small faces."""
+
+import os
+
+import numpy as np
+import pytest
+
+from modeformer_jax.data import synth
+from modeformer_jax.errors import UserError
+from modeformer_jax.media import blazeface, faces
+from modeformer_jax.media.preprocess_config import preprocess_config, with_face_defaults
+
+
+def _faces(size: int, count: int = 4) -> np.ndarray:
+  """Generated faces of several speakers at LRS3 framing: uint8 [count, size, size, 3]."""
+  return np.concatenate([synth.render_clip(s, synth.speaker_style(4, s), 0.04, size=size, face_scale=0.8).frames
+                         for s in range(count)])
+
+
+@pytest.mark.parametrize("name", ["short", "full"])
+def test_network_equals_the_tflite_model(name):
+  """Our graph run in JAX against what LiteRT computed from MediaPipe's .tflite on a generated face (recorded
+  by tools/convert_blazeface.py --reference): scores and decoded boxes of 96 anchors agree to 1e-4."""
+  detector = blazeface.BlazeFace(name)
+  with np.load(os.path.join(os.path.dirname(__file__), "data", "blazeface_reference.npz")) as f:
+    reference = {k.split("/")[1]: f[k] for k in f.files if k.startswith(blazeface.MODELS[name] + "/")}
+  boxes, scores = detector.predict(reference["image"][None])
+  anchors = reference["anchors"]
+  points = reference["regressors"].reshape(-1, 8, 2) / detector.input_size
+  points[:, 0] += detector.anchors[anchors]
+  points[:, 2:] += detector.anchors[anchors][:, None]
+  expected_scores = 1 / (1 + np.exp(-np.clip(reference["classificators"], -100, 100)))
+  np.testing.assert_allclose(scores[0, anchors], expected_scores, atol=1e-4)
+  np.testing.assert_allclose(boxes[0, anchors], points.reshape(-1, 16), atol=1e-4)
+  assert expected_scores.max() > 0.7  # the face was found, so the boxes compared are real detections
+  # The same image among others in a batch gives the same numbers.
+  _, batch_scores = detector.predict(np.stack([_faces(detector.input_size, 2)[1], reference["image"]]))
+  np.testing.assert_allclose(batch_scores[1], scores[0], atol=1e-6)
+
+
+def test_anchors_follow_mediapipe():
+  short, full = blazeface.BlazeFace("short").anchors, blazeface.BlazeFace("full").anchors
+  assert short.shape == (896, 2) and full.shape == (2304, 2)
+  # short: 16x16 cells x 2 anchors, then 8x8 cells x 6 (three stride-16 layers of 2)
+  np.testing.assert_allclose(short[:2], [[1 / 32, 1 / 32]] * 2)
+  np.testing.assert_allclose(short[512:518], [[1 / 16, 1 / 16]] * 6)
+  np.testing.assert_allclose(full[[0, 1, 48, -1]], [[1 / 96, 1 / 96], [3 / 96, 1 / 96], [1 / 96, 3 / 96],
+                                                     [95 / 96, 95 / 96]])
+
+
+def test_weighted_nms_averages_overlapping_boxes():
+  boxes = np.zeros((4, 16), np.float32)
+  boxes[:, :4] = [[10, 10, 4, 4], [11, 10, 4, 4], [30, 30, 4, 4], [10.5, 10, 4, 4]]
+  kept, scores = blazeface.weighted_nms(boxes, np.array([0.9, 0.6, 0.8, 0.5]), 0.3)
+  assert kept.shape == (2, 16) and scores.tolist() == pytest.approx([0.9, 0.8])
+  # The first is the score-weighted mean of the three overlapping boxes, with the best score.
+  assert kept[0, 0] == pytest.approx((10 * 0.9 + 11 * 0.6 + 10.5 * 0.5) / 2.0)
+  assert kept[1, :4].tolist() == [30, 30, 4, 4]
+
+
+def test_windows_find_every_face_size():
+  """Any face from the smallest on, anywhere in the frame, lies wholly inside a window whose model sees it
+  at least at its smallest reliable size and at most at the tile overlap's limit, or the whole-frame window."""
+  fraction, overlap, smallest = blazeface.MIN_FACE_FRACTION["full"], 0.25, 16.0
+  for height, width in ((256, 454), (1080, 1920), (160, 160)):
+    wins = blazeface.windows(height, width, smallest, fraction, overlap)
+    assert wins[-1][2] == max(height, width)  # the whole frame, last
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+      face = rng.uniform(smallest, min(height, width) / 2)
+      x, y = rng.uniform(0, width - face), rng.uniform(0, height - face)
+      ok = [x0 - 1e-6 <= x and x + face <= x0 + side + 1e-6 and y0 - 1e-6 <= y and y + face <= y0 + side + 1e-6
+            and face >= fraction * side and (face <= overlap * side or side == max(height, width))
+            for x0, y0, side in wins]
+      assert any(ok), (height, width, face, x, y)
+  assert len(blazeface.windows(256, 454, smallest, fraction, overlap)) == 7
+
+
+def test_small_face_in_a_wide_frame_is_found():
+  """A 24-px face in a 454x256 frame (one pass at 192 px would see it 10 px tall): found where it is, framed
+  as the Haar cascade frames faces (centre within 0.2 face heights, height within 25%); the silent second
+  face too. Tracking fills the odd frame missed (tests/test_wide_shot.py: coverage)."""
+  from modeformer_jax.data.synth.wide_shot import render_wide_shot
+
+  shot = render_wide_shot(1, synth.speaker_style(3, 1), synth.speaker_style(3, 2), 0.4, face_px=24)
+  found = blazeface.detect_frames(shot.frames, preprocess_config())
+  hits = 0
+  for frame_boxes, speaker, listener in zip(found, shot.face_boxes, shot.listener_boxes):
+    assert len(frame_boxes) <= 2
+    for truth in (speaker, listener):
+      centre = frame_boxes[:, :2] + frame_boxes[:, 2:] / 2
+      error = np.abs(centre - (truth[:2] + truth[2:] / 2)).max(axis=1) / truth[3]
+      size = frame_boxes[:, 3] / truth[3]
+      hits += bool(np.any((error < 0.2) & (np.abs(size - 1) < 0.25)))
+  assert hits >= 0.75 * 2 * len(found), hits
+
+
+def test_detector_choice_and_old_configs():
+  frames = _faces(160, 2)
+  cfg = preprocess_config()
+  assert cfg.face_detector == "blazeface" and cfg.blazeface_model == "auto"
+  for model in ("auto", "full", "short"):
+    cfg.blazeface_model = model
+    assert all(len(b) == 1 for b in faces.run_detector(frames, cfg).values()), model
+  cfg.blazeface_model = "medium"
+  with pytest.raises(UserError, match="blazeface_model"):
+    faces.detect_faces(frames, cfg)
+  cfg = preprocess_config()
+  cfg.face_detector = "s3fd"
+  with pytest.raises(UserError, match="face_detector"):
+    faces.detect_faces(frames, cfg)
+  # A config saved before BlazeFace named its cascade in face_detector and has no BlazeFace fields.
+  old = preprocess_config()
+  for field in [k for k in old if k.startswith("blazeface") or k in ("haar_cascade", "min_face_px")]:
+    del old[field]
+  old.face_detector = "haarcascade_frontalface_alt.xml"
+  upgraded = with_face_defaults(old)
+  assert (upgraded.face_detector, upgraded.haar_cascade) == ("haar", "haarcascade_frontalface_alt.xml")
+  assert upgraded.blazeface_model == "auto" and "blazeface_model" not in old
