@@ -24,6 +24,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from modeformer_jax.data.windows import WindowSpec
 from modeformer_jax.errors import UserError
+from modeformer_jax.evaluation import protocol
 from modeformer_jax.models import build_model, scoring
 from modeformer_jax.train.train_step import Model
 
@@ -120,9 +121,9 @@ class SyncModel:
 
 
 def num_windows(num_frames: int, num_samples: int, spec: WindowSpec, samples_per_frame: int = 640) -> int:
-  """Window starts f = 0 .. L-5 with L = min(frames, samples // 640) (SPEC section 5): returns L - 4, or 0."""
-  length = min(num_frames, num_samples // samples_per_frame)
-  return max(0, length - spec.video_frames + 1)
+  """Windows the protocol scores (SPEC section 5): starts f = 0 .. L-6 with L = min(frames, samples // 640),
+  L - 5 of them (evaluation.protocol.num_windows), or 0."""
+  return protocol.num_windows(min(num_frames, num_samples // samples_per_frame), spec.video_frames)
 
 
 def video_windows(crops: np.ndarray, count: int, spec: WindowSpec) -> np.ndarray:

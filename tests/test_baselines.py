@@ -57,11 +57,16 @@ def test_vocalist_scores_pairs_from_cached_front_ends_as_whole_passes():
   config = load_config(TINY_VOCALIST, ["--config.data.synthetic_clips=4", "--config.data.synthetic_seconds=1.0"])
   model = init_model(config)
   sync_model = SyncModel(config, model.params, model.batch_stats, batch_size=64)
+  # A whole clip and an 8-frame cut: 3 < 2S windows, also scored against all-zero audio (protocol quirk 1).
   records = open_source(config, "test")
-  fast = utterance_scores(sync_model, records, limit=1, max_offset=3)[0][0].scores
-  naive = utterance_scores(sync_model, records, limit=1, max_offset=3, naive=True)[0][0].scores
-  assert np.isnan(fast).sum() == np.isnan(naive).sum() > 0
-  np.testing.assert_allclose(fast, naive, atol=1e-5)
+  records = [records[0], dict(records[1], crops=records[1]["crops"][:8])]
+  fast = utterance_scores(sync_model, records, max_offset=3)[0]
+  naive = utterance_scores(sync_model, records, max_offset=3, naive=True)[0]
+  for a, b in zip(fast, naive):
+    assert np.isnan(a.scores).sum() == np.isnan(b.scores).sum() > 0
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-5)
+  assert fast[0].padded is None and fast[1].padded.shape == (3,)
+  np.testing.assert_allclose(fast[1].padded, naive[1].padded, atol=1e-5)
 
 
 @pytest.fixture
