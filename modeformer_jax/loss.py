@@ -9,7 +9,7 @@ One core, `_row_losses`, scores local rows against shared columns; the single-de
 both call it, and its chunked form streams columns so memory is O(rows x chunk_size).
 
 The baselines' objectives (SyncNet's margin loss, PM's multi-way cross-entropy, VocaLiST's binary
-cross-entropy) are at the end; `objective_loss` picks a model's own, and the train step calls it.
+cross-entropy, AVST's cross-entropy over offsets) are at the end; `objective_loss` picks a model's own, and the train step calls it.
 """
 
 from __future__ import annotations
@@ -160,7 +160,8 @@ def sharded_info_nce(video: jax.Array, audio: jax.Array, audio_mask: jax.Array, 
 #              similarity / temperature), i.e. InfoNCE with negatives="hard" whatever the stage says.
 # contrastive: SyncNet's original margin loss on Euclidean distances of raw embeddings.
 # bce:         VocaLiST's binary in-sync / off-sync classification of (video, audio) pairs.
-OBJECTIVES = ("infonce", "multiway", "contrastive", "bce")
+# multiway_logits: AVST (reconstructed): cross-entropy over the clip's candidate offsets of a joint model's logits.
+OBJECTIVES = ("infonce", "multiway", "contrastive", "bce", "multiway_logits")
 
 
 def _balanced_mean(pos: jax.Array, neg: jax.Array, neg_mask: jax.Array) -> jax.Array:
@@ -198,11 +199,21 @@ def pair_bce_loss(logits: jax.Array, audio_mask: jax.Array) -> tuple[jax.Array, 
   return _balanced_mean(pos, neg, audio_mask[:, 1:]), {"accuracy": hits, "hard_accuracy": hits}
 
 
+def offset_cross_entropy(logits: jax.Array, audio_mask: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Cross-entropy of candidate 0 (in sync) among the clip's valid candidates: logits [B, K] of (clip, candidate)
+  pairs from a joint model (AVST), audio_mask [B, K]. PM's multi-way objective with the model's logits as
+  scores; no in-batch negatives, which would cost a joint pass per (clip, other clip's audio) pair."""
+  masked = jnp.where(audio_mask, logits, _NEG)
+  hits = _hard_hits(logits, audio_mask)
+  return jnp.mean(jax.nn.logsumexp(masked, axis=-1) - logits[:, 0]), {"accuracy": hits, "hard_accuracy": hits}
+
+
 def objective_loss(net, outputs, audio_mask: jax.Array, *, mesh: jax.sharding.Mesh, batch_axes: tuple[str, ...],
                    negatives: str, chunk_size: int | None) -> tuple[jax.Array, dict[str, jax.Array]]:
   """The training loss of `net` (its `objective` attribute) on its forward pass's outputs.
 
-  outputs: (video [B, D], audio [B, K, D]) embeddings, or logits [B, K] for the "bce" (cross-modal) models.
+  outputs: (video [B, D], audio [B, K, D]) embeddings, or logits [B, K] for the cross-modal models ("bce",
+  "multiway_logits").
   Returns (scalar loss, metrics with "accuracy" and "hard_accuracy"; "temperature" where the loss has one).
   """
   objective = net.objective
@@ -216,4 +227,6 @@ def objective_loss(net, outputs, audio_mask: jax.Array, *, mesh: jax.sharding.Me
     return contrastive_loss(*outputs, audio_mask, net.margin)
   if objective == "bce":
     return pair_bce_loss(outputs, audio_mask)
+  if objective == "multiway_logits":
+    return offset_cross_entropy(outputs, audio_mask)
   raise ValueError(f"unknown objective {objective!r} (known: {', '.join(OBJECTIVES)})")

@@ -1,15 +1,17 @@
-"""The baselines of Table 1: their objectives, VocaLiST's size and pair scoring, and experiments/baselines.py
-end to end at tiny size on generated data (every system trains a few steps and is evaluated by the protocol),
-with a row for imported SyncNet weights."""
+"""The baselines of Table 1: their objectives, VocaLiST's and AVST's size and pair scoring, AVST's
+variable-length clips, and experiments/baselines.py end to end at tiny size on generated data (every system
+trains a few steps and is evaluated by the protocol), with a row for imported SyncNet weights."""
 
 import importlib
 import json
 import os
 import shlex
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from modeformer_jax import config_defaults as cd, loss
 from modeformer_jax.config_loading import load_config
@@ -21,11 +23,49 @@ from modeformer_jax.models.summary import parameter_counts
 from modeformer_jax.train.train_step import init_model
 
 TINY_VOCALIST = "configs/vocalist.py:tiny,base=configs/tiny.py:synthetic"
+TINY_AVST = "configs/avst.py:tiny,base=configs/tiny.py:synthetic"
 
 
 def test_vocalist_has_80_1m_parameters():
   total = sum(parameter_counts(cd.vocalist_model_config()).values())
   assert abs(total / 80.1e6 - 1) < 0.002, total
+
+
+def test_avst_has_42_4m_parameters():
+  total = sum(parameter_counts(cd.avst_model_config()).values())
+  assert abs(total / 42.4e6 - 1) < 0.02, total
+
+
+def test_avst_scores_a_padded_clip_as_the_clip_alone():
+  """A 6-frame clip padded to 10 frames (its audio from 20 to 32 mel frames) with the mask: the same logits in
+  eval mode, and in train mode the same logits and the same BatchNorm statistics as the unpadded batch."""
+  config = load_config(TINY_AVST)
+  rng = np.random.default_rng(0)
+  video = rng.integers(0, 256, (2, 6, 48, 96, 3), dtype=np.uint8)
+  audio = rng.normal(size=(2, 2, 80, 20)).astype(np.float32)  # ceil(3.2 x 6) mel frames
+  padded_video = np.pad(video, ((0, 0), (0, 4), (0, 0), (0, 0), (0, 0)))
+  padded_audio = np.pad(audio, ((0, 0), (0, 0), (0, 0), (0, 12)))
+  mask = np.broadcast_to(np.arange(10) < 6, (2, 10))
+  weights = init_model(config)
+  run = nnx.jit(lambda m, v, a, mask, train: m(v, a, video_mask=mask, train=train, rngs=nnx.Rngs(dropout=0)),
+                static_argnames="train")
+  for train in (False, True):
+    alone, padded = (weights.merge(weights.params, weights.batch_stats) for _ in range(2))
+    want = run(alone, video, audio, None, train=train)
+    got = run(padded, padded_video, padded_audio, mask, train=train)
+    np.testing.assert_allclose(got, want, atol=2e-5)
+    for a, b in zip(*(jax.tree.leaves(nnx.state(m, nnx.BatchStat)) for m in (alone, padded))):
+      np.testing.assert_allclose(a, b, atol=1e-5)
+  assert not np.allclose(want[:, 0], want[:, 1])
+
+
+def test_offset_cross_entropy_is_the_softmax_over_valid_candidates():
+  logits = np.array([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]])
+  mask = np.array([[True, True, False], [True, True, True]])
+  value, metrics = loss.offset_cross_entropy(jnp.asarray(logits), jnp.asarray(mask))
+  want = np.mean([np.log(np.exp(2.0) + np.exp(-1.0)) - 2.0, np.log(np.exp(logits[1]).sum()) - 0.0])
+  np.testing.assert_allclose(float(value), want, rtol=1e-6)
+  assert float(metrics["accuracy"]) == 0.5
 
 
 def test_contrastive_loss_is_the_margin_loss():
@@ -51,10 +91,11 @@ def test_pair_bce_weighs_classes_equally():
   assert float(metrics["accuracy"]) == 0.5
 
 
-def test_vocalist_scores_pairs_from_cached_front_ends_as_whole_passes():
-  """Default evaluation (front-end tokens once per window, transformers per pair) equals a whole forward
-  pass per pair (naive mode)."""
-  config = load_config(TINY_VOCALIST, ["--config.data.synthetic_clips=4", "--config.data.synthetic_seconds=1.0"])
+@pytest.mark.parametrize("spec", [TINY_VOCALIST, TINY_AVST])
+def test_cross_modal_models_score_pairs_from_cached_front_ends_as_whole_passes(spec):
+  """VocaLiST, AVST: default evaluation (front-end tokens once per window, transformers per pair) equals a whole
+  forward pass per pair (naive mode)."""
+  config = load_config(spec, ["--config.data.synthetic_clips=4", "--config.data.synthetic_seconds=1.0"])
   model = init_model(config)
   sync_model = SyncModel(config, model.params, model.batch_stats, batch_size=64)
   # A whole clip and an 8-frame cut: 3 < 2S windows, also scored against all-zero audio (protocol quirk 1).
@@ -95,25 +136,26 @@ def _sweep(script, out, *extra):
   assert all(0 <= r["accuracy"][k] <= 100 for r in ours for k in ("5", "15"))
   table = (out / "baselines.md").read_text()
   assert "| dataset | model | objective | 5 | 7 | 9 | 11 | 13 | 15 | params |" in table
-  assert "VocaLiST (paper)" in table and "AVST" not in table
+  assert "VocaLiST (paper)" in table and "| LRS2 | AVST (variable length) (paper) |  | 91.9 |" in table
   return [r["model"].split(" (ours")[0] for r in ours], ours
 
 
 def test_baselines_train_evaluate_and_fill_table_1(script, tmp_path):
   """The three baselines of the paper's table train a few steps and are evaluated by the protocol; the
   published-weights row comes from an import-syncnet folder."""
-  names, rows = _sweep(script, tmp_path, "--systems", "syncnet,pm,vocalist", "--published-syncnet",
+  names, rows = _sweep(script, tmp_path, "--systems", "syncnet,pm,avst,vocalist", "--published-syncnet",
                        _published_syncnet(tmp_path / "published"))
-  assert names == ["SyncNet", "PM", "VocaLiST", "SyncNet (published weights)"]
+  assert names == ["SyncNet", "PM", "AVST", "VocaLiST", "SyncNet (published weights)"]
   assert rows[-1]["params"] == "13.6M"
-  with open(tmp_path / "runs" / "vocalist" / "eval" / "test" / "results.json") as f:
-    assert json.load(f)["model"]["name"] == "vocalist"
+  for name in ("avst", "vocalist"):
+    with open(tmp_path / "runs" / name / "eval" / "test" / "results.json") as f:
+      assert json.load(f)["model"]["name"] == name
 
 
 @pytest.mark.slow
 def test_every_system_of_the_table(script, tmp_path):
   names, _ = _sweep(script, tmp_path)
-  assert names == ["ModEFormer", "SyncNet", "SyncNet (InfoNCE)", "PM", "VocaLiST"]
+  assert names == ["ModEFormer", "SyncNet", "SyncNet (InfoNCE)", "PM", "AVST", "VocaLiST"]
 
 
 def test_baselines_print_commands(script, capsys):
@@ -125,5 +167,6 @@ def test_baselines_print_commands(script, capsys):
                      "configs/syncnet.py:contrastive,base=configs/modeformer_lrs2.py",
                      "configs/syncnet.py:infonce,base=configs/modeformer_lrs2.py",
                      "configs/syncnet.py:pm,base=configs/modeformer_lrs2.py",
+                     "configs/avst.py:base=configs/modeformer_lrs2.py",
                      "configs/vocalist.py:base=configs/modeformer_lrs2.py"]
   assert all("--config.data.data_dir=/data/prep" in line for line in lines if line[1] == "train")

@@ -41,6 +41,17 @@ def test_bad_values_name_the_field(override, field):
     load_config("configs/tiny.py", [override])
 
 
+@pytest.mark.parametrize("config,override,message", [
+    ("configs/tiny.py", "--config.data.clip_frames=(5,15)", "model modeformer takes 5-frame windows only"),
+    ("configs/avst.py", "--config.data.clip_frames=(3,15)", "5 <= min <= max"),
+    ("configs/avst.py", "--config.model.video_stem_frames=4", "must be odd"),
+    ("configs/avst.py", "--config.model.fps=30", "must equal config.preprocess's"),
+])
+def test_variable_length_clips_are_checked(config, override, message):
+  with pytest.raises(UserError, match=message):
+    load_config(config, [override])
+
+
 def test_missing_config_file_is_a_clear_error(tmp_path):
   with pytest.raises(UserError, match="config file not found"):
     load_config(str(tmp_path / "nope.py"))

@@ -21,7 +21,8 @@ from modeformer_jax.data.windows import Augment, ExampleSampler, WindowSpec
 
 class BatchIterator(Protocol):
   """Host-local batches: video uint8 [b, 5, 48, 96, 3], audio float32 [b, 1+N, 80, 16], audio_mask bool
-  [b, 1+N], offsets int32 [b, 1+N]; b = global batch / process count."""
+  [b, 1+N], offsets int32 [b, 1+N]; b = global batch / process count. With config.data.clip_frames = (lo, hi):
+  video [b, hi, 48, 96, 3], audio [b, 1+N, 80, ceil(3.2 hi)] and video_mask bool [b, hi] (windows.ExampleSampler)."""
 
   def __next__(self) -> dict[str, np.ndarray]: ...
   def __iter__(self) -> Iterator[dict[str, np.ndarray]]: ...
@@ -67,7 +68,8 @@ def train_batches(config: ml_collections.ConfigDict, stage: ml_collections.Confi
     raise ValueError(f"batch_size {stage.batch_size} is not divisible by the {num_hosts} hosts")
   windows = config.data.windows_per_record
   sampler = ExampleSampler(WindowSpec.from_config(config.preprocess), stage.num_negatives, stage.min_offset,
-                           stage.max_offset, Augment.from_config(config.data.augment), windows)
+                           stage.max_offset, Augment.from_config(config.data.augment), windows,
+                           tuple(config.data.get("clip_frames", ())) or None)
   ds = grain.MapDataset.source(source)
   ds = ds[host::num_hosts]
   ds = ds.shuffle(seed=seed).repeat()

@@ -58,9 +58,14 @@ class CNN(nnx.Module):
         ConvBlock(*row, ndim=ndim, impl=impl, bn_momentum=bn_momentum, dtype=dtype, rngs=rngs)
         for row in table])
 
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
+    """mask: bool, broadcastable to every block's output (padded time steps False; AVST's variable-length
+    clips): each block's output is zeroed there, so the next block sees what its zero padding would give, and
+    BatchNorm's batch statistics leave those steps out."""
     for block in self.blocks:
-      x = block(x, train=train)
+      x = block(x, train=train, mask=mask)
+      if mask is not None:
+        x = jnp.where(mask, x, 0)
     return x
 
 

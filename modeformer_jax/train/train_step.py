@@ -105,7 +105,8 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, 
     def loss_fn(params):
       rngs = nnx.Rngs(dropout=key)  # created inside the traced function, which mutates its counter
       net = model.merge(params, state.batch_stats)
-      outputs = net(batch["video"], batch["audio"], train=True, rngs=rngs)
+      clips = {"video_mask": batch["video_mask"]} if "video_mask" in batch else {}  # variable-length clips (AVST)
+      outputs = net(batch["video"], batch["audio"], train=True, rngs=rngs, **clips)
       loss, metrics = objective_loss(net, outputs, batch["audio_mask"], mesh=mesh, batch_axes=BATCH_AXES,
                                      negatives=negatives, chunk_size=chunk_size or None)
       stats = nnx.to_pure_dict(nnx.state(net, nnx.BatchStat))
