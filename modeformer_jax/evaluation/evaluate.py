@@ -87,10 +87,10 @@ def _jobs(model: SyncModel, records: Sequence[dict], indices: Iterable[int], max
     zero = np.zeros_like(audio[:1])
     if naive:
       f, d = _band_pairs(count, max_offset)
-      video, audio = video[f], audio[f + d]
       if with_padded:
-        video = np.concatenate([video, video_windows(record["crops"], count, spec)])
-        audio = np.concatenate([audio, np.repeat(zero, count, axis=0)])
+        video, audio = np.concatenate([video[f], video]), np.concatenate([audio[f + d], np.repeat(zero, count, 0)])
+      else:
+        video, audio = video[f], audio[f + d]
     elif with_padded:
       audio = np.concatenate([audio, zero])
     yield (vid, count + spec.video_frames, count, with_padded), video, audio
