@@ -22,8 +22,9 @@ import sys
 import time
 
 from modeformer_jax.config_loading import load_config
-from modeformer_jax.data.synthetic import synthetic_records
-from modeformer_jax.evaluation.evaluate import CLIP_LENGTHS, evaluate
+from modeformer_jax.data.synth.in_memory import synthetic_records
+from modeformer_jax.evaluation.evaluate import evaluate
+from modeformer_jax.evaluation.protocol import CLIP_LENGTHS
 from modeformer_jax.inference import SyncModel
 from modeformer_jax.train.train_step import init_model
 
@@ -33,7 +34,7 @@ NARROW = ["--config.model.width=32", "--config.model.video_widths=(4,8,8,16,32)"
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--config", default="configs/tiny.py:synthetic", help="model and preprocessing config")
+  parser.add_argument("--config", default="tiny:synthetic", help="model and preprocessing config")
   parser.add_argument("--videos", type=int, default=4, help="videos rendered in memory")
   parser.add_argument("--seconds", type=float, default=2.0, help="length of each video")
   parser.add_argument("--max-offset", type=int, default=15)

@@ -57,7 +57,7 @@ def main() -> None:
 
   with tempfile.TemporaryDirectory() as tmp:
     data = args.data or _prepared_stand_in(tmp)
-    config = load_config("configs/tiny.py", [f"--config.data.data_dir={data}", f"--config.data.dataset={args.dataset}",
+    config = load_config("tiny", [f"--config.data.data_dir={data}", f"--config.data.dataset={args.dataset}",
                                              f"--config.stages.0.split={args.split}",
                                              f"--config.stages.0.batch_size={args.batch}",
                                              f"--config.stages.0.num_negatives={args.negatives}"])

@@ -7,7 +7,7 @@ of every strided layer of the visual CNN (as the train step runs it: temporal ta
 conv3d_impl=taps2d) and of the audio CNN, for a model config, all three ways.
 
   python bench/strided_conv.py                                   # configs/tiny.py, batch 32
-  python bench/strided_conv.py --config configs/modeformer_lrs2.py --batch 4
+  python bench/strided_conv.py --config modeformer_lrs2 --batch 4
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def seconds(fn, *args, repeats: int) -> float:
 
 def main(argv=None) -> None:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  parser.add_argument("--config", default="configs/tiny.py", help="model config file (default configs/tiny.py)")
+  parser.add_argument("--config", default="tiny", help="model config file (default tiny)")
   parser.add_argument("--batch", type=int, default=32, help="clips per step; audio layers see 2 windows per clip "
                       "(N = 1) (default 32)")
   parser.add_argument("--repeats", type=int, default=5, help="timed calls per measurement (default 5)")

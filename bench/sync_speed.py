@@ -31,7 +31,7 @@ from modeformer_jax.sync.detect import prepare, score
 from modeformer_jax.train.train_step import init_model
 
 STAGES = ("decode", "faces", "mel", "model", "scoring")
-MODELS = {"default": "configs/modeformer_lrs2.py", "tiny": "configs/tiny.py"}
+MODELS = {"default": "modeformer_lrs2", "tiny": "tiny"}
 # A generated speaker (speaker_style(5, 2)) whose drawn face OpenCV's frontal-face cascade detects throughout.
 _SPEAKER = (5, 2)
 

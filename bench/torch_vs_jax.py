@@ -34,11 +34,13 @@ from flax import nnx
 
 from modeformer_jax import config_defaults as cd
 from modeformer_jax.config_loading import load_config
-from modeformer_jax.export import convert, torch_model
+from modeformer_jax.export import torch_model
 from modeformer_jax.models import build_model
+from modeformer_jax.models.functional import Model
 from modeformer_jax.models.layers import ConvBlock
 from modeformer_jax.models.modeformer import visual_cnn_table
-from modeformer_jax.train.train_step import Model, init_model
+from modeformer_jax.train.train_step import init_model
+from modeformer_jax.weights import state_dict
 
 TORCH_THREADS = 2
 PAUSE_S = 0.3
@@ -98,7 +100,7 @@ def torch_passes(model_cfg: ml_collections.ConfigDict, weights: tuple[dict, dict
                  threads: int) -> dict[str, Callable]:
   """The same for the exported PyTorch module loaded with the same weights, on `threads` intra-op threads."""
   model = torch_model.ModEFormer(model_cfg.to_dict())
-  model.load_state_dict({k: torch.from_numpy(v) for k, v in convert.to_torch(*jax.device_get(weights)).items()})
+  model.load_state_dict({k: torch.from_numpy(v) for k, v in state_dict.to_torch(*jax.device_get(weights)).items()})
   video, audio = map(torch.from_numpy, _inputs(batch))
 
   def forward():

@@ -1,7 +1,7 @@
 """Train-step throughput: compile the real train step, time it after warm-up, report FLOP/s and MFU.
 
-  python bench/train_step.py --config configs/tiny.py --batch 16
-  python bench/train_step.py --config configs/modeformer_lrs2.py --config.model.dtype=bfloat16 --batch 256 --max-batch
+  python bench/train_step.py --config tiny --batch 16
+  python bench/train_step.py --config modeformer_lrs2 --config.model.dtype=bfloat16 --batch 256 --max-batch
 
 MFU = model FLOP/s / matmul peak: model FLOPs are the analytic count of models/flops.py (3 x forward per
 clip), the peak a bf16 (or f32) matmul rate measured in the same run on the same chip, not a datasheet

@@ -4,7 +4,7 @@ Two stages (SPEC section 3: the paper trains in two stages but does not say what
 large `pretrain` split, then `train` with a lower learning rate, each starting from the previous stage's
 final weights. Batch, learning rates and steps are ours, sized for a TPU v4-32 / 8xH100 host.
 
-  modeformer train --config configs/modeformer_lrs2.py --workdir runs/lrs2 --config.data.data_dir=/data/lrs2_prep
+  modeformer train --config modeformer_lrs2 --workdir runs/lrs2 --config.data.data_dir=/data/lrs2_prep
 """
 
 from modeformer_jax import config_defaults as cd

@@ -1,6 +1,6 @@
 """ModEFormer on LRS3 (paper Table 2: 88.3% after the first stage, 90.9% after the second).
 
-  modeformer train --config configs/modeformer_lrs3.py --workdir runs/lrs3 --config.data.data_dir=/data/lrs3_prep
+  modeformer train --config modeformer_lrs3 --workdir runs/lrs3 --config.data.data_dir=/data/lrs3_prep
 """
 
 from modeformer_jax import config_defaults as cd

@@ -4,9 +4,9 @@ Same architecture family (every layer of SPEC section 2), 64 channels at the end
 16, 64: its first layers, at full resolution, are most of a step's time) and a 2-layer 64-d transformer without
 dropout, on window-centred inputs (model.center_inputs: without them such a narrow model sits at chance for
 hundreds of steps before it finds the mouth; with them it learns sync in tens of steps).
-`configs/tiny.py:synthetic` trains on clips rendered in memory (no dataset needed).
+`tiny:synthetic` trains on clips rendered in memory (no dataset needed).
 
-  modeformer train --config configs/tiny.py:synthetic --workdir /tmp/tiny
+  modeformer train --config tiny:synthetic --workdir /tmp/tiny
 """
 
 from modeformer_jax import config_defaults as cd

@@ -5,20 +5,20 @@ Every run keeps the data, stages, steps, batch of clips, hard negatives per clip
 (the ModEFormer config; the baselines take it as base=, see configs/syncnet.py, avst.py and vocalist.py) and
 is evaluated on the same split with the same protocol. What differs is the model and its objective:
   modeformer          --config itself                       InfoNCE, hard + in-batch negatives (58.8M)
-  syncnet             configs/syncnet.py:contrastive         margin loss on Euclidean distances (13.6M)
-  syncnet-infonce     configs/syncnet.py:infonce             our InfoNCE on SyncNet (13.6M)
-  pm                  configs/syncnet.py:pm                  cross-entropy over the clip's offsets (13.6M)
-  avst                configs/avst.py                        cross-entropy over the clip's offsets, clips of
+  syncnet             syncnet:contrastive                    margin loss on Euclidean distances (13.6M)
+  syncnet-infonce     syncnet:infonce                        our InfoNCE on SyncNet (13.6M)
+  pm                  syncnet:pm                             cross-entropy over the clip's offsets (13.6M)
+  avst                avst                                   cross-entropy over the clip's offsets, clips of
                                                              5-15 frames (41.9M; a reconstruction, no public code)
-  vocalist            configs/vocalist.py                    BCE on in-sync / off-sync pairs (80.1M)
+  vocalist            vocalist                               BCE on in-sync / off-sync pairs (80.1M)
 SyncNet reads the same shards as the others: whole 96x96 crops (upsampled to 224) and MFCCs from the raw
 audio. --published-syncnet DIR adds a row for syncnet_python's weights (`modeformer import-syncnet`),
 evaluated without training. The paper's rows are printed below ours.
 
-  python experiments/baselines.py --out sweeps/baselines --config configs/modeformer_lrs2.py \\
+  python experiments/baselines.py --out sweeps/baselines --config modeformer_lrs2 \\
       --config.data.data_dir=/data/prep [--published-syncnet models/syncnet]   # one run after another
   python experiments/baselines.py --out sweeps/baselines --print-commands ...   # commands for a cluster
-  python experiments/baselines.py --out /tmp/bl --config configs/tiny.py:synthetic --tiny --steps 2 --limit 2
+  python experiments/baselines.py --out /tmp/bl --config tiny:synthetic --tiny --steps 2 --limit 2
 
 --config.FIELD=VALUE overrides apply to every run; model fields differ between the models, so set those in
 the config files instead. Writes OUT/baselines.{md,json,png} (accuracy against clip length, one line per
@@ -36,11 +36,11 @@ import common
 # name, config (with {base} and {tiny} filled in), objective in words
 SYSTEMS = (
     ("modeformer", None, "InfoNCE"),
-    ("syncnet", "configs/syncnet.py:contrastive{tiny},base={base}", "contrastive (margin)"),
-    ("syncnet-infonce", "configs/syncnet.py:infonce{tiny},base={base}", "InfoNCE"),
-    ("pm", "configs/syncnet.py:pm{tiny},base={base}", "multi-way cross-entropy"),
-    ("avst", "configs/avst.py:{tiny_first}base={base}", "cross-entropy over offsets"),
-    ("vocalist", "configs/vocalist.py:{tiny_first}base={base}", "binary cross-entropy"),
+    ("syncnet", "syncnet:contrastive{tiny},base={base}", "contrastive (margin)"),
+    ("syncnet-infonce", "syncnet:infonce{tiny},base={base}", "InfoNCE"),
+    ("pm", "syncnet:pm{tiny},base={base}", "multi-way cross-entropy"),
+    ("avst", "avst:{tiny_first}base={base}", "cross-entropy over offsets"),
+    ("vocalist", "vocalist:{tiny_first}base={base}", "binary cross-entropy"),
 )
 
 
@@ -86,7 +86,7 @@ def published_syncnet(args, overrides) -> dict:
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--tiny", action="store_true", help="narrow widths of the baselines (CI; pair with "
-                      "--config configs/tiny.py[:synthetic], ModEFormer's own tiny config)")
+                      "--config tiny[:synthetic], ModEFormer's own tiny config)")
   parser.add_argument("--published-syncnet", metavar="DIR",
                       help="also evaluate syncnet_python's weights converted by `modeformer import-syncnet`")
   parser.add_argument("--systems", default=",".join(s[0] for s in SYSTEMS),

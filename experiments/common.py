@@ -17,14 +17,15 @@ import json
 import os
 import shlex
 import sys
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import ml_collections
 
 from modeformer_jax import atomic
-from modeformer_jax.commands.eval import parse_checkpoint, parse_clip_lengths
 from modeformer_jax.config_loading import load_config
 from modeformer_jax.errors import UserError
+from modeformer_jax.evaluation.protocol import parse_clip_lengths
+from modeformer_jax.weights import parse_which
 
 
 @dataclasses.dataclass
@@ -35,13 +36,23 @@ class Run:
   config: str | None = None  # this run's config (PATH[:ARG]) instead of the sweep's --config
 
 
+def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+  """An argparse type from a parser that raises ValueError: its message becomes the usage error."""
+  def convert(text: str) -> Any:
+    try:
+      return parse(text)
+    except ValueError as e:
+      raise argparse.ArgumentTypeError(f"{text}: {e}") from None
+  return convert
+
+
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
   """Evaluation options (as `modeformer eval`): used by every script here."""
   parser.add_argument("--out", required=True, help="output folder: runs/, table (.md, .json) and plot (.png)")
-  parser.add_argument("--checkpoint", default="last", type=parse_checkpoint,
+  parser.add_argument("--checkpoint", default="last", type=_argument(parse_which),
                       help="checkpoint to evaluate: STEP, best or last")
   parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
-  parser.add_argument("--clip-lengths", default="5,7,9,11,13,15", type=parse_clip_lengths,
+  parser.add_argument("--clip-lengths", default="5,7,9,11,13,15", type=_argument(parse_clip_lengths),
                       help="K frames of context, odd, >= 5")
   parser.add_argument("--max-offset", type=int, default=15, help="candidates at -S..+S frames")
   parser.add_argument("--limit", type=int, help="evaluate only the first N videos (CI)")
@@ -50,8 +61,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
   """Training sweep options; any --config.FIELD=VALUE after them applies to every run."""
-  parser.add_argument("--config", default="configs/modeformer_lrs2.py", metavar="PATH[:ARG]",
-                      help="base config of every run (default: configs/modeformer_lrs2.py)")
+  parser.add_argument("--config", default="modeformer_lrs2", metavar="PATH[:ARG]",
+                      help="base config of every run (default: modeformer_lrs2)")
   parser.add_argument("--steps", type=int, help="steps of every stage (default: the config's)")
   parser.add_argument("--print-commands", action="store_true",
                       help="print a `modeformer train` + `modeformer eval` pair per run instead of running "

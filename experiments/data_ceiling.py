@@ -26,7 +26,7 @@ from modeformer_jax.config_defaults import base_config
 from modeformer_jax.data import synth
 from modeformer_jax.data.windows import WindowSpec
 from modeformer_jax.evaluation import protocol
-from modeformer_jax.evaluation.evaluate import CLIP_LENGTHS
+from modeformer_jax.evaluation.protocol import CLIP_LENGTHS
 from modeformer_jax.inference import offset_similarities
 from modeformer_jax.media.logmel import log_mel
 

@@ -5,10 +5,10 @@ every run encodes the same number of audio windows per step and takes the same n
 each run is budget // (1 + N), rounded down to a multiple of --batch-multiple (the data-parallel device
 count must divide the batch). The paper found N = 11 best.
 
-  python experiments/negatives_sweep.py --out sweeps/negatives --config configs/modeformer_lrs2.py \\
+  python experiments/negatives_sweep.py --out sweeps/negatives --config modeformer_lrs2 \\
       --config.data.data_dir=/data/prep                        # runs one after another on this host
   python experiments/negatives_sweep.py --out sweeps/negatives --print-commands ...   # commands for a cluster
-  python experiments/negatives_sweep.py --out /tmp/neg --config configs/tiny.py:synthetic --negatives 1,3 \\
+  python experiments/negatives_sweep.py --out /tmp/neg --config tiny:synthetic --negatives 1,3 \\
       --audio-budget 32 --steps 5 --limit 4                    # CI size
 
 Writes OUT/negatives_sweep.{md,json,png} (accuracy at each clip length against N).

@@ -2,10 +2,10 @@
 (--config.model.temporal=pool; SPEC section 7). The paper: removing the transformers costs 8.1 points;
 3D-SyncNet reaches 80.2% on LRS3.
 
-  python experiments/transformer_ablation.py --out sweeps/ablation --config configs/modeformer_lrs3.py \\
+  python experiments/transformer_ablation.py --out sweeps/ablation --config modeformer_lrs3 \\
       --config.data.data_dir=/data/prep
   python experiments/transformer_ablation.py --out sweeps/ablation --print-commands ...   # for a cluster
-  python experiments/transformer_ablation.py --out /tmp/abl --config configs/tiny.py:synthetic --steps 5 --limit 4
+  python experiments/transformer_ablation.py --out /tmp/abl --config tiny:synthetic --steps 5 --limit 4
 
 Writes OUT/transformer_ablation.{md,json,png} (accuracy against clip length, one line per model).
 """

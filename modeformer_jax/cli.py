@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "prep": "prep",
     "params": "params",
     "train": "train",
+    "launch": "launch",
     "eval": "eval",
     "sync": "sync",
     "export": "export",

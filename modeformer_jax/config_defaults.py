@@ -32,6 +32,9 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
       # from it in tens of steps instead of hundreds (README, Status).
       center_inputs=False,
       dtype="float32",                       # compute dtype ("bfloat16" for mixed precision); params stay f32
+      # Recompute each CNN block's activations in the backward pass instead of keeping them: less memory per
+      # clip for more compute (bench/train_memory.py measures both).
+      remat=False,
   ))
   cfg.update(overrides)
   return cfg
@@ -103,6 +106,7 @@ def avst_model_config(**overrides) -> ml_collections.ConfigDict:
       mel_frames_per_second=80,              # the log-mel rate against ...
       fps=25,                                # ... the video's (must equal config.preprocess's)
       center_inputs=False,                   # as model_config (ours, for tiny models)
+      remat=False,                           # as model_config: CNN blocks recomputed in the backward pass
       bn_momentum=0.9,
       conv3d_impl="taps2d",
       dtype="float32",
@@ -126,6 +130,10 @@ def stage_config(**overrides) -> ml_collections.ConfigDict:
       end_lr_factor=0.01,      # cosine decays to lr * end_lr_factor
       warmup_steps=2_000,
       weight_decay=0.05,
+      # Adam's epsilon: a gradient much smaller than it moves its weight by less than the learning rate. With
+      # optax's 1e-8 every weight whose gradient is near zero steps by about the learning rate in the sign of
+      # its rounding noise, which differs between device layouts (tests compare layouts with a larger value).
+      adam_eps=1e-8,
       grad_clip=1.0,
   ))
   cfg.update(overrides)
@@ -173,4 +181,7 @@ def base_config() -> ml_collections.ConfigDict:
   cfg.eval_every = 5_000        # protocol accuracy on the validation subset; 0 = never
   cfg.eval_videos = 64
   cfg.eval_split = "val"
+  # Persistent XLA compilation cache: "auto" ($JAX_COMPILATION_CACHE_DIR, else ~/.cache/modeformer/xla), "none",
+  # or a folder. A restarted or resumed run loads its compiled programs from it instead of compiling again.
+  cfg.compilation_cache_dir = "auto"
   return cfg

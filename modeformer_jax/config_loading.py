@@ -1,4 +1,5 @@
-"""Config files (`configs/NAME.py[:ARG]` with get_config()) plus `--config.a.b=value` overrides, validated.
+"""Configs (a shipped name such as `modeformer_lrs2` or `tiny:synthetic`, or a file `PATH.py[:ARG]`, each with
+get_config(ARG)) plus `--config.a.b=value` overrides, validated.
 
 Overrides follow ml_collections' config_flags: the value is parsed as a Python literal when it is one, and
 must keep the type of the field it replaces (an int may become a float); list items are addressed by index
@@ -14,17 +15,38 @@ from typing import Any, Sequence
 
 import ml_collections
 
+from modeformer_jax import configs
 from modeformer_jax.errors import UserError
+
+_SHIPPED = os.path.dirname(os.path.abspath(configs.__file__))
 
 NEGATIVE_MODES = ("hard", "in_batch", "both")
 MODEL_NAMES = ("modeformer", "syncnet", "vocalist", "avst")
 
 
+def shipped_configs() -> list[str]:
+  """Names of the configs shipped in the package (modeformer_jax/configs, the repository's configs/)."""
+  return sorted(name[:-3] for name in os.listdir(_SHIPPED) if name.endswith(".py") and not name.startswith("_"))
+
+
+def config_file(name_or_path: str) -> str:
+  """The file a spec's NAME-or-PATH part names: a path when it has a '/' or ends in '.py', else a shipped config."""
+  if "/" in name_or_path or os.sep in name_or_path or name_or_path.endswith(".py"):
+    if not os.path.isfile(name_or_path):
+      raise UserError(f"{name_or_path}: config file not found")
+    return name_or_path
+  path = os.path.join(_SHIPPED, name_or_path + ".py")
+  if not name_or_path.isidentifier() or not os.path.isfile(path):
+    raise UserError(f"{name_or_path}: no such config; give a shipped one ({', '.join(shipped_configs())}) or "
+                    "a file (PATH.py)")
+  return path
+
+
 def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
-  """spec: 'path/to/config.py' or 'path/to/config.py:arg'; overrides: ['--config.x=1', '--config.y', '2']."""
-  path, _, arg = spec.partition(":")
-  if not os.path.isfile(path):
-    raise UserError(f"{path}: config file not found")
+  """spec: NAME[:ARG] (a shipped config, e.g. 'tiny:synthetic') or PATH.py[:ARG]; overrides: ['--config.x=1',
+  '--config.y', '2']."""
+  name_or_path, _, arg = spec.partition(":")
+  path = config_file(name_or_path)
   module_spec = importlib.util.spec_from_file_location(f"_modeformer_config_{abs(hash(path))}", path)
   module = importlib.util.module_from_spec(module_spec)
   try:
@@ -33,7 +55,10 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
     raise UserError(f"{path}: cannot load config: {type(e).__name__}: {e}") from e
   if not hasattr(module, "get_config"):
     raise UserError(f"{path}: config file has no get_config()")
-  config = module.get_config(arg or None)
+  try:
+    config = module.get_config(arg or None)
+  except ValueError as e:  # get_config's own check of ARG
+    raise UserError(f"{spec}: {e}") from e
   apply_overrides(config, overrides)
   validate(config)
   return config
@@ -41,7 +66,8 @@ def load_config(spec: str, overrides: Sequence[str] = ()) -> ml_collections.Conf
 
 def split_base(arg: str | None, default_base: str) -> tuple[ml_collections.ConfigDict, set[str]]:
   """For configs built on another one (the baselines in configs/): ARG = comma-separated flags, one of which
-  may be base=PATH[:ARG] (default `default_base`), the config whose data, stages and schedule they keep.
+  may be base=CONFIG[:ARG] (a shipped name or a file; default `default_base`), the config whose data, stages
+  and schedule they keep.
   Returns (the loaded base config, the other flags)."""
   flags = set((arg or "").split(",")) - {""}
   bases = [f for f in flags if f.startswith("base=")]

@@ -13,20 +13,17 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
-import os
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from modeformer_jax.data.windows import WindowSpec
-from modeformer_jax.errors import UserError
-from modeformer_jax.evaluation import protocol
-from modeformer_jax.models import build_model, scoring
-from modeformer_jax.train.train_step import Model
+from modeformer_jax.models import scoring
+from modeformer_jax.models.functional import Model, abstract_model
+from modeformer_jax.weights import is_export, load_weights
 
 
 @dataclasses.dataclass
@@ -49,8 +46,7 @@ class SyncModel:
       self.syncnet_compat = self.config.model.name == "syncnet"
     self.scoring = scoring(self.config.model)  # "cosine", "euclidean" or "pairwise"
     if self.graphdef is None:
-      self.graphdef = nnx.split(nnx.eval_shape(lambda: build_model(self.config.model)), nnx.Param,
-                                nnx.BatchStat)[0]
+      self.graphdef = abstract_model(self.config.model).graphdef
     self._model = Model(self.graphdef, self.params, self.batch_stats)
     devices = jax.local_devices()
     self.batch_size = -(-self.batch_size // len(devices)) * len(devices)
@@ -120,12 +116,6 @@ class SyncModel:
     return float(self._model.merge(self.params, self.batch_stats).logit_scale())
 
 
-def num_windows(num_frames: int, num_samples: int, spec: WindowSpec, samples_per_frame: int = 640) -> int:
-  """Windows the protocol scores (SPEC section 5): starts f = 0 .. L-6 with L = min(frames, samples // 640),
-  L - 5 of them (evaluation.protocol.num_windows), or 0."""
-  return protocol.num_windows(min(num_frames, num_samples // samples_per_frame), spec.video_frames)
-
-
 def video_windows(crops: np.ndarray, count: int, spec: WindowSpec) -> np.ndarray:
   """crops uint8 [T, 96, 96, 3] -> mouth windows [count, 5, 48, 96, 3] starting at frames 0..count-1."""
   mouth = crops[:, spec.mouth_row_start:]
@@ -170,13 +160,7 @@ def offset_similarities(video: np.ndarray, audio: np.ndarray, max_offset: int, s
 
 def load_sync_model(path: str, which: str | int = "last", batch_size: int = 64) -> SyncModel:
   """A training run's workdir (checkpoint `which`: "last", "best" or a step) or an exported model folder."""
-  from modeformer_jax.train.checkpoints import restore_weights
-
-  if not os.path.exists(path):
-    raise UserError(f"{path}: no such checkpoint folder")
-  if os.path.isfile(os.path.join(path, "model.safetensors")):
-    from modeformer_jax.export.load import load_exported
-    config, params, batch_stats = load_exported(path)
-    return SyncModel(config, params, batch_stats, source=path, batch_size=batch_size)
-  config, step, params, batch_stats = restore_weights(path, which)
-  return SyncModel(config, params, batch_stats, source=path, step=step, batch_size=batch_size)
+  config, step, params, batch_stats = load_weights(path, which)
+  # An export is reported as one (eval writes <split>-export), not by the step it was exported from.
+  return SyncModel(config, params, batch_stats, source=path, step=None if is_export(path) else step,
+                   batch_size=batch_size)

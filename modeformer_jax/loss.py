@@ -8,8 +8,15 @@ Inputs are L2-normalised, so logits = logit_scale * dot product. Candidate sets 
 One core, `_row_losses`, scores local rows against shared columns; the single-device and the shard_map path
 both call it, and its chunked form streams columns so memory is O(rows x chunk_size).
 
+Audio identities (`audio_ids` [B, K, 2]: record, window start; data.windows.ExampleSampler): two rows drawn
+from one record (data.windows_per_record > 1, or a record met twice across an epoch boundary) can hold the
+same audio window, and a row's positive would then reappear among its candidates as a "negative" that it can
+never beat (its loss could not go below log 2). Every candidate with the id of a row's positive, other than
+the target itself, is removed from that row's candidates.
+
 The baselines' objectives (SyncNet's margin loss, PM's multi-way cross-entropy, VocaLiST's binary
-cross-entropy, AVST's cross-entropy over offsets) are at the end; `objective_loss` picks a model's own, and the train step calls it.
+cross-entropy, AVST's cross-entropy over offsets) are at the end; `objective_loss` picks a model's own, and the
+train step calls it.
 """
 
 from __future__ import annotations
@@ -25,25 +32,37 @@ NEGATIVES = ("hard", "in_batch", "both")
 _NEG = -1e9
 
 
-def candidate_columns(audio: jax.Array, audio_mask: jax.Array, negatives: str) -> tuple[jax.Array, jax.Array, int]:
+def candidate_columns(audio: jax.Array, audio_mask: jax.Array, audio_ids: jax.Array,
+                      negatives: str) -> tuple[jax.Array, jax.Array, jax.Array, int]:
   """Shared candidate columns of the whole batch for "in_batch" / "both".
 
-  audio [B, K, D], audio_mask [B, K] -> columns [C, D], column mask [C], stride: row i's target column is i * stride.
+  audio [B, K, D], audio_mask [B, K], audio_ids [B, K, 2] -> columns [C, D], column mask [C], column ids [C, 2],
+  stride: row i's target column is i * stride.
   """
   if negatives == "in_batch":
-    return audio[:, 0], audio_mask[:, 0], 1
+    return audio[:, 0], audio_mask[:, 0], audio_ids[:, 0], 1
   b, k, d = audio.shape
-  return audio.reshape(b * k, d), audio_mask.reshape(b * k), k
+  return audio.reshape(b * k, d), audio_mask.reshape(b * k), audio_ids.reshape(b * k, -1), k
 
 
-def _block(rows, cols, col_mask, col_start, targets, scale):
-  """One block of columns -> per-row (max logit, sum exp(logit - max), target logit or 0 if not in this block)."""
+def distinct_ids(batch: int, k: int) -> jax.Array:
+  """audio_ids [batch, k, 2] under which no two windows are the same audio (callers that know none repeat)."""
+  rows, cols = jnp.meshgrid(jnp.arange(batch, dtype=jnp.int32), jnp.arange(k, dtype=jnp.int32), indexing="ij")
+  return jnp.stack([rows, cols], axis=-1)
+
+
+def _block(rows, row_ids, cols, col_mask, col_ids, col_start, targets, scale):
+  """One block of columns -> per-row (max logit, sum exp(logit - max), target logit or 0 if not in this block).
+
+  row_ids [R, 2] are the ids of the rows' positives: a column with that id other than the target is no negative.
+  """
   logits = scale * jnp.einsum("rd,cd->rc", rows, cols, preferred_element_type=jnp.float32)
-  logits = jnp.where(col_mask[None], logits, _NEG)
+  is_target = (col_start + jnp.arange(cols.shape[0]))[None] == targets[:, None]
+  duplicate = jnp.all(col_ids[None] == row_ids[:, None], axis=-1) & ~is_target
+  logits = jnp.where(col_mask[None] & ~duplicate, logits, _NEG)
   # The max only shifts the exponent; the logsumexp value does not depend on it, so it needs no gradient.
   m = jax.lax.stop_gradient(logits.max(-1))
   s = jnp.exp(logits - m[:, None]).sum(-1)
-  is_target = (col_start + jnp.arange(cols.shape[0]))[None] == targets[:, None]
   return m, s, jnp.where(is_target, logits, 0.0).sum(-1)
 
 
@@ -54,28 +73,31 @@ def _combine(a, b):
   return m, s1 * jnp.exp(m1 - m) + s2 * jnp.exp(m2 - m), t1 + t2
 
 
-def _row_losses(rows, cols, col_mask, targets, scale, chunk_size=None):
+def _row_losses(rows, row_ids, cols, col_mask, col_ids, targets, scale, chunk_size=None):
   """Cross-entropy [R] and top-1 hit [R] of rows [R, D] over columns [C, D] (mask [C]), target column per row [R].
 
-  With chunk_size, columns go through a scan in chunks whose body is rematerialised in the backward pass, so
-  neither direction holds more than R x chunk_size logits. A hit is target logit == row max (ties count as hits).
+  row_ids [R, 2] and col_ids [C, 2] remove duplicates of a row's positive (module docstring). With chunk_size,
+  columns go through a scan in chunks whose body is rematerialised in the backward pass, so neither direction
+  holds more than R x chunk_size logits. A hit is target logit == row max (ties count as hits).
   """
   c, d = cols.shape
   if chunk_size is None or chunk_size >= c:
-    m, s, t = _block(rows, cols, col_mask, 0, targets, scale)
+    m, s, t = _block(rows, row_ids, cols, col_mask, col_ids, 0, targets, scale)
   else:
     # The first chunk seeds the carry, so the carry has the rows' types (varying over the mesh axes in shard_map).
-    block = jax.checkpoint(lambda cols, mask, start: _block(rows, cols, mask, start, targets, scale))
-    first = block(cols[:chunk_size], col_mask[:chunk_size], 0)
+    block = jax.checkpoint(lambda cols, mask, ids, start: _block(rows, row_ids, cols, mask, ids, start, targets,
+                                                                 scale))
+    first = block(cols[:chunk_size], col_mask[:chunk_size], col_ids[:chunk_size], 0)
     pad = -c % chunk_size  # padded columns are masked out
-    rest = jnp.pad(cols[chunk_size:], ((0, pad), (0, 0))).reshape(-1, chunk_size, d)
-    rest_mask = jnp.pad(col_mask[chunk_size:], (0, pad)).reshape(-1, chunk_size)
-    starts = (1 + jnp.arange(rest.shape[0])) * chunk_size
-    (m, s, t), _ = jax.lax.scan(lambda carry, xs: (_combine(carry, block(*xs)), None), first, (rest, rest_mask, starts))
+    chunked = lambda x: jnp.pad(x[chunk_size:], ((0, pad),) + ((0, 0),) * (x.ndim - 1)).reshape(
+        -1, chunk_size, *x.shape[1:])
+    starts = (1 + jnp.arange(-(-(c - chunk_size) // chunk_size))) * chunk_size
+    (m, s, t), _ = jax.lax.scan(lambda carry, xs: (_combine(carry, block(*xs)), None), first,
+                                (chunked(cols), chunked(col_mask), chunked(col_ids), starts))
   return m + jnp.log(s) - t, t >= m
 
 
-def _sums(video, audio, audio_mask, all_audio, all_mask, row_start, scale, negatives, chunk_size):
+def _sums(video, audio, audio_mask, audio_ids, all_audio, all_mask, all_ids, row_start, scale, negatives, chunk_size):
   """Sums over the local rows of (cross-entropy, hits, hard hits); all_* are the global batch's audio."""
   hard = scale * jnp.einsum("bd,bkd->bk", video, audio, preferred_element_type=jnp.float32)
   hard = jnp.where(audio_mask, hard, _NEG)
@@ -83,9 +105,9 @@ def _sums(video, audio, audio_mask, all_audio, all_mask, row_start, scale, negat
   if negatives == "hard":
     ce, hit = jax.nn.logsumexp(hard, axis=-1) - hard[:, 0], hard_hit
   else:
-    cols, col_mask, stride = candidate_columns(all_audio, all_mask, negatives)
+    cols, col_mask, col_ids, stride = candidate_columns(all_audio, all_mask, all_ids, negatives)
     targets = (row_start + jnp.arange(video.shape[0])) * stride
-    ce, hit = _row_losses(video, cols, col_mask, targets, scale, chunk_size)
+    ce, hit = _row_losses(video, audio_ids[:, 0], cols, col_mask, col_ids, targets, scale, chunk_size)
   return ce.sum(), hit.sum(dtype=jnp.float32), hard_hit.sum(dtype=jnp.float32)
 
 
@@ -101,7 +123,8 @@ def _result(ce_sum, hits, hard_hits, b):
 
 
 def info_nce(video: jax.Array, audio: jax.Array, audio_mask: jax.Array, logit_scale: jax.Array | float, *,
-             negatives: str = "both", chunk_size: int | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+             negatives: str = "both", chunk_size: int | None = None,
+             audio_ids: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
   """InfoNCE on the whole batch as one array program (single device, or auto-sharded by jit).
 
   Args:
@@ -111,19 +134,22 @@ def info_nce(video: jax.Array, audio: jax.Array, audio_mask: jax.Array, logit_sc
     logit_scale: scalar, 1 / temperature.
     negatives: "hard", "in_batch" or "both" (module docstring).
     chunk_size: stream the in-batch columns in chunks of this many (None: one B x C logits matrix).
+    audio_ids: [B, K, 2] int identities of the audio windows (module docstring); None: all distinct.
   Returns:
     (mean cross-entropy over the B rows, {"accuracy": top-1 over the candidate set, "hard_accuracy": top-1 over
     the row's own K windows}), all float32 scalars.
   """
   _check(negatives, chunk_size)
   scale = jnp.asarray(logit_scale, jnp.float32)
-  sums = _sums(video, audio, audio_mask, audio, audio_mask, 0, scale, negatives, chunk_size)
+  ids = distinct_ids(*audio_mask.shape) if audio_ids is None else audio_ids
+  sums = _sums(video, audio, audio_mask, ids, audio, audio_mask, ids, 0, scale, negatives, chunk_size)
   return _result(*sums, video.shape[0])
 
 
 def sharded_info_nce(video: jax.Array, audio: jax.Array, audio_mask: jax.Array, logit_scale: jax.Array | float, *,
                      mesh: jax.sharding.Mesh, batch_axes: tuple[str, ...] = ("data",), negatives: str = "both",
-                     chunk_size: int | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+                     chunk_size: int | None = None,
+                     audio_ids: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
   """`info_nce` with the batch split over `batch_axes` of `mesh`: same value and gradients, less memory per device.
 
   Each device scores its B_local video rows against the all-gathered audio of the global batch (local rows x
@@ -137,20 +163,22 @@ def sharded_info_nce(video: jax.Array, audio: jax.Array, audio_mask: jax.Array, 
   if video.shape[0] % n_shards:
     raise ValueError(f"batch {video.shape[0]} is not divisible by the {n_shards} shards of mesh axes {batch_axes}")
 
-  def local(video, audio, audio_mask, scale):
+  def local(video, audio, audio_mask, audio_ids, scale):
     if negatives == "hard":  # own rows only: nothing to gather
-      all_audio, all_mask, row_start = audio, audio_mask, 0
+      all_audio, all_mask, all_ids, row_start = audio, audio_mask, audio_ids, 0
     else:
       # Tuple axis_index and tiled all_gather both order shards major-to-minor in batch_axes, as P(batch_axes) does.
-      all_audio = jax.lax.all_gather(audio, batch_axes, tiled=True)
-      all_mask = jax.lax.all_gather(audio_mask, batch_axes, tiled=True)
+      all_audio, all_mask, all_ids = (jax.lax.all_gather(x, batch_axes, tiled=True)
+                                      for x in (audio, audio_mask, audio_ids))
       row_start = jax.lax.axis_index(batch_axes) * video.shape[0]
-    sums = _sums(video, audio, audio_mask, all_audio, all_mask, row_start, scale, negatives, chunk_size)
+    sums = _sums(video, audio, audio_mask, audio_ids, all_audio, all_mask, all_ids, row_start, scale, negatives,
+                 chunk_size)
     return jax.lax.psum(sums, batch_axes)
 
   spec = P(batch_axes)
-  sums = jax.shard_map(local, mesh=mesh, in_specs=(spec, spec, spec, P()), out_specs=P())(
-      video, audio, audio_mask, jnp.asarray(logit_scale, jnp.float32))
+  ids = distinct_ids(*audio_mask.shape) if audio_ids is None else audio_ids
+  sums = jax.shard_map(local, mesh=mesh, in_specs=(spec, spec, spec, spec, P()), out_specs=P())(
+      video, audio, audio_mask, ids, jnp.asarray(logit_scale, jnp.float32))
   return _result(*sums, video.shape[0])
 
 
@@ -209,11 +237,13 @@ def offset_cross_entropy(logits: jax.Array, audio_mask: jax.Array) -> tuple[jax.
 
 
 def objective_loss(net, outputs, audio_mask: jax.Array, *, mesh: jax.sharding.Mesh, batch_axes: tuple[str, ...],
-                   negatives: str, chunk_size: int | None) -> tuple[jax.Array, dict[str, jax.Array]]:
+                   negatives: str, chunk_size: int | None,
+                   audio_ids: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
   """The training loss of `net` (its `objective` attribute) on its forward pass's outputs.
 
   outputs: (video [B, D], audio [B, K, D]) embeddings, or logits [B, K] for the cross-modal models ("bce",
   "multiway_logits").
+  audio_ids [B, K, 2]: see the module docstring (only the in-batch candidates of InfoNCE need them).
   Returns (scalar loss, metrics with "accuracy" and "hard_accuracy"; "temperature" where the loss has one).
   """
   objective = net.objective
@@ -221,7 +251,7 @@ def objective_loss(net, outputs, audio_mask: jax.Array, *, mesh: jax.sharding.Me
     video, audio = outputs
     loss, metrics = sharded_info_nce(video, audio, audio_mask, net.logit_scale(), mesh=mesh, batch_axes=batch_axes,
                                      negatives="hard" if objective == "multiway" else negatives,
-                                     chunk_size=chunk_size)
+                                     chunk_size=chunk_size, audio_ids=audio_ids)
     return loss, dict(metrics, temperature=net.temperature())
   if objective == "contrastive":
     return contrastive_loss(*outputs, audio_mask, net.margin)

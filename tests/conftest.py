@@ -27,5 +27,5 @@ def trained_run(tmp_path_factory) -> str:
   from modeformer_jax.train import trainer
 
   workdir = str(tmp_path_factory.mktemp("trained_run"))
-  trainer.train(load_config("configs/tiny.py:synthetic", TRAINED_RUN_OVERRIDES), workdir, progress=False)
+  trainer.train(load_config("tiny:synthetic", TRAINED_RUN_OVERRIDES), workdir, progress=False)
   return workdir

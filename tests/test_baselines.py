@@ -22,8 +22,8 @@ from modeformer_jax.inference import SyncModel
 from modeformer_jax.models.summary import parameter_counts
 from modeformer_jax.train.train_step import init_model
 
-TINY_VOCALIST = "configs/vocalist.py:tiny,base=configs/tiny.py:synthetic"
-TINY_AVST = "configs/avst.py:tiny,base=configs/tiny.py:synthetic"
+TINY_VOCALIST = "vocalist:tiny,base=tiny:synthetic"
+TINY_AVST = "avst:tiny,base=tiny:synthetic"
 
 
 def test_vocalist_has_80_1m_parameters():
@@ -118,7 +118,7 @@ def script(monkeypatch):
 
 def _published_syncnet(folder) -> str:
   """syncnet_python's network at full size with random weights, written as `import-syncnet` writes it."""
-  syncnet = load_config("configs/syncnet.py:contrastive,base=configs/tiny.py:synthetic")
+  syncnet = load_config("syncnet:contrastive,base=tiny:synthetic")
   syncnet.preprocess.crop_size = 224
   weights = init_model(syncnet)
   syncnet_weights.write_folder(str(folder), syncnet, weights.params, weights.batch_stats, "random")
@@ -126,7 +126,7 @@ def _published_syncnet(folder) -> str:
 
 
 def _sweep(script, out, *extra):
-  argv = ["--out", str(out), "--config", "configs/tiny.py:synthetic", "--tiny", "--steps", "2", "--limit", "2",
+  argv = ["--out", str(out), "--config", "tiny:synthetic", "--tiny", "--steps", "2", "--limit", "2",
           "--clip-lengths", "5,15", "--no-progress", "--config.data.synthetic_clips=8",
           "--config.data.synthetic_seconds=1.6", *extra]
   assert script("baselines").main(argv) == 0
@@ -163,10 +163,10 @@ def test_baselines_print_commands(script, capsys):
                                    "--config.data.data_dir=/data/prep"]) == 0
   lines = [shlex.split(line) for line in capsys.readouterr().out.splitlines()]
   configs = [line[line.index("--config") + 1] for line in lines if line[1] == "train"]
-  assert configs == ["configs/modeformer_lrs2.py",
-                     "configs/syncnet.py:contrastive,base=configs/modeformer_lrs2.py",
-                     "configs/syncnet.py:infonce,base=configs/modeformer_lrs2.py",
-                     "configs/syncnet.py:pm,base=configs/modeformer_lrs2.py",
-                     "configs/avst.py:base=configs/modeformer_lrs2.py",
-                     "configs/vocalist.py:base=configs/modeformer_lrs2.py"]
+  assert configs == ["modeformer_lrs2",
+                     "syncnet:contrastive,base=modeformer_lrs2",
+                     "syncnet:infonce,base=modeformer_lrs2",
+                     "syncnet:pm,base=modeformer_lrs2",
+                     "avst:base=modeformer_lrs2",
+                     "vocalist:base=modeformer_lrs2"]
   assert all("--config.data.data_dir=/data/prep" in line for line in lines if line[1] == "train")

@@ -1,6 +1,5 @@
 """`modeformer demo` at its smallest setting, end to end: every promised artefact exists and is valid."""
 
-import argparse
 import json
 import os
 
@@ -29,8 +28,7 @@ def test_demo_end_to_end(tmp_path, capsys):
   # Sync: the detected-vs-true table lists every shifted clip.
   assert sum(1 for line in out.splitlines() if line.strip().endswith(tuple("0123456789")) and ".mp4" in line) >= 4
   # Export: loads back into JAX and into torch with the same weights.
-  from modeformer_jax.export.load import load_exported
-  from modeformer_jax.train.checkpoints import restore_weights
+  from modeformer_jax.weights import load_exported, restore_weights
   _, params, _ = load_exported(str(w / "export"))
   _, _, run_params, _ = restore_weights(str(w / "run"))
   import jax
@@ -43,18 +41,21 @@ def test_demo_end_to_end(tmp_path, capsys):
 
 
 def test_minutes_plan_the_steps_from_the_measured_step_and_reruns_reuse_the_plan(tmp_path, monkeypatch):
-  from modeformer_jax.commands import demo
-  from modeformer_jax.train import step_timing
-  args = argparse.Namespace(steps=0, minutes=3.0, batch_size=8, negatives=1, seed=0)
-  overrides = demo._train_overrides(args, str(tmp_path / "prepared"))
+  from modeformer_jax.config_loading import load_config
+  from modeformer_jax.train import budget
+  config = load_config("tiny", ["--config.stages.0.batch_size=8", "--config.stages.0.num_negatives=1"])
+  settings = {"minutes": 3.0, "batch_size": 8, "negatives": 1}
   plan_path = tmp_path / "plan.json"
-  steps = demo._planned_steps(args, overrides, str(plan_path), elapsed_s=30.0)
-  plan = json.loads(plan_path.read_text())
-  assert plan["steps"] == steps and plan["minutes"] == 3.0 and plan["step_s"] > 0
+  plan = budget.plan_steps(config, 8, minutes=3.0, elapsed_s=30.0, plan_path=str(plan_path), settings=settings)
+  written = json.loads(plan_path.read_text())
+  assert written["steps"] == plan.steps and written["minutes"] == 3.0 and written["step_s"] > 0
   # The planned training fits in what the budget leaves (180 s - 30 s spent), and is not trivially short.
-  assert demo.MIN_STEPS <= steps and steps * plan["step_s"] < 150
-  assert steps * plan["step_s"] > 30, "the budget left for training should mostly go to training"
-  # A rerun with the same budget reuses the plan instead of timing again; --steps overrides everything.
-  monkeypatch.setattr(step_timing, "time_step", lambda *a, **k: pytest.fail("timed again"))
-  assert demo._planned_steps(args, overrides, str(plan_path), elapsed_s=0.0) == steps
-  assert demo._planned_steps(argparse.Namespace(**{**vars(args), "steps": 7}), overrides, str(plan_path), 0.0) == 7
+  assert budget.MIN_STEPS <= plan.steps and plan.steps * written["step_s"] < 150
+  assert plan.steps * written["step_s"] > 30, "the budget left for training should mostly go to training"
+  # A rerun with the same settings reuses the plan instead of timing again; other settings time again.
+  monkeypatch.setattr(budget, "time_step", lambda *a, **k: pytest.fail("timed again"))
+  again = budget.plan_steps(config, 8, minutes=3.0, elapsed_s=0.0, plan_path=str(plan_path), settings=settings)
+  assert again.reused and again.steps == plan.steps
+  with pytest.raises(pytest.fail.Exception, match="timed again"):
+    budget.plan_steps(config, 8, minutes=5.0, elapsed_s=0.0, plan_path=str(plan_path),
+                      settings={**settings, "minutes": 5.0})

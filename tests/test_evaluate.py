@@ -130,7 +130,7 @@ def test_cli_default_output_folder_and_human_table(trained_run, model, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["--data", "/nonexistent/prep"], "/nonexistent/prep: no such data folder"),
     (["--checkpoint", "7"], "no checkpoint at step 7"),
-    (["--checkpoint", "newest"], "--checkpoint newest: expected a step number"),
+    (["--checkpoint", "newest"], "--checkpoint newest: expected last, best or a step number"),
     (["--clip-lengths", "5,6"], "6 is not an odd number of frames"),
     (["--max-offset", "0"], "must be >= 1"),
 ])

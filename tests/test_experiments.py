@@ -11,7 +11,7 @@ import pytest
 from modeformer_jax.evaluation import protocol
 
 # A model narrower than configs/tiny.py and few clips: each run trains and evaluates in seconds.
-TINY = ["--config", "configs/tiny.py:synthetic", "--steps", "2", "--limit", "2", "--clip-lengths", "5,15",
+TINY = ["--config", "tiny:synthetic", "--steps", "2", "--limit", "2", "--clip-lengths", "5,15",
         "--no-progress", "--config.model.width=32", "--config.model.video_widths=(4,8,8,16,32)",
         "--config.model.audio_widths=(4,8,8,16,32)", "--config.model.depth=1", "--config.model.mlp_dim=64",
         "--config.data.synthetic_clips=8"]
@@ -51,7 +51,7 @@ def test_print_commands_one_train_and_eval_pair_per_run(script, capsys):
   lines = [shlex.split(line) for line in capsys.readouterr().out.splitlines()]
   assert len(lines) == 14 and [line[1] for line in lines] == ["train", "eval"] * 7
   train, evaluate = lines[10], lines[11]  # N = 11: the lrs2 config's batch of 256 at the default budget
-  assert train[:6] == ["modeformer", "train", "--config", "configs/modeformer_lrs2.py", "--workdir",
+  assert train[:6] == ["modeformer", "train", "--config", "modeformer_lrs2", "--workdir",
                        "sweeps/neg/runs/N11"]
   assert {"--config.data.data_dir=/data/prep", "--config.stages.0.num_negatives=11",
           "--config.stages.1.num_negatives=11", "--config.stages.0.batch_size=256",

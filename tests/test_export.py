@@ -17,17 +17,17 @@ from flax import nnx
 from safetensors.numpy import save_file
 
 from modeformer_jax import cli, config_defaults as cd
-from modeformer_jax.commands import export as export_command
-from modeformer_jax.commands.export import export
+from modeformer_jax.export import parity
+from modeformer_jax.export.write import export
 from modeformer_jax.data import synth
 from modeformer_jax.errors import UserError
-from modeformer_jax.export import convert
-from modeformer_jax.export.load import load_exported, read_weights
-from modeformer_jax.inference import (SyncModel, audio_windows, load_sync_model, num_windows, offset_similarities,
+from modeformer_jax.weights import state_dict
+from modeformer_jax.weights.export_folder import load_exported, read_weights
+from modeformer_jax.inference import (SyncModel, audio_windows, load_sync_model, offset_similarities,
                                       video_windows)
 from modeformer_jax.media.logmel import log_mel
 from modeformer_jax.models import build_model
-from modeformer_jax.train.checkpoints import restore_weights
+from modeformer_jax.weights import restore_weights
 
 torch = pytest.importorskip("torch")
 from modeformer_jax.export.torch_model import ModEFormer  # noqa: E402  (imports torch)
@@ -65,7 +65,7 @@ def windows(trained_run) -> dict:
   clip = synth.render_clip(7, synth.speaker_style(3, 0), 2.0, size=pp.crop_size, fps=pp.fps,
                            sample_rate=pp.sample_rate)
   mel = log_mel(clip.audio, pp)
-  count = num_windows(len(clip.frames), len(clip.audio), model.spec)
+  count = model.spec.num_starts(len(clip.frames), len(mel))  # every window of the utterance
   rng = np.random.default_rng(0)
   video = np.concatenate([video_windows(clip.frames, count, model.spec),
                           rng.integers(0, 256, (3, 5, 48, 96, 3), dtype=np.uint8)])
@@ -231,10 +231,10 @@ def test_unmapped_parameters_are_errors():
   zeros = lambda kind: jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), nnx.to_pure_dict(nnx.state(model, kind)))
   params, batch_stats = zeros(nnx.Param), zeros(nnx.BatchStat)
   with pytest.raises(ValueError, match="no PyTorch name for the JAX parameter video/mystery/kernel"):
-    convert.to_torch({**params, "video": {**params["video"], "mystery": {"kernel": np.zeros(3)}}}, batch_stats)
+    state_dict.to_torch({**params, "video": {**params["video"], "mystery": {"kernel": np.zeros(3)}}}, batch_stats)
   del params["audio"]["temporal"]["layers"][0]["attn"]["value"]
   with pytest.raises(ValueError, match=r"self_attn.in_proj_(weight|bias): attention has only 2 of query/key/value"):
-    convert.to_torch(params, batch_stats)
+    state_dict.to_torch(params, batch_stats)
 
 
 def test_cli_bad_input(exported, trained_run, tmp_path, capsys):
@@ -245,7 +245,7 @@ def test_cli_bad_input(exported, trained_run, tmp_path, capsys):
   assert _export_cli("--checkpoint", trained_run, "--out", str(tmp_path / "x"), "--which", "first") == 2
   assert "--which first" in capsys.readouterr().err
   with pytest.MonkeyPatch.context() as mp:
-    mp.setattr(export_command, "PARITY_TOLERANCE", -1.0)  # every difference is now too large
+    mp.setattr(parity, "PARITY_TOLERANCE", -1.0)  # every difference is now too large
     assert _export_cli("--checkpoint", exported, "--out", str(tmp_path / "x")) == 1
   assert "differs from JAX beyond" in capsys.readouterr().err
   assert os.listdir(tmp_path) == []  # nothing written, no temporary folder left

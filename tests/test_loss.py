@@ -27,9 +27,11 @@ def _batch(b=16, k=4, d=8, seed=0):
   return video, audio, mask
 
 
-def _np_candidates(mask, negatives):
-  """Per row: flat indices into the [B*K] audio windows that it scores against, and the target's position."""
+def _np_candidates(mask, negatives, ids=None):
+  """Per row: flat indices into the [B*K] audio windows that it scores against, and the target's position.
+  ids [B, K, 2]: a window with the id of the row's positive is not a candidate (other than the positive)."""
   b, k = mask.shape
+  flat_ids = None if ids is None else [tuple(x) for x in np.asarray(ids).reshape(b * k, -1)]
   rows = []
   for i in range(b):
     if negatives == "hard":
@@ -38,15 +40,17 @@ def _np_candidates(mask, negatives):
       cand = [j * k for j in range(b)]
     else:
       cand = [j for j in range(b * k) if mask.reshape(-1)[j]]
+    if flat_ids is not None:
+      cand = [j for j in cand if j == i * k or flat_ids[j] != flat_ids[i * k]]
     rows.append((np.array(cand), cand.index(i * k)))
   return rows
 
 
-def _np_loss(video, audio, mask, scale, negatives):
+def _np_loss(video, audio, mask, scale, negatives, ids=None):
   """The formula in float64 numpy: mean over rows of logsumexp(logits) - logits[target]; plus top-1 accuracy."""
   flat = audio.reshape(-1, audio.shape[-1])
   ces, hits = [], []
-  for i, (cand, target) in enumerate(_np_candidates(mask, negatives)):
+  for i, (cand, target) in enumerate(_np_candidates(mask, negatives, ids)):
     logits = scale * flat[cand] @ video[i]
     top = logits.max()
     ces.append(top + np.log(np.exp(logits - top).sum()) - logits[target])
@@ -179,6 +183,59 @@ def test_accuracy_on_constructed_examples():
   # Perfect embeddings: video equals its positive audio.
   _, metrics = info_nce(audio[:, 0], audio, mask, 10.0, negatives="both")
   assert float(metrics["accuracy"]) == 1.0 and float(metrics["hard_accuracy"]) == 1.0
+
+
+def _with_duplicates(b=8, k=4, d=8):
+  """A batch where rows repeat audio, as windows drawn from one record do (data.windows_per_record > 1): row 1's
+  hard negative 2 is row 0's positive (and holds the same vector), rows 2 and 3 share their positive, row 5's
+  positive is row 4's hard negative 1. Returns (video, audio, mask, ids)."""
+  video, audio, mask = _batch(b=b, k=k, d=d, seed=4)
+  mask[:] = True
+  ids = np.stack([np.repeat(np.arange(b)[:, None], k, 1), np.tile(np.arange(k) * 10, (b, 1))], -1).astype(np.int32)
+  for (row, col), (src_row, src_col) in [((1, 2), (0, 0)), ((3, 0), (2, 0)), ((4, 1), (5, 0))]:
+    ids[row, col], audio[row, col] = ids[src_row, src_col], audio[src_row, src_col]
+  video = _unit(video + 2 * audio[:, 0])  # near their positives, so a duplicated positive weighs in the loss
+  return video, audio, mask, ids
+
+
+@pytest.mark.parametrize("negatives", ("in_batch", "both"))
+def test_duplicates_of_a_rows_positive_are_not_its_negatives(negatives):
+  video, audio, mask, ids = _with_duplicates()
+  scale = 10.0
+  ref_loss, ref_acc = _np_loss(video.astype(np.float64), audio.astype(np.float64), mask, scale, negatives, ids)
+  unmasked, _ = _np_loss(video.astype(np.float64), audio.astype(np.float64), mask, scale, negatives)
+  assert abs(ref_loss - unmasked) > 1e-3  # the batch does exercise the mask
+  mesh = _mesh((4, 2), ("data", "fsdp"))
+  placed = [jax.device_put(x, NamedSharding(mesh, P(("data", "fsdp")))) for x in (video, audio, mask, ids)]
+  runs = {"single": lambda v, a, m, i: info_nce(v, a, m, scale, negatives=negatives, audio_ids=i),
+          "chunked": lambda v, a, m, i: info_nce(v, a, m, scale, negatives=negatives, audio_ids=i, chunk_size=5),
+          "sharded": lambda v, a, m, i: sharded_info_nce(v, a, m, scale, mesh=mesh, batch_axes=("data", "fsdp"),
+                                                         negatives=negatives, audio_ids=i),
+          "sharded chunked": lambda v, a, m, i: sharded_info_nce(v, a, m, scale, mesh=mesh, negatives=negatives,
+                                                                 batch_axes=("data", "fsdp"), audio_ids=i,
+                                                                 chunk_size=3)}
+  for name, fn in runs.items():
+    loss, metrics = jax.jit(fn)(*placed)
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5, err_msg=name)
+    assert float(metrics["accuracy"]) == pytest.approx(ref_acc), name
+
+
+def test_a_duplicated_positive_no_longer_bounds_the_loss_at_log_2():
+  """Perfect embeddings: every video equals its positive. A row whose positive reappears among its candidates
+  cannot go below log 2 unless the duplicate is removed."""
+  video, audio, mask, ids = _with_duplicates()
+  audio = audio.copy()
+  audio[:, 0] = _unit(video)
+  audio[1, 2] = audio[0, 0]
+  audio[3, 0] = audio[2, 0]
+  audio[4, 1] = audio[5, 0]
+  video = audio[:, 0]
+  scale = 100.0
+  naive, _ = info_nce(video, audio, mask, scale, negatives="both")
+  masked, _ = info_nce(video, audio, mask, scale, negatives="both", audio_ids=ids)
+  # Rows 0, 2, 3 and 5 tie with a duplicate of their positive without the mask: 4 of 8 rows at log 2 at least.
+  assert float(naive) >= 0.999 * 4 * np.log(2) / 8
+  assert float(masked) < 1e-3
 
 
 def test_rejects_bad_arguments():

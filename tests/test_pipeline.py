@@ -7,6 +7,7 @@ from modeformer_jax.config_loading import load_config
 from modeformer_jax.data import prep, synth
 from modeformer_jax.data.pipeline import train_batches
 from modeformer_jax.data.records import open_split
+from modeformer_jax.errors import UserError
 from modeformer_jax.train import trainer
 
 TINY_MODEL = ["--config.model.width=32", "--config.model.video_widths=(4,8,8,16,32)",
@@ -25,7 +26,7 @@ def prepared(tmp_path_factory):
 
 
 def _config(data_dir, *extra):
-  return load_config("configs/tiny.py", [*TINY_MODEL, f"--config.data.data_dir={data_dir}",
+  return load_config("tiny", [*TINY_MODEL, f"--config.data.data_dir={data_dir}",
                                          "--config.stages.0.batch_size=4", *extra])
 
 
@@ -42,15 +43,12 @@ def _assert_batches_equal(a, b):
 def test_batches_are_deterministic_and_resume_exactly(prepared):
   config = _config(prepared)
   stage = config.stages[0]
-  first = train_batches(config, stage, seed=7)
-  _take(first, 3)
-  state = first.get_state()
-  expected = _take(first, 4)
-  again = train_batches(config, stage, seed=7)
-  again.set_state(state)
-  _assert_batches_equal(_take(again, 4), expected)
-  fresh = train_batches(config, stage, seed=7)
-  _assert_batches_equal(_take(fresh, 3), _take(train_batches(config, stage, seed=7), 3))
+  expected = _take(train_batches(config, stage, seed=7), 7)
+  _assert_batches_equal(_take(train_batches(config, stage, seed=7), 7), expected)
+  # A resumed stage starts its input at the number of batches already consumed.
+  _assert_batches_equal(_take(train_batches(config, stage, seed=7, start=3), 4), expected[3:])
+  other = next(train_batches(config, stage, seed=8))
+  assert not np.array_equal(other["video"], expected[0]["video"])
 
 
 def test_batch_shapes_and_window_reads(prepared):
@@ -65,19 +63,28 @@ def test_batch_shapes_and_window_reads(prepared):
   np.testing.assert_array_equal(lazy["crops"][3:8], full["crops"][3:8])
 
 
-def test_hosts_read_disjoint_records(prepared):
-  config = _config(prepared, "--config.stages.0.batch_size=2", "--config.data.augment.crop_jitter=0")
-  ids = []
-  for host in range(2):
-    source = open_split(prepared, "lrs2", "train")
-    seen = set()
-    it = train_batches(config, config.stages[0], seed=0, source=[source[i] for i in range(len(source))],
-                       host=host, num_hosts=2)
-    for _ in range(6):
-      for clip in next(it)["video"]:
-        seen.add(clip.tobytes()[:2000])
-    ids.append(seen)
-  assert ids[0] and ids[1] and not ids[0] & ids[1]
+@pytest.mark.parametrize("windows", [1, 2])
+def test_processes_take_disjoint_slices_of_the_same_global_batch(prepared, windows):
+  """Whatever the number of processes, global batch g is the same: process p of P holds its rows p*B/P ..,
+  read from its own records, and the slices of all processes make the one-process batch."""
+  batch_size = 2 * windows  # one record per process: the fixture's train split has 2
+  config = _config(prepared, f"--config.stages.0.batch_size={batch_size}",
+                   f"--config.data.windows_per_record={windows}")
+  source = open_split(prepared, "lrs2", "train", lazy_frames=True)
+  whole = _take(train_batches(config, config.stages[0], seed=0, source=source, process_index=0, process_count=1), 4)
+  parts = [_take(train_batches(config, config.stages[0], seed=0, source=source, process_index=p, process_count=2),
+                 4) for p in range(2)]
+  checked = False
+  for g, batch in enumerate(whole):
+    joined = {k: np.concatenate([part[g][k] for part in parts]) for k in batch}
+    _assert_batches_equal([joined], [batch])
+    if (g + 1) * batch_size // windows <= len(source):  # within the first epoch no record comes twice
+      records = [set(part[g]["audio_ids"][:, 0, 0].tolist()) for part in parts]
+      assert all(not a & b for i, a in enumerate(records) for b in records[i + 1:])
+      checked = True
+  assert checked
+  with pytest.raises(UserError, match="multiple of"):
+    train_batches(config, config.stages[0], seed=0, source=source, process_index=0, process_count=4)
 
 
 def test_trainer_trains_from_prepared_shards(prepared, tmp_path):
@@ -88,7 +95,6 @@ def test_trainer_trains_from_prepared_shards(prepared, tmp_path):
 
 
 def test_missing_shards_are_a_clear_error(tmp_path):
-  from modeformer_jax.errors import UserError
   config = _config(str(tmp_path / "nothing"))
   with pytest.raises(UserError, match="no prepared dataset"):
     train_batches(config, config.stages[0], seed=0)
@@ -99,7 +105,7 @@ def test_syncnet_batches_hold_whole_crops_and_mfccs_of_the_stored_audio(prepared
   each record's stored int16 audio, as python_speech_features computes them."""
   import python_speech_features
 
-  config = load_config("configs/syncnet.py:pm,tiny,base=configs/tiny.py", [
+  config = load_config("syncnet:pm,tiny,base=tiny", [
       f"--config.data.data_dir={prepared}", "--config.stages.0.batch_size=4", "--config.data.augment.audio_gain=0.0",
       "--config.data.augment.audio_noise=0.0"])
   batch = next(train_batches(config, config.stages[0], seed=0))
@@ -115,7 +121,7 @@ def test_syncnet_batches_hold_whole_crops_and_mfccs_of_the_stored_audio(prepared
 def test_joined_splits(prepared):
   """stage.split "a+b" trains on both splits: records of a, then of b, through the same grain graph."""
   from modeformer_jax.data.pipeline import open_source
-  config = load_config("configs/tiny.py:synthetic", [*TINY_MODEL, "--config.data.synthetic_clips=2",
+  config = load_config("tiny:synthetic", [*TINY_MODEL, "--config.data.synthetic_clips=2",
                                                       "--config.data.synthetic_seconds=1.0",
                                                       "--config.stages.0.split=train+val",
                                                       "--config.stages.0.batch_size=4"])

@@ -16,6 +16,7 @@ from PIL import Image
 
 from modeformer_jax import cli
 from modeformer_jax.data import lrs_layout, prep, synth
+from modeformer_jax.data.prep import shards
 from modeformer_jax.data.records import open_split
 from modeformer_jax.errors import UserError
 from modeformer_jax.media import faces
@@ -323,7 +324,7 @@ def test_resume_after_interrupt(lrs2, tmp_path, monkeypatch):
   os.utime(clips[0].video, ns=(1, 1))
   # That clip is recomputed, then the rebuild dies while writing shards: the previous dataset stays as it
   # was, and no staging folder is left.
-  load = prep.load_example
+  load = shards.load_example
   calls = []
 
   def fail_on_third(*args):
@@ -332,10 +333,10 @@ def test_resume_after_interrupt(lrs2, tmp_path, monkeypatch):
       raise OSError("disk full")
     return load(*args)
 
-  monkeypatch.setattr(prep, "load_example", fail_on_third)
+  monkeypatch.setattr(shards, "load_example", fail_on_third)
   with pytest.raises(OSError, match="disk full"):
     prep.prepare("lrs2", lrs2["src"], out, ["train"], workers=1, progress=False)
-  monkeypatch.setattr(prep, "load_example", load)
+  monkeypatch.setattr(shards, "load_example", load)
   assert sorted(_records(out, "lrs2", "train")) == sorted(ids)
   assert not [d for d in os.listdir(os.path.join(out, "_work", "lrs2")) if d.startswith("_")]
   again = prep.prepare("lrs2", lrs2["src"], out, ["train"], workers=1, progress=False)

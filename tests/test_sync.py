@@ -15,8 +15,10 @@ from modeformer_jax import cli
 from modeformer_jax.data import synth
 from modeformer_jax.data.windows import WindowSpec
 from modeformer_jax.inference import offset_similarities
+from modeformer_jax.media import filters
 from modeformer_jax.media.encode import write_video
 from modeformer_jax.media.preprocess_config import preprocess_config
+from modeformer_jax.offsets import describe_offset
 from modeformer_jax.sync import batch, detect, syncnet_metrics
 from modeformer_jax.sync.correct import write_corrected
 
@@ -153,7 +155,7 @@ def test_missing_values_are_left_out():
   kept = np.delete(np.arange(30), [4, 5, 6])
   assert np.isfinite(s.framewise_conf_filtered[kept]).all()
   x = rng.normal(size=25)
-  np.testing.assert_allclose(syncnet_metrics.median_filter(x, 9), scipy.signal.medfilt(x, 9))
+  np.testing.assert_allclose(filters.median_filter(x, 9), scipy.signal.medfilt(x, 9))
 
 
 def test_offset_histogram_counts_per_window_best_offsets():
@@ -358,7 +360,7 @@ def test_bad_inputs_fail_alone_in_a_batch(trained_run, clips, tmp_path, capsys):
   assert report[0] == f"== {clips['face256_lag3']}"
   assert [line.split(":")[0] for line in report[1:4]] == ["AV offset", "Min dist", "Confidence"]
   offset = int(report[1].split()[2])  # parseable like syncnet_python's "AV offset: \t3 "
-  assert report[1].endswith(f"({detect.describe_offset(offset, 25)})")
+  assert report[1].endswith(f"({describe_offset(offset, 25)})")
   assert any(line.startswith("Faces: \t") and "% of frames (1 track)" in line for line in report)
   assert "6 failed:" in out and "1 scored: LSE-D" in out
 

@@ -12,7 +12,7 @@ import pytest
 
 from modeformer_jax.config_loading import load_config
 from modeformer_jax.train import trainer
-from modeformer_jax.train.checkpoints import restore_weights
+from modeformer_jax.weights import restore_weights
 
 # Narrower than configs/tiny.py so CPU steps take a fraction of a second.
 OVERRIDES = ["--config.model.width=32", "--config.model.video_widths=(4,8,8,16,32)",
@@ -21,7 +21,7 @@ OVERRIDES = ["--config.model.width=32", "--config.model.video_widths=(4,8,8,16,3
 
 
 def _config(*extra):
-  return load_config("configs/tiny.py:synthetic", OVERRIDES + list(extra))
+  return load_config("tiny:synthetic", OVERRIDES + list(extra))
 
 
 def _leaves(tree):
@@ -43,7 +43,7 @@ def test_tiny_training_lowers_the_loss(tmp_path):
 
 
 def _cli(workdir, steps):
-  return [sys.executable, "-m", "modeformer_jax.cli", "train", "--config", "configs/tiny.py:synthetic",
+  return [sys.executable, "-m", "modeformer_jax.cli", "train", "--config", "tiny:synthetic",
           "--workdir", str(workdir), "--no-progress", f"--config.stages.0.steps={steps}",
           "--config.checkpoint_every=3", *OVERRIDES]
 

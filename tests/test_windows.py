@@ -11,7 +11,7 @@ def _record(frames, mel_frames):
   crops = np.zeros((frames, 96, 96, 3), np.uint8)
   crops[:] = np.arange(frames, dtype=np.uint8)[:, None, None, None]  # each frame shows its index
   mel = np.repeat(np.arange(mel_frames, dtype=np.float32)[:, None], 80, axis=1)  # each mel frame its index
-  return {"id": "x", "crops": crops, "mel": mel.astype(np.float16), "num_frames": frames}
+  return {"id": "x", "index": 0, "crops": crops, "mel": mel.astype(np.float16), "num_frames": frames}
 
 
 def test_audio_window_starts_at_80f_over_25():

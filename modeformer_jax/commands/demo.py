@@ -2,7 +2,7 @@
 
   1. synth   an LRS2-layout dataset (real mp4 files) and a few clips with known audio offsets
   2. prep    the dataset into ArrayRecord shards
-  3. train   a narrow ModEFormer (configs/tiny.py) on the shards
+  3. train   a narrow ModEFormer (the shipped `tiny` config) on the shards
   4. eval    the paper's protocol on the test split (clip lengths 5..15), table and plot
   5. sync    offset detection on the shifted clips: detected vs true
   6. export  to PyTorch (and ONNX when onnxruntime is installed), checked for parity
@@ -28,17 +28,12 @@ import os
 import sys
 import time
 
-from modeformer_jax import atomic
 
-# configs/ sits beside the package in a checkout (the README installs it editable from there).
-TINY_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                           "configs", "tiny.py")
+TINY_CONFIG = "tiny"  # shipped in the package (modeformer_jax/configs), so an installed demo finds it
 
 # The centre 62.5% of the generated 160x160 LRS2 frames: the face framed as a face detector crops it (the
 # framing configs/tiny.py's in-memory synthetic source renders, data.synthetic_face_scale = 1.6).
 FACE_BOX = (0.1875, 0.1875, 0.8125, 0.8125)
-
-MIN_STEPS = 20  # fewer steps than this do not leave chance
 
 HELP = "the whole pipeline on generated data: synth, prep, train, eval, sync, export"
 
@@ -85,32 +80,19 @@ def _planned_steps(args: argparse.Namespace, overrides: list[str], plan_path: st
   """Training steps for the run: --steps, the plan of an earlier run with the same budget, or timed now."""
   if args.steps:
     return args.steps
-  if os.path.exists(plan_path):
-    with open(plan_path) as f:
-      plan = json.load(f)
-    if all(plan.get(k) == getattr(args, k) for k in ("minutes", "batch_size", "negatives")):
-      print(f"training steps: {plan['steps']} (planned by an earlier run, {plan_path})")
-      return plan["steps"]
   from modeformer_jax.config_loading import load_config
-  from modeformer_jax.train.step_timing import time_step
-  config = load_config(TINY_CONFIG, overrides)
-  timing = time_step(config, args.batch_size, steps=3, warmup=1)
-  # Measured in demo runs on the development machine (BENCHMARKS.md): the input pipeline makes a training step
-  # 13-17% slower than the step timed here, setting up this timing and the trainer (shards, model, mesh,
-  # final checkpoint) takes about 30 s, and eval + sync + export about 25 s. The trainer compiles its step
-  # again (the schedule's length is part of the program), so the compile is paid twice.
-  step_s = 1.15 * timing["step_s"]
-  budget_s = 60 * args.minutes - elapsed_s - 2 * timing["compile_s"] - 30 - (20 + 10 * timing["step_s"])
-  fitting = int(budget_s / step_s)
-  steps = max(fitting, MIN_STEPS)
-  print(f"training steps: {steps} ({step_s:.2f} s per step of {args.batch_size} clips measured here; "
-        f"{budget_s:.0f} s of the {args.minutes:g}-minute budget left for training)")
-  if fitting < MIN_STEPS:
+  from modeformer_jax.train.budget import MIN_STEPS, plan_steps
+
+  plan = plan_steps(load_config(TINY_CONFIG, overrides), args.batch_size, minutes=args.minutes, elapsed_s=elapsed_s,
+                    plan_path=plan_path, settings={k: getattr(args, k) for k in ("minutes", "batch_size", "negatives")})
+  if plan.reused:
+    print(f"training steps: {plan.steps} (planned by an earlier run, {plan_path})")
+    return plan.steps
+  print(f"training steps: {plan.steps} ({plan.step_s:.2f} s per step of {args.batch_size} clips measured here; "
+        f"{plan.budget_s:.0f} s of the {args.minutes:g}-minute budget left for training)")
+  if plan.fitting < MIN_STEPS:
     print(f"warning: --minutes {args.minutes:g} leaves less than {MIN_STEPS} steps; training {MIN_STEPS} anyway")
-  atomic.write(plan_path, json.dumps({"minutes": args.minutes, "batch_size": args.batch_size,
-                                      "negatives": args.negatives, "steps": steps, "step_s": timing["step_s"],
-                                      "compile_s": timing["compile_s"]}))
-  return steps
+  return plan.steps
 
 
 def run(args) -> int:
@@ -130,7 +112,7 @@ def run(args) -> int:
   _call(["prep", "--dataset", "lrs2", "--src", data, "--out", prepared, "--splits", "pretrain,train,val,test",
          "--lrs2-box", ",".join(map(str, FACE_BOX))])
 
-  _step("3/6 train: configs/tiny.py on the shards", started)
+  _step("3/6 train: the tiny config on the shards", started)
   overrides = _train_overrides(args, prepared)
   steps = _planned_steps(args, overrides, os.path.join(w, "plan.json"), time.perf_counter() - started)
   _call(["train", "--config", TINY_CONFIG, "--workdir", run_dir, *overrides, f"--config.stages.0.steps={steps}",

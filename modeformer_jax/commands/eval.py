@@ -13,6 +13,10 @@ Examples:
 Writes into --out (default RUN/eval/<split>-<step>): results.json (accuracy per clip length, per-video
 accuracies, offset histograms, skipped videos), table.md (the paper's Table 1 layout, its rows alongside),
 accuracy_vs_clip_length.png and offset_histogram.png. Exit status: 0 done, 2 bad input.
+
+eval runs as one process on all of this host's devices (start it once; under `modeformer launch`, srun or
+mpirun it stops with that message). Compiled encoders are kept in the compilation cache
+(~/.cache/modeformer/xla, or $JAX_COMPILATION_CACHE_DIR), so a second eval of the same model starts faster.
 """
 
 from __future__ import annotations
@@ -46,35 +50,25 @@ def add_arguments(parser) -> None:
   options.add_json(parser)
 
 
-def parse_clip_lengths(text: str) -> tuple[int, ...]:
-  try:
-    lengths = tuple(int(x) for x in text.split(","))
-  except ValueError:
-    raise UserError(f"--clip-lengths {text}: expected comma-separated integers, e.g. 5,7,9,11,13,15") from None
-  bad = [k for k in lengths if k < 5 or k % 2 == 0]
-  if bad:
-    raise UserError(f"--clip-lengths {text}: {bad[0]} is not an odd number of frames >= 5")
-  return tuple(sorted(set(lengths)))
-
-
-def parse_checkpoint(text: str) -> str | int:
-  if text in ("best", "last"):
-    return text
-  if not text.isdigit():
-    raise UserError(f"--checkpoint {text}: expected a step number, 'best' or 'last'")
-  return int(text)
-
-
 def run(args) -> int:
+  from modeformer_jax import runtime
   from modeformer_jax.evaluation.evaluate import evaluate_run
+  from modeformer_jax.evaluation.protocol import parse_clip_lengths
   from modeformer_jax.evaluation.report import summary_text, write_report
+  from modeformer_jax.weights import is_export, parse_which
 
-  clip_lengths = parse_clip_lengths(args.clip_lengths)
+  runtime.require_one_process("modeformer eval")
+  runtime.enable_compilation_cache()
+
+  clip_lengths = options.parsed("--clip-lengths", args.clip_lengths, parse_clip_lengths)
+  which = options.parsed("--checkpoint", args.checkpoint, parse_which)
   if args.max_offset < 1:
     raise UserError(f"--max-offset {args.max_offset}: must be >= 1")
   if args.limit is not None and args.limit < 1:
     raise UserError(f"--limit {args.limit}: must be >= 1")
-  results = evaluate_run(args.workdir, checkpoint=parse_checkpoint(args.checkpoint), split=args.split,
+  if args.data is None and is_export(args.workdir):
+    raise UserError("an exported model carries no data source: pass --data DIR (a `modeformer prep --out` folder)")
+  results = evaluate_run(args.workdir, checkpoint=which, split=args.split,
                          data_dir=args.data, dataset=args.dataset, clip_lengths=clip_lengths,
                          max_offset=args.max_offset, naive=args.naive, limit=args.limit,
                          batch_size=args.batch_size, progress=not args.no_progress)

@@ -3,14 +3,29 @@
 from __future__ import annotations
 
 import argparse
+from typing import Callable, TypeVar
+
+from modeformer_jax.errors import UserError
+
+T = TypeVar("T")
 
 
 def add_config(parser: argparse.ArgumentParser, required: bool = True) -> None:
+  from modeformer_jax.config_loading import shipped_configs
+
   parser.add_argument(
-      "--config", required=required, metavar="PATH[:ARG]",
-      help="ml_collections config file with get_config(ARG), e.g. configs/modeformer_lrs2.py or "
-      "configs/tiny.py:synthetic. Any field can then be overridden with --config.FIELD=VALUE "
-      "(e.g. --config.stages.0.steps=100 --config.model.dtype=bfloat16).")
+      "--config", required=required, metavar="NAME[:ARG]",
+      help=f"a shipped config ({', '.join(shipped_configs())}), e.g. modeformer_lrs2 or tiny:synthetic, or an "
+      "ml_collections config file PATH.py[:ARG] with get_config(ARG). Any field can then be overridden with "
+      "--config.FIELD=VALUE (e.g. --config.stages.0.steps=100 --config.model.dtype=bfloat16).")
+
+
+def parsed(flag: str, text: str, parse: Callable[[str], T]) -> T:
+  """parse(text), its ValueError turned into the one-line UserError that names the flag."""
+  try:
+    return parse(text)
+  except ValueError as e:
+    raise UserError(f"{flag} {text}: {e}") from None
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:

@@ -1,6 +1,6 @@
 """Print the model's parameter count per module and in total.
 
-Example: modeformer params --config configs/modeformer_lrs2.py
+Example: modeformer params --config modeformer_lrs2
 """
 
 from __future__ import annotations

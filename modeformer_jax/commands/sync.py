@@ -94,14 +94,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "command after an interruption scores only the files not recorded there")
 
 
-def _which(value: str) -> str | int:
-  if value in ("last", "best"):
-    return value
-  if value.isdigit():
-    return int(value)
-  raise UserError(f"--which: expected last, best or a step number, got {value!r}")
-
-
 def _outputs(flag: str, target: str | None, items, suffix: str | None) -> dict[str, str]:
   """Input path -> output path: target itself for one input (or target/<name> if it is a folder), else
   target/<name relative to its input folder> (with the suffix swapped when given)."""
@@ -123,11 +115,13 @@ def _outputs(flag: str, target: str | None, items, suffix: str | None) -> dict[s
 def run(args: argparse.Namespace) -> int:
   from modeformer_jax.inference import load_sync_model
   from modeformer_jax.sync import batch
+  from modeformer_jax.sync.correct import correct_scored
   from modeformer_jax.sync.detect import SyncResult
   from modeformer_jax.sync.journal import Journal
   from modeformer_jax.sync.plot import plot_result
+  from modeformer_jax.weights import parse_which
 
-  which = _which(args.which)
+  which = options.parsed("--which", args.which, parse_which)
   if args.max_offset_frames < 1:
     raise UserError(f"--max-offset-frames: must be at least 1, got {args.max_offset_frames}")
   if args.jobs is not None and args.jobs < 0:
@@ -170,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
       plotted[result.path] = plot_result(result, plots[result.path])
     if not copies:
       _emit(result, plotted.get(result.path), None, args.json, several=len(items) > 1)
-  rechecks = _correct(model, rows, copies, settings, journal) if copies else {}
+  rechecks = correct_scored(model, rows, copies, settings, journal) if copies else {}
   for result in results if copies else ():
     _emit(result, plotted.get(result.path), rechecks.get(result.path), args.json, several=len(items) > 1)
 
@@ -185,37 +179,9 @@ def run(args: argparse.Namespace) -> int:
   return 1 if failed else 0
 
 
-def _correct(model, rows: dict[str, dict], copies: dict[str, str], settings: dict, journal) -> dict:
-  """Writes the corrected copies of the scored files that lack one (rows: path -> summary row, updated in
-  place and journaled), then re-checks them all (in parallel as the inputs were): input path -> (copy path,
-  SyncResult or Failure)."""
-  from modeformer_jax.sync import batch
-  from modeformer_jax.sync.correct import write_corrected
-
-  written, out = {}, {}
-  for path, row in rows.items():
-    done = row["corrected_path"] == copies[path] and row["corrected_av_offset_frames"] is not None
-    if row["status"] != "ok" or done:
-      continue
-    dst = copies[path]
-    try:
-      write_corrected(path, dst, row["av_offset_frames"], model.spec.fps)
-      written[path] = dst
-    except UserError as e:
-      out[path] = (dst, batch.Failure.of(dst, e))
-  rechecked = batch.detect_many(model, list(written.values()), desc="re-check", **settings)
-  for (src, dst), recheck in zip(written.items(), rechecked):
-    out[src] = (dst, recheck)
-  for src, (dst, recheck) in out.items():
-    rows[src] = batch.with_correction(rows[src], dst, recheck)
-    if journal:
-      journal.add(rows[src])
-  return out
-
-
 def _emit(result, plot: str | None, recheck: tuple | None, as_json: bool, several: bool) -> None:
   from modeformer_jax.sync import batch
-  from modeformer_jax.sync.detect import describe_offset
+  from modeformer_jax.offsets import describe_offset
 
   if isinstance(result, batch.Failure):
     print(f"modeformer sync: error: {result.path}: {result.reason}", file=sys.stderr)

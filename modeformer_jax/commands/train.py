@@ -1,8 +1,8 @@
 """Train a sync model: the config's stages one after another, resuming from WORKDIR's latest checkpoint.
 
 Examples:
-  modeformer train --config configs/tiny.py:synthetic --workdir runs/tiny
-  modeformer train --config configs/modeformer_lrs2.py --workdir runs/lrs2 --config.data.data_dir=/data/lrs2_prep
+  modeformer train --config tiny:synthetic --workdir runs/tiny
+  modeformer train --config modeformer_lrs2 --workdir runs/lrs2 --config.data.data_dir=/data/lrs2_prep
 
 Re-running the same command after an interruption (crash, kill, SIGTERM preemption) continues from the last
 checkpoint with the same step, optimiser state, RNG and input order. Exit status: 0 done, 2 bad input,

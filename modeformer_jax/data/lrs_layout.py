@@ -61,7 +61,7 @@ def find_clips(dataset: str, src: str, splits: tuple[str, ...] | list[str] = (),
                val_fraction: float = 0.05) -> dict[str, list[Clip]]:
   """Lists the clips of each requested split (all default splits when empty), sorted by id."""
   if dataset not in DATASETS:
-    raise UserError(f"--dataset {dataset}: unknown dataset, expected one of {', '.join(DATASETS)}")
+    raise UserError(f"dataset {dataset!r}: unknown, expected one of {', '.join(DATASETS)}")
   if not os.path.isdir(src):
     raise UserError(f"{src}: not a directory")
   splits = tuple(splits) or default_splits(dataset)
@@ -110,7 +110,7 @@ def _lrs2_root(src: str) -> tuple[str, str]:
 
 def _lrs2_clips(src: str, split: str) -> list[Clip]:
   if split not in LRS2_SPLITS:
-    raise UserError(f"--splits {split}: LRS2 has the splits {', '.join(LRS2_SPLITS)}")
+    raise UserError(f"split {split!r}: LRS2 has the splits {', '.join(LRS2_SPLITS)}")
   videos, lists = _lrs2_root(src)
   list_path = os.path.join(lists, f"{split}.txt")
   if not os.path.isfile(list_path):
@@ -156,14 +156,14 @@ def _val_speakers(speakers: list[str], val_fraction: float) -> set[str]:
 
 def _lrs3_clips(src: str, split: str, val_fraction: float) -> list[Clip]:
   if split not in LRS3_FOLDERS + LRS3_DERIVED:
-    raise UserError(f"--splits {split}: LRS3 has the splits {', '.join(LRS3_FOLDERS + LRS3_DERIVED)}")
+    raise UserError(f"split {split!r}: LRS3 has the splits {', '.join(LRS3_FOLDERS + LRS3_DERIVED)}")
   folder = os.path.join(src, "trainval" if split in LRS3_DERIVED else split)
   if not os.path.isdir(folder):
     raise UserError(f"{folder}: LRS3 folder for split '{split}' not found")
   clips = _speaker_folders(src, folder, split, BOXES_TXT)
   if split in LRS3_DERIVED:
     if not 0.0 < val_fraction < 1.0:
-      raise UserError(f"--lrs3-val-fraction {val_fraction}: must be in (0, 1)")
+      raise UserError(f"val_fraction {val_fraction}: must be in (0, 1)")
     val = _val_speakers(sorted({c.speaker for c in clips}), val_fraction)
     clips = [c for c in clips if (c.speaker in val) == (split == "val")]
   return clips

@@ -103,8 +103,10 @@ class ExampleSampler:
   """record -> example dict; picklable so grain worker processes can run it.
 
   Example: video uint8 [T=5, 48, 96, 3], audio float32 [1+N, 80, 16] (index 0 the positive), audio_mask
-  bool [1+N], offsets int32 [1+N] (0 for the positive). With windows > 1, each array gets a leading
-  [windows] axis: windows drawn from one record read.
+  bool [1+N], offsets int32 [1+N] (0 for the positive), audio_ids int32 [1+N, 2]: (record["index"], start
+  frame) of each audio window, -1 where masked; two windows with the same id are the same audio, which the
+  loss must not count as a negative (windows of one record drawn at overlapping positions). With windows > 1,
+  each array gets a leading [windows] axis: windows drawn from one record read.
 
   With clip_frames = (lo, hi) (variable-length models, AVST): a clip of T frames, T drawn uniformly from
   lo..hi (fewer where the record is too short), and its audio windows of ceil(3.2 T) mel frames, zero-padded to
@@ -144,8 +146,9 @@ class ExampleSampler:
     # A slice, so lazily decoded JPEG crops (records.JpegFrames) decode these 5 frames only.
     video = self.augment.video(crops[start:start + spec.video_frames], spec.mouth_row_start, rng)
     audio = self.augment.audio(spec.audio_windows(mel, frames), rng)
+    ids = np.where(mask[:, None], np.stack([np.full(k, record["index"]), frames], axis=1), -1)
     example = {"video": video, "audio": audio, "audio_mask": mask,
-               "offsets": np.where(mask, frames - start, 0).astype(np.int32)}
+               "offsets": np.where(mask, frames - start, 0).astype(np.int32), "audio_ids": ids.astype(np.int32)}
     if self.clip_frames:
       longest = self.spec.clip(self.clip_frames[1])
       example["video"] = _pad_axis(video, 0, longest.video_frames)

@@ -31,10 +31,10 @@ import tqdm
 from modeformer_jax.data.features import record_features
 from modeformer_jax.errors import UserError
 from modeformer_jax.evaluation import protocol
-from modeformer_jax.inference import (SyncModel, audio_windows, load_sync_model, num_windows, offset_similarities,
-                                      pair_scores, video_windows)
+from modeformer_jax.evaluation.protocol import CLIP_LENGTHS
+from modeformer_jax.inference import (SyncModel, audio_windows, load_sync_model, offset_similarities, pair_scores,
+                                      video_windows)
 
-CLIP_LENGTHS = (5, 7, 9, 11, 13, 15)
 # Encoder rows gathered from consecutive videos before encoding: padding is paid once per group, not once per
 # video, and a group's uint8 video windows stay under ~300 MB (4096 ModEFormer mouth windows; SyncNet's whole
 # faces are twice as large, so its groups hold half as many).
@@ -76,7 +76,8 @@ def _jobs(model: SyncModel, records: Sequence[dict], indices: Iterable[int], max
     record = features(records[i]) if features else records[i]
     vid = str(record.get("id", f"#{i}"))
     frames, samples = len(record["crops"]), _samples(record, pp)
-    count = min(num_windows(frames, samples, spec, samples_per_frame), spec.num_starts(frames, len(record["mel"])))
+    length = min(frames, samples // samples_per_frame)
+    count = min(protocol.num_windows(length, spec.video_frames), spec.num_starts(frames, len(record["mel"])))
     if count < 1:
       skipped.append({"id": vid, "reason": f"too short: {frames} frames, audio for {samples // samples_per_frame} "
                       f"frames; the protocol needs {spec.video_frames + 1} for one window"})
@@ -250,7 +251,7 @@ def open_records(config: ml_collections.ConfigDict, split: str, data_dir: str | 
     return source, {"source": "shards", "data_dir": data_dir, "dataset": dataset, "split": split,
                     "description": f"{source.path} split '{split}'"}
   if "data" not in config:
-    raise UserError("an exported model carries no data source: pass --data DIR (a `modeformer prep --out` folder)")
+    raise UserError("an exported model carries no data source: give data_dir (a `modeformer prep --out` folder)")
   from modeformer_jax.data.pipeline import open_source
   source = open_source(config, split)
   if config.data.source == "synthetic":
@@ -283,9 +284,11 @@ def validation_records(config: ml_collections.ConfigDict) -> list[dict]:
 
 def validation_metrics(model: SyncModel, records: Sequence[dict], clip_lengths: Sequence[int] = (5, 15),
                        max_offset: int = 15) -> dict[str, float]:
-  """{"val_accuracy_K": protocol accuracy with K frames of context} on a small in-memory subset."""
+  """{"val_accuracy_K": protocol accuracy with K frames of context, "val_videos": videos scored} on a small
+  in-memory subset."""
   videos, skipped = utterance_scores(model, records, max_offset=max_offset)
   _check_usable(videos, skipped, "validation records")
   results = protocol.protocol_results([v.scores for v in videos], clip_lengths, model.spec.video_frames,
                                       [v.padded for v in videos])
-  return {f"val_accuracy_{k}": results["clip_lengths"][str(k)]["accuracy"] for k in clip_lengths}
+  return {**{f"val_accuracy_{k}": results["clip_lengths"][str(k)]["accuracy"] for k in clip_lengths},
+          "val_videos": len(videos)}

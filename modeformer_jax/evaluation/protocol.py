@@ -42,6 +42,19 @@ import numpy as np
 
 TOLERANCE = 1  # a window is correct iff |predicted offset| <= 1 frame
 MASKED = -1000.0  # the script's score of a candidate outside the utterance
+CLIP_LENGTHS = (5, 7, 9, 11, 13, 15)  # K frames of context the paper reports
+
+
+def parse_clip_lengths(text: str) -> tuple[int, ...]:
+  """'5,7,9' -> (5, 7, 9): clip lengths K in frames, odd and >= 5, sorted and deduplicated (ValueError if not)."""
+  try:
+    lengths = tuple(int(x) for x in text.split(","))
+  except ValueError:
+    raise ValueError("expected comma-separated integers, e.g. 5,7,9,11,13,15") from None
+  bad = [k for k in lengths if k < 5 or k % 2 == 0]
+  if bad:
+    raise ValueError(f"{bad[0]} is not an odd number of frames >= 5")
+  return tuple(sorted(set(lengths)))
 
 
 def num_windows(length: int, window_frames: int = 5) -> int:

@@ -11,8 +11,8 @@ import os
 from typing import Sequence
 
 from modeformer_jax import atomic
-from modeformer_jax.evaluation.evaluate import CLIP_LENGTHS
-from modeformer_jax.sync.detect import describe_offset
+from modeformer_jax.evaluation.protocol import CLIP_LENGTHS
+from modeformer_jax.offsets import describe_offset
 
 # SPEC section 5 (the paper's Table 1): dataset, model, accuracy % at 5/7/9/11/13/15 frames, parameters.
 PAPER_TABLE1 = (

@@ -14,11 +14,10 @@ from typing import Mapping
 
 import ml_collections
 import numpy as np
-from flax import nnx
 
 from modeformer_jax.errors import UserError
-from modeformer_jax.export import convert, load
-from modeformer_jax.models import build_model
+from modeformer_jax.models.functional import abstract_model
+from modeformer_jax.weights import export_folder, state_dict
 
 CONV_INDICES = (0, 4, 8, 11, 14, 18)
 TOWERS = {"lip": ("netcnnlip", "netfclip"), "audio": ("netcnnaud", "netfcaud")}
@@ -27,7 +26,7 @@ STRIP_PREFIXES = ("module.", "__S__.")
 
 
 def key_map() -> dict[tuple, tuple[str, str]]:
-  """Our parameter / statistic path -> (published key, layout of convert._from_torch_layout)."""
+  """Our parameter / statistic path -> (published key, layout of state_dict.from_torch_layout)."""
   out = {}
   bn = {"scale": "weight", "bias": "bias", "mean": "running_mean", "var": "running_var"}
   for tower, (cnn, fc) in TOWERS.items():
@@ -51,8 +50,8 @@ def from_state_dict(state: Mapping[str, np.ndarray], model_cfg: ml_collections.C
   for prefix in STRIP_PREFIXES:
     if state and all(k.startswith(prefix) for k in state):
       state = {k[len(prefix):]: v for k, v in state.items()}
-  abstract = nnx.eval_shape(lambda: build_model(model_cfg))
-  trees = (nnx.to_pure_dict(nnx.state(abstract, nnx.Param)), nnx.to_pure_dict(nnx.state(abstract, nnx.BatchStat)))
+  abstract = abstract_model(model_cfg)
+  trees = (abstract.params, abstract.batch_stats)
   mapping = key_map()
   used, problems = set(), []
 
@@ -68,11 +67,11 @@ def from_state_dict(state: Mapping[str, np.ndarray], model_cfg: ml_collections.C
         key, layout = mapping[path]
         t = np.asarray(state[key], np.float32)
         used.add(key)
-        expected = convert._to_torch_layout(layout, np.zeros(v.shape, np.float32)).shape
+        expected = state_dict.to_torch_layout(layout, np.zeros(v.shape, np.float32)).shape
         if t.shape != expected:
           problems.append(f"{key}: shape {tuple(t.shape)}, expected {expected}")
           continue
-        out[k] = np.array(convert._from_torch_layout(layout, t, v.shape), np.float32, order="C")
+        out[k] = np.array(state_dict.from_torch_layout(layout, t, v.shape), np.float32, order="C")
     return out
 
   params, stats = fill(trees[0], ()), fill(trees[1], ())
@@ -105,14 +104,12 @@ def read_torch_state_dict(path: str) -> dict[str, np.ndarray]:
 def write_folder(out: str, config: ml_collections.ConfigDict, params: dict, batch_stats: dict,
                  source: str) -> list[str]:
   """An export folder (config.json + model.safetensors, our PyTorch-style names) that load_sync_model reads."""
-  from safetensors.numpy import save_file
-
   os.makedirs(out, exist_ok=True)
   model_cfg = json.loads(config.model.to_json_best_effort())
-  save_file(convert.to_torch(params, batch_stats), os.path.join(out, load.WEIGHTS),
-            metadata={"format": "pt", load.MODEL_METADATA: json.dumps(model_cfg, sort_keys=True)})
+  export_folder.write_weights(os.path.join(out, export_folder.WEIGHTS), state_dict.to_torch(params, batch_stats),
+                              model_cfg)
   meta = {"model": model_cfg, "preprocess": json.loads(config.preprocess.to_json_best_effort()),
           "source": {"checkpoint": os.path.abspath(source), "step": None, "imported": "syncnet_python"}}
-  with open(os.path.join(out, load.CONFIG), "w") as f:
+  with open(os.path.join(out, export_folder.CONFIG), "w") as f:
     json.dump(meta, f, indent=2)
   return sorted(os.listdir(out))

@@ -8,7 +8,7 @@ importing them; tests/test_export.py checks that both give the same numbers for 
 Inputs keep the JAX model's layout (video [B, T, 48, 96, 3] channels-last, log-mel [B, 80, 16]) and are
 permuted inside. Parameter names follow PyTorch conventions (conv weight [out, in, *k], linear [out, in],
 BatchNorm running_mean / running_var, nn.TransformerEncoderLayer's self_attn.in_proj_weight / linear1 /
-norm1 ...); export/convert.py maps the JAX tree onto them.
+norm1 ...); weights/state_dict.py maps the JAX tree onto them.
 
 Training this module is possible but not what it is for: PyTorch's BatchNorm updates running_var with the
 unbiased batch variance where flax uses the biased one, so the two drift apart slightly when trained.

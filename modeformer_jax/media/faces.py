@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from modeformer_jax.errors import UserError
 from modeformer_jax.media.decode import MediaError
-from modeformer_jax.sync.syncnet_metrics import median_filter
+from modeformer_jax.media.filters import median_filter
 
 
 @dataclasses.dataclass

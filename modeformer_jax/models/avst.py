@@ -13,7 +13,7 @@ choice below is a guess and a config field (config_defaults.avst_model_config sa
       the two modalities, so a video frame and the audio heard with it have the same position)
       -> `depth` transformer layers -> the [CLS] output -> Linear + tanh -> Linear -> one logit (in sync)
 
-Clips of T frames come with M = ceil(3.2 T) mel frames (media.logmel.mel_frames_covering). Training draws T per
+Clips of T frames come with M = ceil(3.2 T) mel frames (data.windows.WindowSpec.clip). Training draws T per
 clip (config.data.clip_frames) and pads every clip to the longest with a mask (`video_mask`): each CNN block's
 output is zeroed on padded frames, BatchNorm's batch statistics leave them out, and attention ignores their
 tokens, so a padded clip scores as it would alone. Evaluation scores 5-frame windows like every model here
@@ -30,7 +30,6 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from modeformer_jax.media.logmel import mel_frames_covering
 from modeformer_jax.models.layers import ConvBlock, EncoderLayer, sinusoidal_positions
 from modeformer_jax.models.modeformer import CNN, audio_cnn_table, visual_cnn_table
 
@@ -95,8 +94,8 @@ class AVST(nnx.Module):
     t = cfg.video_stem_frames
     self.video_stem = ConvBlock(stem[0], stem[1], (t, stem[2], stem[2]), 1, (t // 2, stem[4], stem[4]), False,
                                 ndim=3, **common)
-    self.video_cnn = CNN(per_frame_table(rest), ndim=2, **common)
-    self.audio_cnn = CNN(audio_cnn_table(cfg.audio_widths), ndim=2, **common)
+    self.video_cnn = CNN(per_frame_table(rest), ndim=2, remat=cfg.remat, **common)
+    self.audio_cnn = CNN(audio_cnn_table(cfg.audio_widths), ndim=2, remat=cfg.remat, **common)
     self.joint = JointTransformer(cfg, dtype=dtype, rngs=rngs)
     self.fc = nnx.Linear(cfg.width, cfg.width, dtype=dtype, rngs=rngs)
     self.classifier = nnx.Linear(cfg.width, 1, dtype=dtype, rngs=rngs)
@@ -163,9 +162,10 @@ class AVST(nnx.Module):
     tokens are computed once."""
     b, k = audio.shape[:2]
     mel_mask = None
-    if video_mask is not None:
-      num_mel = mel_frames_covering(video_mask.sum(-1), *self.mel_rate)  # [B]
-      mel_mask = jnp.repeat(jnp.arange(audio.shape[-1])[None] < num_mel[:, None], k, axis=0)
+    if video_mask is not None:  # mel frame m belongs to a clip of T frames iff it starts before 3.2 T
+      mel_fps, fps = self.mel_rate
+      mel_mask = jnp.arange(audio.shape[-1])[None] * fps < video_mask.sum(-1, keepdims=True) * mel_fps
+      mel_mask = jnp.repeat(mel_mask, k, axis=0)
     v = self.embed_video(video, train=train, mask=video_mask)
     a = self.embed_audio(audio.reshape(b * k, *audio.shape[2:]), train=train, mask=mel_mask)
     frames = None if video_mask is None else jnp.repeat(video_mask, k, axis=0)

@@ -146,6 +146,19 @@ class ConvBlock(nnx.Module):
     return jax.nn.relu(y)
 
 
+def biases_before_batchnorm(params: dict) -> dict:
+  """bool tree over a model's parameters: True for the conv bias of each ConvBlock. BatchNorm subtracts the batch
+  mean right after it, so its gradient is zero in exact arithmetic; an optimiser that normalises updates (Adam)
+  would turn that gradient's float noise into learning-rate-sized steps, different on every device layout."""
+  def mark(node, in_block=False):
+    if not isinstance(node, dict):
+      return False
+    block = "conv" in node and "bn" in node
+    return {k: (k == "bias" and in_block) if not isinstance(v, dict) else mark(v, block and k == "conv")
+            for k, v in node.items()}
+  return mark(params)
+
+
 def sinusoidal_positions(length: int, dim: int) -> np.ndarray:
   """[length, dim] fixed sin/cos table of "Attention is all you need" (sin on even, cos on odd channels)."""
   pos = np.arange(length)[:, None]

@@ -49,21 +49,26 @@ def audio_cnn_table(w: Sequence[int]) -> list[tuple]:
   ]
 
 
+# A block's forward pass recomputed in the backward pass instead of stored (model.remat).
+_rematerialised = nnx.remat(lambda layer, x, mask, train: layer(x, train=train, mask=mask), static_argnums=(3,))
+
+
 class CNN(nnx.Module):
   """A stack of ConvBlocks built from a layer table."""
 
   def __init__(self, table: list[tuple], *, ndim: int, impl: str, bn_momentum: float, dtype,
-               rngs: nnx.Rngs):
+               rngs: nnx.Rngs, remat: bool = False):
     self.blocks = nnx.List([
         ConvBlock(*row, ndim=ndim, impl=impl, bn_momentum=bn_momentum, dtype=dtype, rngs=rngs)
         for row in table])
+    self.remat = remat
 
   def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
     """mask: bool, broadcastable to every block's output (padded time steps False; AVST's variable-length
     clips): each block's output is zeroed there, so the next block sees what its zero padding would give, and
     BatchNorm's batch statistics leave those steps out."""
     for block in self.blocks:
-      x = block(x, train=train, mask=mask)
+      x = _rematerialised(block, x, mask, train) if self.remat and train else block(x, train=train, mask=mask)
       if mask is not None:
         x = jnp.where(mask, x, 0)
     return x
@@ -121,7 +126,8 @@ class ModEFormer(TemperatureMixin, nnx.Module):
       raise ValueError("model.video_widths[-1] and model.audio_widths[-1] must equal model.width "
                        f"({cfg.video_widths[-1]}, {cfg.audio_widths[-1]} vs {cfg.width})")
     dtype = jnp.dtype(cfg.dtype)
-    common = dict(impl=cfg.conv3d_impl, bn_momentum=cfg.bn_momentum, dtype=dtype, rngs=rngs)
+    common = dict(impl=cfg.conv3d_impl, bn_momentum=cfg.bn_momentum, dtype=dtype, rngs=rngs,
+                  remat=bool(cfg.get("remat", False)))
     self.video = Encoder(CNN(visual_cnn_table(cfg.video_widths), ndim=3, **common), cfg, dtype=dtype, rngs=rngs)
     self.audio = Encoder(CNN(audio_cnn_table(cfg.audio_widths), ndim=2, **common), cfg, dtype=dtype, rngs=rngs)
     self.log_temperature = nnx.Param(jnp.log(jnp.float32(cfg.init_temperature)))

@@ -215,7 +215,7 @@ def summary_format(path: str) -> str:
   """
   kind = os.path.splitext(path)[1].lower()
   if kind not in (".csv", ".jsonl"):
-    raise UserError(f"{path}: --summary must end in .csv or .jsonl")
+    raise UserError(f"{path}: a summary must end in .csv or .jsonl")
   return kind
 
 

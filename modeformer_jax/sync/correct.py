@@ -3,20 +3,29 @@
 Given the detected AV offset k (> 0: the audio leads, its sound for video frame i is at audio frame i - k),
 the copy delays the audio by k frames (k < 0 advances it). The audio track keeps its start and end times:
 the samples shifted past its end are dropped and the uncovered part at the other end is silence. Only the
-first video and first audio stream are kept.
+first video and first audio stream are kept. `correct_scored` does it for a batch of scored files (`modeformer
+sync --correct`) and re-checks every copy.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 
 from modeformer_jax import atomic
+from modeformer_jax.errors import UserError
 from modeformer_jax.media.decode import MediaError
 from modeformer_jax.media.encode import AAC_SAMPLE_RATES, add_audio_stream, encode_audio
+from modeformer_jax.sync import batch
+from modeformer_jax.sync.detect import SyncResult
+from modeformer_jax.sync.journal import Journal
+
+if TYPE_CHECKING:  # jax loads only where the model runs
+  from modeformer_jax.inference import SyncModel
 
 # Containers that cannot hold AAC audio.
 _NO_AAC = (".webm",)
@@ -102,3 +111,33 @@ def _remux(src: str, dst: str, audio: np.ndarray, rate: int) -> int:
   except (av.error.FFmpegError, ValueError) as e:
     raise MediaError(dst, f"cannot write the corrected copy ({getattr(e, 'strerror', None) or e})") from None
   return packets
+
+
+def correct_scored(model: SyncModel, rows: dict[str, dict], copies: dict[str, str], settings: dict,
+                   journal: Journal | None = None) -> dict[str, tuple[str, SyncResult | batch.Failure]]:
+  """Writes the corrected copies of the scored files that lack one, then re-checks them all (in parallel as the
+  inputs were, detect_many with `settings`).
+
+  rows: input path -> summary row (batch.summary_row), updated in place with each copy and its re-check, and
+  journaled; copies: input path -> where its copy goes. Returns input path -> (copy path, SyncResult or
+  Failure) for every copy written or attempted now.
+  """
+  written, out = {}, {}
+  for path, row in rows.items():
+    done = row["corrected_path"] == copies[path] and row["corrected_av_offset_frames"] is not None
+    if row["status"] != "ok" or done:
+      continue
+    dst = copies[path]
+    try:
+      write_corrected(path, dst, row["av_offset_frames"], model.spec.fps)
+      written[path] = dst
+    except UserError as e:
+      out[path] = (dst, batch.Failure.of(dst, e))
+  rechecked = batch.detect_many(model, list(written.values()), desc="re-check", **settings)
+  for (src, dst), recheck in zip(written.items(), rechecked):
+    out[src] = (dst, recheck)
+  for src, (dst, recheck) in out.items():
+    rows[src] = batch.with_correction(rows[src], dst, recheck)
+    if journal:
+      journal.add(rows[src])
+  return out

@@ -19,6 +19,7 @@ from modeformer_jax.errors import UserError
 from modeformer_jax.media import faces
 from modeformer_jax.media.decode import MediaError, read_media
 from modeformer_jax.media.mfcc import audio_features
+from modeformer_jax.offsets import describe_offset
 from modeformer_jax.sync import syncnet_metrics
 
 if TYPE_CHECKING:  # jax loads only where the model runs, not in the decode workers
@@ -96,8 +97,8 @@ def prepare(path: str, pp: ml_collections.ConfigDict, *, face_centered: bool = F
   crops = _joined(crops, num_frames)
   valid = np.concatenate(valid)[:num_frames]
   if not face_centered and not valid.any():
-    raise MediaError(path, "no face found (for videos that are face crops already, e.g. LRS2, use "
-                     "--face-centered)")
+    raise MediaError(path, "no face found (videos that are face crops already, e.g. LRS2, are scored on the "
+                     "whole frame with face_centered: `modeformer sync --face-centered`)")
   info = {"source_fps": round(media.source_fps, 3), "source_sample_rate": media.source_sample_rate,
           "source_channels": media.source_channels, "video_seconds": round(media.video_seconds, 3),
           "audio_seconds": round(media.audio_seconds, 3), "width": size[0], "height": size[1]}
@@ -235,13 +236,6 @@ class SyncResult:
       lines.append("Note: \tthe offset is at the edge of the search range, the true one may be larger "
                    "(raise --max-offset-frames)")
     return "\n".join(lines)
-
-
-def describe_offset(offset: int, fps: float) -> str:
-  """The sign in words: 'audio leads video by 120 ms', 'audio lags video by 40 ms' or 'in sync'."""
-  if offset == 0:
-    return "in sync"
-  return f"audio {'leads' if offset > 0 else 'lags'} video by {abs(offset) * 1000 / fps:.0f} ms"
 
 
 def score(model: SyncModel, prepared: Prepared, max_offset: int = 15) -> SyncResult:

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from modeformer_jax import atomic
-from modeformer_jax.sync.detect import SyncResult, describe_offset
+from modeformer_jax.offsets import describe_offset
+from modeformer_jax.sync.detect import SyncResult
 
 
 def plot_result(result: SyncResult, path: str | os.PathLike) -> str:

@@ -25,6 +25,8 @@ import dataclasses
 
 import numpy as np
 
+from modeformer_jax.media.filters import median_filter
+
 # syncnet_python median-filters the framewise confidence with scipy.signal.medfilt(kernel_size=9).
 FRAMEWISE_KERNEL = 9
 # torch.nn.functional.pairwise_distance's default eps, added to the difference before the norm.
@@ -83,23 +85,6 @@ def syncnet_scores(distances: np.ndarray) -> SyncNetScores:
   return SyncNetScores(offset=max_offset - best, min_dist=float(mdist[best]), confidence=median - float(mdist[best]),
                        mdist=mdist, framewise_conf=fconf,
                        framewise_conf_filtered=median_filter(fconf, FRAMEWISE_KERNEL))
-
-
-def median_filter(x: np.ndarray, kernel: int) -> np.ndarray:
-  """scipy.signal.medfilt(x, kernel) (zero-padded ends) that skips NaN inside a window; NaN stays NaN.
-
-  x [L] -> [L]. Without NaN it equals medfilt exactly.
-  """
-  x = np.asarray(x, np.float64)
-  if kernel % 2 != 1:
-    raise ValueError(f"kernel must be odd, got {kernel}")
-  half = kernel // 2
-  windows = np.lib.stride_tricks.sliding_window_view(np.pad(x, half), kernel)  # [L, kernel]
-  out = np.full(len(x), np.nan)
-  present = ~np.isnan(x)
-  if present.any():
-    out[present] = np.nanmedian(windows[present], axis=1)
-  return out
 
 
 @dataclasses.dataclass

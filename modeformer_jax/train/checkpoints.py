@@ -1,39 +1,29 @@
 """orbax checkpoints of a run: the last k (asynchronous) and the best by validation metric.
 
 A checkpoint holds four items: `weights` (params and BatchNorm statistics: all that inference needs, read on
-its own by evaluation, offset detection and export), `optimizer` (step and optimiser state), `data` (the
-input iterator's state, so a resumed run continues the exact sample order) and `meta` (stage index and
-progress, as JSON). The run's
-config is written once as workdir/config.json: evaluation, offset detection and export rebuild the model
-from it.
+its own by evaluation, offset detection and export through modeformer_jax.weights), `optimizer` (step and
+optimiser state), `data` (the input position: global batches consumed and the process count that consumed them,
+for the record; every process restores its own position from it, see data/pipeline.py) and `meta` (stage index
+and progress, as JSON). The run's config is written once as workdir/config.json: evaluation, offset detection
+and export rebuild the model from it. The folder layout is weights/run_folder.py's.
+
+On several processes every call here is collective (all processes call it with the same arguments); orbax
+writes each array's shards from the processes that hold them, and the JSON items from process 0.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 import jax
-import ml_collections
 import orbax.checkpoint as ocp
-from flax import nnx
 
-from modeformer_jax import atomic
-from modeformer_jax.errors import UserError
-from modeformer_jax.models import build_model
+from modeformer_jax.weights.run_folder import BEST, CHECKPOINTS, ITEMS
+# Moved to weights/run_folder.py; importable from here while callers move.
+from modeformer_jax.weights.run_folder import read_config, restore_weights, write_config  # noqa: F401
 
-ITEMS = ("weights", "optimizer", "data", "meta")
 BEST_METRIC = "val_accuracy_5"
-
-
-def write_config(workdir: str, config: ml_collections.ConfigDict) -> None:
-  atomic.write(os.path.join(workdir, "config.json"), config.to_json_best_effort(indent=2))
-
-
-def read_config(workdir: str) -> ml_collections.ConfigDict:
-  with open(os.path.join(workdir, "config.json")) as f:
-    return ml_collections.ConfigDict(json.load(f))
 
 
 class RunCheckpoints:
@@ -41,29 +31,31 @@ class RunCheckpoints:
 
   def __init__(self, workdir: str, keep: int):
     self.last = ocp.CheckpointManager(
-        os.path.join(os.path.abspath(workdir), "checkpoints"),
+        os.path.join(os.path.abspath(workdir), CHECKPOINTS),
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=True),
         item_names=ITEMS)
     self.best = ocp.CheckpointManager(
-        os.path.join(os.path.abspath(workdir), "best"),
+        os.path.join(os.path.abspath(workdir), BEST),
         options=ocp.CheckpointManagerOptions(max_to_keep=1, best_fn=lambda m: m[BEST_METRIC], best_mode="max",
                                              keep_checkpoints_without_metrics=False,
                                              enable_async_checkpointing=False),
         item_names=ITEMS)
 
   @staticmethod
-  def _args(state, data_state: dict | None, meta: dict) -> ocp.args.Composite:
+  def _args(state, meta: dict) -> ocp.args.Composite:
+    data = {"global_batches": meta["stage_step"], "process_count": jax.process_count()}
     return ocp.args.Composite(
         weights=ocp.args.StandardSave({"params": state.params, "batch_stats": state.batch_stats}),
         optimizer=ocp.args.StandardSave({"step": state.step, "opt_state": state.opt_state}),
-        data=ocp.args.JsonSave(data_state or {}), meta=ocp.args.JsonSave(meta))
+        data=ocp.args.JsonSave(data), meta=ocp.args.JsonSave(meta))
 
-  def save(self, step: int, state, data_state: dict | None, meta: dict, *, force: bool = False) -> None:
-    self.last.save(step, args=self._args(state, data_state, meta), force=force)
+  def save(self, step: int, state, meta: dict, *, force: bool = False) -> None:
+    """meta = {"stage": i, "stage_step": k} (k steps of stage i done); asynchronous, see wait()."""
+    self.last.save(step, args=self._args(state, meta), force=force)
 
   def save_best(self, step: int, state, meta: dict, metrics: dict[str, float]) -> None:
     """Offers this step's weights to workdir/best, which keeps whichever has the highest BEST_METRIC."""
-    self.best.save(step, args=self._args(state, None, meta), metrics=metrics, force=True)
+    self.best.save(step, args=self._args(state, meta), metrics=metrics, force=True)
 
   def latest_step(self) -> int | None:
     return self.last.latest_step()
@@ -71,16 +63,17 @@ class RunCheckpoints:
   def read_meta(self, step: int) -> dict:
     return self.last.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
 
-  def restore(self, step: int, target_state) -> tuple[Any, dict, dict]:
-    """Restores into the structure, dtypes and shardings of `target_state` (arrays or ShapeDtypeStructs)."""
+  def restore(self, step: int, target_state) -> tuple[Any, dict]:
+    """(state, meta) of a checkpoint, restored into the structure, dtypes and shardings of `target_state` (arrays
+    or ShapeDtypeStructs): onto this run's mesh, whatever mesh or number of processes saved it."""
     a = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
     out = self.last.restore(step, args=ocp.args.Composite(
         weights=ocp.args.StandardRestore({"params": a.params, "batch_stats": a.batch_stats}),
         optimizer=ocp.args.StandardRestore({"step": a.step, "opt_state": a.opt_state}),
-        data=ocp.args.JsonRestore(), meta=ocp.args.JsonRestore()))
+        meta=ocp.args.JsonRestore()))
     state = target_state.replace(step=out.optimizer["step"], opt_state=out.optimizer["opt_state"],
                                  params=out.weights["params"], batch_stats=out.weights["batch_stats"])
-    return state, out.data, out.meta
+    return state, out.meta
 
   def wait(self) -> None:
     self.last.wait_until_finished()
@@ -88,32 +81,3 @@ class RunCheckpoints:
   def close(self) -> None:
     self.last.close()
     self.best.close()
-
-
-def restore_weights(workdir: str, which: str | int = "last") -> tuple[ml_collections.ConfigDict, int, dict, dict]:
-  """(config, step, params, batch_stats) of a run: which = "last", "best" or a step number. Host arrays."""
-  if not os.path.isfile(os.path.join(workdir, "config.json")):
-    raise UserError(f"{workdir}: not a training run (no config.json)")
-  config = read_config(workdir)
-  folder = os.path.join(os.path.abspath(workdir), "best" if which == "best" else "checkpoints")
-  manager = ocp.CheckpointManager(folder, item_names=ITEMS, options=ocp.CheckpointManagerOptions(read_only=True))
-  steps = manager.all_steps()
-  if not steps:
-    raise UserError(f"{folder}: no checkpoint")
-  step = steps[-1] if which in ("last", "best") else int(which)
-  if step not in steps:
-    raise UserError(f"{folder}: no checkpoint at step {step} (have {', '.join(map(str, steps))})")
-  abstract = nnx.eval_shape(lambda: build_model(config.model))
-  target = {"params": nnx.to_pure_dict(nnx.state(abstract, nnx.Param)),
-            "batch_stats": nnx.to_pure_dict(nnx.state(abstract, nnx.BatchStat))}
-  # Onto one local device whatever mesh saved it: a run trained on 8 GPUs is read by a 1-CPU `sync`.
-  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-  target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), target)
-  try:
-    weights = manager.restore(step, args=ocp.args.Composite(weights=ocp.args.StandardRestore(target))).weights
-  except (ValueError, KeyError) as e:
-    raise UserError(f"{folder}/{step}: checkpoint does not match the run's config.json: {e}") from e
-  finally:
-    manager.close()
-  weights = jax.device_get(weights)
-  return config, step, weights["params"], weights["batch_stats"]

@@ -16,12 +16,15 @@ from modeformer_jax.train.train_step import init_model, init_state, make_train_s
 
 
 def random_batch(batch: int, negatives: int, seed: int = 0) -> dict[str, np.ndarray]:
-  """A training batch of random values: video uint8 [B, 5, 48, 96, 3], audio float32 [B, 1+N, 80, 16]."""
+  """A training batch of random values: video uint8 [B, 5, 48, 96, 3], audio float32 [B, 1+N, 80, 16], every
+  audio window distinct (audio_ids)."""
   rng = np.random.default_rng(seed)
+  k = 1 + negatives
   return {"video": rng.integers(0, 255, (batch, 5, 48, 96, 3), dtype=np.uint8),
-          "audio": rng.normal(size=(batch, 1 + negatives, 80, 16)).astype(np.float32),
-          "audio_mask": np.ones((batch, 1 + negatives), bool),
-          "offsets": np.zeros((batch, 1 + negatives), np.int32)}
+          "audio": rng.normal(size=(batch, k, 80, 16)).astype(np.float32),
+          "audio_mask": np.ones((batch, k), bool),
+          "offsets": np.zeros((batch, k), np.int32),
+          "audio_ids": np.stack(np.meshgrid(np.arange(batch), np.arange(k), indexing="ij"), -1).astype(np.int32)}
 
 
 def time_step(config: ml_collections.ConfigDict, batch: int, steps: int, warmup: int) -> dict[str, float]:

@@ -7,7 +7,6 @@ with nnx.merge, which costs nothing after tracing.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Callable
 
 import flax
@@ -20,6 +19,8 @@ from jax.sharding import Mesh
 
 from modeformer_jax.loss import objective_loss
 from modeformer_jax.models import build_model
+from modeformer_jax.models.functional import Model, abstract_model, split_model
+from modeformer_jax.models.layers import biases_before_batchnorm
 from modeformer_jax.train.mesh import BATCH_AXES, replicated, state_shardings
 
 PyTree = Any
@@ -40,27 +41,17 @@ def learning_rate(stage: ml_collections.ConfigDict) -> optax.Schedule:
 
 
 def optimizer(stage: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """AdamW with global-norm clipping; weight decay on kernels only (not biases, norms, tokens, temperature)."""
+  """AdamW with global-norm clipping; weight decay on kernels only (not biases, norms, tokens, temperature).
+
+  Conv biases that feed a BatchNorm are not updated (layers.biases_before_batchnorm): their true gradient is
+  zero, and Adam would otherwise move them by the learning rate in a direction set by rounding noise, so that
+  runs on different device layouts or numbers of processes would drift apart for nothing.
+  """
   decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
   return optax.chain(
+      optax.masked(optax.set_to_zero(), biases_before_batchnorm),
       optax.clip_by_global_norm(stage.grad_clip) if stage.grad_clip else optax.identity(),
-      optax.adamw(learning_rate(stage), weight_decay=stage.weight_decay, mask=decay_mask))
-
-
-@dataclasses.dataclass
-class Model:
-  """The model split for functional use: structure (graphdef) plus initial values."""
-  graphdef: nnx.GraphDef
-  params: PyTree
-  batch_stats: PyTree
-
-  def merge(self, params: PyTree, batch_stats: PyTree) -> nnx.Module:
-    return nnx.merge(self.graphdef, nnx.State(params), nnx.State(batch_stats))
-
-
-def split_model(model: nnx.Module) -> Model:
-  graphdef, params, stats = nnx.split(model, nnx.Param, nnx.BatchStat)
-  return Model(graphdef, nnx.to_pure_dict(params), nnx.to_pure_dict(stats))
+      optax.adamw(learning_rate(stage), eps=stage.adam_eps, weight_decay=stage.weight_decay, mask=decay_mask))
 
 
 def init_model(config: ml_collections.ConfigDict) -> Model:
@@ -69,9 +60,7 @@ def init_model(config: ml_collections.ConfigDict) -> Model:
     model = split_model(build_model(config.model, seed=config.seed))
     return model.params, model.batch_stats
 
-  graphdef = nnx.split(nnx.eval_shape(lambda: build_model(config.model, seed=config.seed)), nnx.Param,
-                       nnx.BatchStat)[0]
-  return Model(graphdef, *jax.jit(init)())
+  return Model(abstract_model(config.model, config.seed).graphdef, *jax.jit(init)())
 
 
 def init_state(model: Model, tx: optax.GradientTransformation, mesh: Mesh, step: int = 0) -> TrainState:
@@ -91,6 +80,9 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, 
                     negatives: str, chunk_size: int, seed: int) -> Callable:
   """(state, global batch) -> (state, metrics). The input state's buffers are donated.
 
+  The batch holds data/pipeline.py's arrays (audio_ids optional) and optionally "stop" bool [B]: each
+  process's rows say whether it was asked to stop (SIGTERM); metrics["stop"] is then their logical or.
+
   The loss is the model's objective (loss.objective_loss): InfoNCE over `negatives` for ModEFormer.
 
   Dropout keys are fold_in(seed, step), so a resumed run draws the same masks as an uninterrupted one. A step
@@ -108,7 +100,8 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, 
       clips = {"video_mask": batch["video_mask"]} if "video_mask" in batch else {}  # variable-length clips (AVST)
       outputs = net(batch["video"], batch["audio"], train=True, rngs=rngs, **clips)
       loss, metrics = objective_loss(net, outputs, batch["audio_mask"], mesh=mesh, batch_axes=BATCH_AXES,
-                                     negatives=negatives, chunk_size=chunk_size or None)
+                                     negatives=negatives, chunk_size=chunk_size or None,
+                                     audio_ids=batch.get("audio_ids"))
       stats = nnx.to_pure_dict(nnx.state(net, nnx.BatchStat))
       return loss, (metrics, stats)
 
@@ -120,6 +113,8 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, 
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state.replace(step=state.step + 1))
     metrics = dict(metrics, loss=loss, grad_norm=grad_norm, finite=finite)
+    if "stop" in batch:  # any process asked to stop: one replicated answer that every process reads alike
+      metrics["stop"] = jnp.any(batch["stop"])
     return new, metrics
 
   shardings = state_sharding(mesh, state)

@@ -1,6 +1,6 @@
 """The per-clip stage of `modeformer prep` as an Apache Beam pipeline (optional extra: pip install .[beam]).
 
-Each element runs modeformer_jax.data.prep.work_one, the function the local process pool runs, and writes the
+Each element runs work_files.work_one, the function the local process pool runs, and writes the
 same work files; the shards are then written by the same code as a local run, on the launching machine.
 Workers therefore need --src and --out at the same paths (a shared filesystem: NFS, Filestore, a gcsfuse
 mount) and this package installed (see data_prep/README.md). Without a --runner among the options, Beam's
@@ -10,6 +10,7 @@ DirectRunner runs the pipeline on this machine.
 from __future__ import annotations
 
 from modeformer_jax.data.lrs_layout import Clip
+from modeformer_jax.data.prep.work_files import work_one
 from modeformer_jax.errors import UserError
 
 
@@ -28,7 +29,7 @@ def run(jobs: list[tuple[Clip, dict]], options, work_dir: str, settings: str, be
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
   except ImportError:
-    raise UserError("--runner beam: Apache Beam is not installed (pip install 'apache-beam==2.77.*')") from None
+    raise UserError("runner 'beam': Apache Beam is not installed (pip install 'apache-beam==2.77.*')") from None
   pipeline_options = PipelineOptions(beam_options)
   with beam.Pipeline(options=pipeline_options) as pipeline:
     _ = (pipeline
@@ -39,7 +40,5 @@ def run(jobs: list[tuple[Clip, dict]], options, work_dir: str, settings: str, be
 
 
 def _work(job: tuple[Clip, dict], options, work_dir: str, settings: str) -> dict:
-  from modeformer_jax.data.prep import work_one
-
   clip, key = job
   return work_one(clip, key, options, work_dir, settings)

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The device checks of the multi-process / pod-scale work (issue #16), as one prepared script for a lent GPU
+# (the `device` tool's `run`, from the repo root). Not yet run: no device was lent to the session that wrote it.
+#
+#   bash bench/gpu_session.sh step      # MFU at the largest batch that fits + memory per clip   (~5 min H200)
+#   bash bench/gpu_session.sh cache     # 59M first vs second start (compilation cache)          (~5 min)
+#   bash bench/gpu_session.sh learn     # 59M bf16 on generated data: does it leave chance, with and without
+#                                       # model.center_inputs (validation 5/15 frames at intervals) (~10 min)
+#
+# The device image has jax (CUDA), flax, optax, orbax, opencv, safetensors but not the rest of our stack. Before
+# the first call, here (not there), once: `echo /.whl/ >> .git/info/exclude` and download the missing wheels for
+# Python 3.12 (device README, "nvidia-h200"), e.g.
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
+#     ml-collections==1.1.0 grain==0.2.18 array-record==0.8.3 tensorflow-datasets==4.9.9 librosa==0.11.0 \
+#     av==14.4.0 tensorboardX==2.6.4 soxr audioread lazy_loader pooch soundfile dm-tree promise \
+#     simple-parsing tensorflow-metadata termcolor toml docstring-parser
+# then call `run` with carry [".whl"] and the command `bash bench/gpu_session.sh step` (timeout_s 540).
+# Each part writes its tables to $OUT (the device tool brings them back) and prints them.
+set -euo pipefail
+part=${1:-step}
+out=${OUT:-runs/gpu_session}
+mkdir -p "$out"
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site:$PWD
+else
+  export PYTHONPATH=$PWD
+fi
+export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_MEM_FRACTION=0.95
+lrs2=configs/modeformer_lrs2.py
+bf16=--config.model.dtype=bfloat16
+
+case "$part" in
+  step)
+    # Largest batch first at 256 and doubling until out of memory; MFU against the measured bf16 peak.
+    python3 bench/train_step.py --config $lrs2 $bf16 --batch 256 --max-batch --steps 5 --warmup 2 | tee "$out/train_step.txt"
+    python3 bench/train_memory.py --config $lrs2 $bf16 --batches 64,128 | tee "$out/train_memory.txt"
+    ;;
+  cache)
+    python3 bench/compile_cache.py --config $lrs2 --override=$bf16 --override=--config.data.source=synthetic \
+      --override=--config.data.synthetic_clips=64 --override=--config.stages.0.batch_size=64 | tee "$out/compile_cache.txt"
+    ;;
+  learn)
+    # 300 speakers x 2 clips x 4 s in the LRS2 layout (enough that a batch of 256 repeats no clip), 30 test speakers.
+    python3 -m modeformer_jax.cli synth --out /tmp/gen --speakers 300 --clips-per-speaker 2 --seconds 4 --workers 16
+    python3 -m modeformer_jax.cli prep --dataset lrs2 --src /tmp/gen --out /tmp/prep --splits train,val --workers 16 \
+      --lrs2-box 0.1875,0.1875,0.8125,0.8125 || true   # exit 1 only when clips were skipped
+    for center in False True; do
+      python3 -m modeformer_jax.cli train --config $lrs2 --workdir /tmp/learn_$center --no-progress $bf16 \
+        --config.data.data_dir=/tmp/prep --config.data.num_workers=12 --config.model.center_inputs=$center \
+        --config.preprocess.lrs2_box="(0.1875,0.1875,0.8125,0.8125)" \
+        --config.stages.0.split=train --config.stages.0.steps=1500 --config.stages.0.warmup_steps=300 \
+        --config.stages.1.steps=1 --config.eval_every=250 --config.eval_videos=60 --config.checkpoint_every=100000 \
+        2>&1 | grep -E "first step|val_accuracy|done" | tee "$out/learn_center_$center.txt"
+    done
+    ;;
+  *)
+    echo "usage: bash bench/gpu_session.sh step|cache|learn" >&2
+    exit 2
+    ;;
+esac
