@@ -126,6 +126,8 @@ def stage_config(**overrides) -> ml_collections.ConfigDict:
       max_offset=15,           # hard negatives drawn from -max_offset..+max_offset frames
       min_offset=2,            # ... with |offset| >= min_offset (+-1 counts as correct at evaluation)
       negatives="both",        # InfoNCE candidates: "hard", "in_batch" or "both"
+      symmetric=False,         # InfoNCE also from audio to video (CLIP-style): each clip's positive audio against
+                               # every video of the global batch, the two directions' losses averaged
       lr=5e-4,
       end_lr_factor=0.01,      # cosine decays to lr * end_lr_factor
       warmup_steps=2_000,

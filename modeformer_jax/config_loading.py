@@ -176,11 +176,17 @@ def _validate_avst(config: ml_collections.ConfigDict) -> None:
            f"learned positions for {m.max_frames} frames, but clips have up to {longest}")
 
 
-def _validate_clip_frames(config: ml_collections.ConfigDict) -> None:
+def _objective(m: ml_collections.ConfigDict) -> str:
+  """The training objective of config.model (loss.OBJECTIVES): the config's for SyncNet, else the model's."""
   from modeformer_jax.models import MODELS
-  frames = tuple(config.data.clip_frames)
+  return m.get("objective") or MODELS[m.name].objective
+
+
+def _validate_clip_frames(config: ml_collections.ConfigDict) -> None:
+  frames = tuple(config.data.get("clip_frames", ()))
   if not frames:
     return
+  from modeformer_jax.models import MODELS
   shortest = config.preprocess.video_window_frames
   _require(getattr(MODELS[config.model.name], "variable_length", False), "data.clip_frames",
            f"model {config.model.name} takes {shortest}-frame windows only: leave it ()")
@@ -243,4 +249,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f"({s.min_offset} <= |offset| <= {s.max_offset})")
     _require(s.negatives == "in_batch" or s.num_negatives > 0 or s.negatives == "both",
              f + ".num_negatives", "negatives='hard' needs at least one hard negative")
+    if s.get("symmetric", False):
+      _require(_objective(m) == "infonce", f + ".symmetric",
+               f"the {_objective(m)} objective has no audio -> video direction (InfoNCE only)")
   _require(config.loss_chunk_size >= 0, "loss_chunk_size", "must be >= 0")

@@ -69,8 +69,9 @@ def test_bad_values_name_the_field(override, field):
     ("avst", "--config.data.clip_frames=(3,15)", "5 <= min <= max"),
     ("avst", "--config.model.video_stem_frames=4", "must be odd"),
     ("avst", "--config.model.fps=30", "must equal config.preprocess's"),
+    ("vocalist", "--config.stages.0.symmetric=True", "bce objective has no audio -> video direction"),
 ])
-def test_variable_length_clips_are_checked(config, override, message):
+def test_model_specific_fields_are_checked(config, override, message):
   with pytest.raises(UserError, match=message):
     load_config(config, [override])
 

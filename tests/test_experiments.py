@@ -29,14 +29,19 @@ def _rows(path):
 
 
 def test_negatives_sweep_trains_evaluates_and_collects(script, tmp_path, capsys):
-  argv = ["--out", str(tmp_path), "--negatives", "1,3", "--audio-budget", "32", *TINY]
+  # N = 3 with the video -> audio loss and with the audio -> video rows added (stages.N.symmetric).
+  argv = ["--out", str(tmp_path), "--negatives", "3", "--audio-budget", "32", "--symmetric", "both", *TINY]
   assert script("negatives_sweep").main(argv) == 0
   rows = _rows(tmp_path / "negatives_sweep.json")
-  assert [(r["N"], r["batch"], r["audio/step"]) for r in rows] == [(1, 16, 32), (3, 8, 32)]
+  assert [(r["N"], r["loss"], r["batch"], r["audio/step"]) for r in rows] == [(3, "v->a", 8, 32),
+                                                                              (3, "v->a + a->v", 8, 32)]
   assert all(0 <= r["accuracy"][k] <= 100 for r in rows for k in ("5", "15"))
   table = (tmp_path / "negatives_sweep.md").read_text()
-  assert "| dataset | N | batch | audio/step | 5 | 7 | 9 | 11 | 13 | 15 | params |" in table
+  assert "| dataset | N | loss | batch | audio/step | 5 | 7 | 9 | 11 | 13 | 15 | params |" in table
+  assert "Adding the audio -> video rows: " in table and " at N = 3 points at 5 frames." in table
   assert (tmp_path / "negatives_sweep.png").stat().st_size > 0
+  with open(tmp_path / "runs" / "N3-symmetric" / "config.json") as f:
+    assert json.load(f)["stages"][0]["symmetric"] is True
   assert (tmp_path / "runs" / "N3" / "eval" / "test" / "table.md").is_file()
   # A second invocation finds every run's results.json and only collects the table.
   capsys.readouterr()
