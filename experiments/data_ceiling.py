@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     windows_correct = {k: protocol.correct_windows(scores, k) for k in correct}
     for k in correct:
       correct[k].append(windows_correct[k].mean())
-    motion.append(mouth.std(-1))
+    motion.append(mouth[:n].std(-1))
     correct_5.append(windows_correct[5])
   accuracy = {str(k): 100 * float(np.mean(v)) for k, v in correct.items()}
   by_motion = accuracy_by_motion(np.concatenate(motion), np.concatenate(correct_5))

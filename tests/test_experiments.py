@@ -92,7 +92,8 @@ def test_transformer_ablation_collects_finished_runs(script, tmp_path):
   rng = np.random.default_rng(0)
   for name, temporal, shift in (("modeformer", "transformer", 0), ("3d-syncnet", "pool", 4)):
     scores = rng.normal(size=(6, 40, 31))
-    scores[:, :, 15 + shift] += 10.0  # ModEFormer's windows peak in sync, 3D-SyncNet's 4 frames off
+    scores[:, :, 15 + shift] += 10.0  # ModEFormer's windows peak in sync, 3D-SyncNet's 4 frames off ...
+    scores[:, :, 15 - shift] += 5.0   # ... and 4 frames the other way where +4 lies outside the video
     results = protocol.protocol_results(list(scores), (5, 15))
     results.update(model={"temporal": temporal, "step": 2, "params": 1000}, data={"dataset": "synthetic"})
     (tmp_path / "runs" / name / "eval" / "test").mkdir(parents=True)
