@@ -177,8 +177,9 @@ def sharded_info_nce(video: jax.Array, audio: jax.Array, audio_mask: jax.Array, 
 
   Each device scores its B_local video rows against the all-gathered audio of the global batch (local rows x
   global columns), so it holds B_local x C logits (B_local x chunk_size with chunk_size) instead of B x C; with
-  symmetric, also its B_local positive audio rows against the all-gathered B videos. The batch dimension of the inputs is split as P(batch_axes); other mesh axes see replicated copies. Shapes and
-  returns as `info_nce`; B must be divisible by the product of the batch axes' sizes. Usable inside jax.jit.
+  symmetric, also its B_local positive audio rows against the all-gathered B videos. The batch dimension of the
+  inputs is split as P(batch_axes); other mesh axes see replicated copies. Shapes and returns as `info_nce`; B
+  must be divisible by the product of the batch axes' sizes. Usable inside jax.jit.
   """
   _check(negatives, chunk_size)
   batch_axes = tuple(batch_axes)
