@@ -64,9 +64,9 @@ def main(argv=None) -> int:
   best = max(rows, key=lambda r: r["accuracy"][k])
   notes = f"Best at {k} frames: N = {best['N']}, loss {best['loss']} (paper: N = 11, v->a)."
   if args.symmetric == "both":  # rows alternate: each N without, then with the audio -> video rows
-    gains = ", ".join(f"{b['accuracy'][k] - a['accuracy'][k]:+.1f} at N = {a['N']}"
+    gains = ", ".join(f"{b['accuracy'][k] - a['accuracy'][k]:+.1f} points at N = {a['N']}"
                       for a, b in zip(rows[::2], rows[1::2]))
-    notes += f" Adding the audio -> video rows: {gains} points at {k} frames."
+    notes += f" Adding the audio -> video rows changes {k}-frame accuracy by {gains}."
   common.write_table(args.out, "negatives_sweep", rows, ("dataset", "N", "loss", "batch", "audio/step"),
                      title="Hard negatives N at a fixed audio budget per step", series=series,
                      xlabel="hard negatives N", notes=notes)

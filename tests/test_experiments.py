@@ -38,7 +38,7 @@ def test_negatives_sweep_trains_evaluates_and_collects(script, tmp_path, capsys)
   assert all(0 <= r["accuracy"][k] <= 100 for r in rows for k in ("5", "15"))
   table = (tmp_path / "negatives_sweep.md").read_text()
   assert "| dataset | N | loss | batch | audio/step | 5 | 7 | 9 | 11 | 13 | 15 | params |" in table
-  assert "Adding the audio -> video rows: " in table and " at N = 3 points at 5 frames." in table
+  assert "Adding the audio -> video rows changes 5-frame accuracy by " in table and " points at N = 3." in table
   assert (tmp_path / "negatives_sweep.png").stat().st_size > 0
   with open(tmp_path / "runs" / "N3-symmetric" / "config.json") as f:
     assert json.load(f)["stages"][0]["symmetric"] is True
