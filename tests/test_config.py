@@ -66,6 +66,18 @@ def test_bad_values_name_the_field(override, field):
     load_config("tiny", [override])
 
 
+@pytest.mark.parametrize("config,override,message", [
+    ("tiny", "--config.data.clip_frames=(5,15)", "model modeformer takes 5-frame windows only"),
+    ("avst", "--config.data.clip_frames=(3,15)", "5 <= min <= max"),
+    ("avst", "--config.model.video_stem_frames=4", "must be odd"),
+    ("avst", "--config.model.fps=30", "must equal config.preprocess's"),
+    ("vocalist", "--config.stages.0.symmetric=True", "bce objective has no audio -> video direction"),
+])
+def test_model_specific_fields_are_checked(config, override, message):
+  with pytest.raises(UserError, match=message):
+    load_config(config, [override])
+
+
 def test_missing_config_file_is_a_clear_error(tmp_path):
   with pytest.raises(UserError, match="config file not found"):
     load_config(str(tmp_path / "nope.py"))

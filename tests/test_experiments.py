@@ -47,14 +47,17 @@ def check_collected(rows, out, runs, steps):
 
 
 def test_negatives_sweep_trains_evaluates_and_collects(script, tmp_path, capsys):
-  argv = ["--out", str(tmp_path), "--num-negatives", "1,3", "--audio-budget", "32", *TINY]
+  # N = 3 with the video -> audio loss and with the audio -> video rows added (stages.N.symmetric).
+  argv = ["--out", str(tmp_path), "--num-negatives", "3", "--audio-budget", "32", "--symmetric", "both", *TINY]
   assert script("negatives_sweep").main(argv) == 0
   rows = _rows(tmp_path / "negatives_sweep.json")
-  assert [(r["N"], r["batch"], r["audio/step"]) for r in rows] == [(1, 16, 32), (3, 8, 32)]
-  check_collected(rows, tmp_path, {"N1": {"stages.num_negatives": 1, "stages.batch_size": 16},
-                                   "N3": {"stages.num_negatives": 3, "stages.batch_size": 8}}, steps=2)
+  assert [(r["N"], r["loss"], r["batch"], r["audio/step"]) for r in rows] == [(3, "v->a", 8, 32),
+                                                                              (3, "v->a + a->v", 8, 32)]
+  check_collected(rows, tmp_path, {"N3": {"stages.num_negatives": 3, "stages.symmetric": False},
+                                   "N3-symmetric": {"stages.num_negatives": 3, "stages.symmetric": True}}, steps=2)
   table = (tmp_path / "negatives_sweep.md").read_text()
-  assert "| dataset | N | batch | audio/step | 5 | 7 | 9 | 11 | 13 | 15 | params |" in table
+  assert "| dataset | N | loss | batch | audio/step | 5 | 7 | 9 | 11 | 13 | 15 | params |" in table
+  assert "Adding the audio -> video rows changes 5-frame accuracy by " in table and " points at N = 3." in table
   assert (tmp_path / "negatives_sweep.png").stat().st_size > 0
   assert (tmp_path / "runs" / "N3" / "eval" / "test" / "table.md").is_file()
   # A second invocation finds every run's results.json and only collects the table.
@@ -106,7 +109,8 @@ def test_transformer_ablation_collects_finished_runs(script, tmp_path):
   rng = np.random.default_rng(0)
   for name, temporal, shift in (("modeformer", "transformer", 0), ("3d-syncnet", "pool", 4)):
     scores = rng.normal(size=(6, 40, 31))
-    scores[:, :, 15 + shift] += 10.0  # ModEFormer's windows peak in sync, 3D-SyncNet's 4 frames off
+    scores[:, :, 15 + shift] += 10.0  # ModEFormer's windows peak in sync, 3D-SyncNet's 4 frames off ...
+    scores[:, :, 15 - shift] += 5.0   # ... and 4 frames the other way where +4 lies outside the video
     results = protocol.protocol_results(list(scores), (5, 15))
     results.update(model={"temporal": temporal, "step": 2, "params": 1000}, data={"dataset": "synthetic"})
     (tmp_path / "runs" / name / "eval" / "test").mkdir(parents=True)

@@ -1,9 +1,10 @@
 """Sync accuracy of a trained model with the protocol of Perfect Match and VocaLiST (SPEC section 5).
 
-For every video of the split: every 5-frame window, scored against the audio at offsets -S..+S frames
-(S = --max-offset-frames); a window is correct when the best offset is within +-1 frame; K-frame clips average the
-scores of K-4 consecutive windows; accuracy per video, then the mean over videos. Videos shorter than
-5 + 2S frames are skipped and listed.
+For every video of the split: the 5-frame windows starting at frames 0 .. L-6, each scored against the audio
+at offsets -S..+S frames (S = --max-offset-frames); a window is correct when the best offset is within +-1 frame;
+K-frame clips average the scores of K-4 consecutive windows; accuracy per video, then the mean over videos.
+This is the arithmetic of VocaLiST's test script (test_lrs2.py) exactly, its treatment of short videos
+included (evaluation/protocol.py); every video with a window counts, shorter ones are listed as skipped.
 
 Examples:
   modeformer eval --checkpoint runs/lrs2 --which best --data /data/prep --dataset lrs2
