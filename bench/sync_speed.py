@@ -27,7 +27,7 @@ from modeformer_jax.config_loading import load_config
 from modeformer_jax.data import synth
 from modeformer_jax.inference import SyncModel
 from modeformer_jax.media.encode import write_video
-from modeformer_jax.sync.detect import prepare, score
+from modeformer_jax.sync.detect import model_inputs, score
 from modeformer_jax.train.train_step import init_model
 
 STAGES = ("decode", "faces", "mel", "model", "scoring")
@@ -57,8 +57,8 @@ def stage_seconds(model, video: str, *, face_centered: bool = False, max_offset:
   spec = model.spec
   model.embed_video(np.zeros((1, spec.video_frames, 96 - spec.mouth_row_start, 96, 3), np.uint8))
   model.embed_audio(np.zeros((1, 80, spec.mel_frames), np.float32))
-  prepared = prepare(video, model.config.preprocess, face_centered=face_centered, max_offset=max_offset)
-  return dict(score(model, prepared, max_offset).timings)
+  inputs = model_inputs(video, model.config.preprocess, face_centered=face_centered, max_offset=max_offset)
+  return dict(score(model, inputs, max_offset).timings)
 
 
 def main(argv=None) -> int:

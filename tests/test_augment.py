@@ -9,6 +9,8 @@ from scipy import stats
 
 from modeformer_jax.data.augment import Augment
 
+pytestmark = pytest.mark.unit
+
 DEFAULT = Augment(crop_jitter=4, brightness=0.1, contrast=0.1, audio_gain=0.25, audio_noise=0.05)
 
 
@@ -114,3 +116,16 @@ def test_same_key_same_augmentation():
   for x, y in zip(a, b):
     np.testing.assert_array_equal(x, y)
   assert not np.array_equal(a[0], c[0])
+
+
+def test_padded_frames_stay_zero_and_leave_the_contrast_mean_alone():
+  """Variable-length clips (video_mask): the frames of the clip are augmented as the clip alone would be."""
+  aug = Augment(brightness=0.1, contrast=0.1)
+  clip = np.random.default_rng(9).integers(60, 200, (4, 3, 8, 16, 3), np.uint8)
+  padded = np.concatenate([clip, np.zeros((4, 2, 8, 16, 3), np.uint8)], axis=1)
+  mask = np.arange(5) < 3
+  audio = np.zeros((4, 1, 2, 2), np.float32)
+  alone, _ = aug(clip, audio, jax.random.key(10), 48)
+  video, _ = aug(padded, audio, jax.random.key(10), 48, np.broadcast_to(mask, (4, 5)))
+  np.testing.assert_array_equal(video[:, :3], alone)
+  assert not np.asarray(video[:, 3:]).any()

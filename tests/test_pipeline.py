@@ -12,6 +12,8 @@ from modeformer_jax.data.windows import RecordWindows, WindowSpec
 from modeformer_jax.errors import UserError
 from modeformer_jax.train import trainer
 
+pytestmark = pytest.mark.integration
+
 TINY_MODEL = ["--config.model.width=32", "--config.model.video_widths=(4,8,8,16,32)",
               "--config.model.audio_widths=(4,8,8,16,32)", "--config.model.depth=1", "--config.model.mlp_dim=64"]
 
@@ -98,8 +100,8 @@ def test_window_store_holds_the_records_windows(source_videos, prepared, storage
   rows, starts = np.arange(5), np.array([0, 7, 20, 33, 41])
   frames = starts[:, None] + np.array([0, -5, 3, 2])
   frames[0, 1] = 6
-  np.testing.assert_array_equal(a.audio(rows, frames), b.audio(rows, frames))
-  video, expected = a.video(rows, starts), b.video(rows, starts)
+  np.testing.assert_array_equal(a.audio(rows, frames, spec), b.audio(rows, frames, spec))
+  video, expected = a.video(rows, starts, spec), b.video(rows, starts, spec)
   assert video.shape == expected.shape == (5, 5, 52, 96, 3)
   error = np.abs(video.astype(int) - expected)
   assert error.max() == 0 if storage == "raw" else 0 < error.mean() < 3

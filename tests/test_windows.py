@@ -8,6 +8,8 @@ from scipy import stats
 from modeformer_jax.data.pipeline import RecordOrder
 from modeformer_jax.data.windows import BatchSampler, JoinedWindows, RecordWindows, WindowSpec, draw_negatives, uniform
 
+pytestmark = pytest.mark.unit
+
 SPEC = WindowSpec()
 
 
@@ -64,7 +66,7 @@ def test_negatives_fall_back_to_farther_positions_then_mask():
   # 6 starts: only a few candidates at all (|d| >= 2) -> that many negatives, the rest masked.
   frames = 10
   batch = _sampler([_record(frames, 1 + frames * 640 // 200)], negatives=11)(0, np.zeros(20, np.int64))
-  num_starts = SPEC.num_starts(frames, 1 + frames * 640 // 200)
+  num_starts = SPEC.num_windows(frames, 1 + frames * 640 // 200)
   for video, mask, offsets in zip(batch["video"], batch["audio_mask"], batch["offsets"]):
     start = int(video[0, 0, 0, 0])
     assert mask[0] and mask.sum() - 1 == sum(1 for o in range(-num_starts, num_starts)
@@ -73,11 +75,14 @@ def test_negatives_fall_back_to_farther_positions_then_mask():
   assert (batch["audio_ids"][~batch["audio_mask"]] == -1).all()
 
 
-def test_num_starts_respects_both_modalities():
-  assert SPEC.num_starts(75, 241) == 71
-  assert SPEC.num_starts(75, 100) == (100 - 16) * 25 // 80 + 1  # audio shorter than video
-  assert SPEC.num_starts(4, 241) == 0
-  np.testing.assert_array_equal(SPEC.num_starts(np.array([75, 75, 4]), np.array([241, 100, 241])), [71, 27, 0])
+def test_num_windows_respects_both_modalities():
+  assert SPEC.num_windows(75, 241) == 71
+  assert SPEC.num_windows(75, 100) == (100 - 16) * 25 // 80 + 1  # audio shorter than video
+  assert SPEC.num_windows(4, 241) == 0
+  np.testing.assert_array_equal(SPEC.num_windows(np.array([75, 75, 4]), np.array([241, 100, 241])), [71, 27, 0])
+  # With the raw audio: only the frames that have audio count (L = min(frames, samples // 640), SPEC 5).
+  assert SPEC.num_windows(75, 241, num_samples=40 * 640 + 639) == 40 - 4
+  assert SPEC.num_windows(75, 241, num_samples=75 * 640) == 71
 
 
 def test_too_short_record_is_named():
@@ -90,7 +95,7 @@ def test_starts_and_negatives_are_distributed_as_the_per_example_sampler_drew_th
   """Statistically the same as the numpy sampler this replaced: uniform starts, and per start the same offsets
   with the same frequencies (near ones first, farther ones only to fill, then masks)."""
   n, mel = 11, 1 + frames * 640 // 200
-  num_starts = SPEC.num_starts(frames, mel)
+  num_starts = SPEC.num_windows(frames, mel)
   draws = 6000
   batch = _sampler([_record(frames, mel)], negatives=n, seed=5)(3, np.zeros(draws, np.int64))
   new_starts = batch["video"][:, 0, 0, 0, 0].astype(int)
@@ -141,5 +146,27 @@ def test_joined_readers_read_from_their_part():
   assert len(joined) == 3
   opened = joined.open(np.array([2, 0, 1]))
   np.testing.assert_array_equal(opened.num_frames, [40, 30, 60])
-  video = opened.video(np.array([0, 1, 2]), np.array([35, 25, 50]))
+  video = opened.video(np.array([0, 1, 2]), np.array([35, 25, 50]), SPEC)
   np.testing.assert_array_equal(video[:, 0, 0, 0, 0], [35, 25, 50])
+
+
+def test_variable_length_clips_are_padded_with_a_mask():
+  """clip_frames = (5, 15) (AVST): T-frame clips with the ceil(3.2 T) mel frames of their audio (time-major),
+  zero-padded to 15 frames and 48 mel frames; the mask marks the first T frames; T uniform over 5..15."""
+  sampler = BatchSampler(RecordWindows([_record(75, 241)], SPEC, margin=4), SPEC, 3, 2, 15, seed=3,
+                         clip_frames=(5, 15))
+  batch = sampler(0, np.zeros(300, np.int64))
+  assert batch["video"].shape == (300, 15, 52, 96, 3) and batch["audio"].shape == (300, 4, 48, 80)
+  lengths = batch["video_mask"].sum(1)
+  assert set(lengths.tolist()) == set(range(5, 16))
+  for video, audio, offsets, mask, t in zip(batch["video"], batch["audio"], batch["offsets"], batch["video_mask"],
+                                            lengths):
+    assert mask[:t].all() and not mask[t:].any()
+    start = int(video[0, 0, 0, 0])
+    np.testing.assert_array_equal(video[:t, 0, 0, 0], start + np.arange(t))
+    m = -(-t * 80 // 25)
+    np.testing.assert_array_equal(audio[:, :m, 0], 80 * (start + offsets)[:, None] // 25 + np.arange(m))
+    assert not video[t:].any() and not audio[:, m:].any()
+  # A record too short for the length drawn gives the longest clip it holds (8 frames, 26 mel frames).
+  short = BatchSampler(RecordWindows([_record(8, 26)], SPEC, margin=4), SPEC, 3, 2, 15, seed=3, clip_frames=(5, 15))
+  assert set(short(0, np.zeros(40, np.int64))["video_mask"].sum(1).tolist()) <= set(range(5, 9))

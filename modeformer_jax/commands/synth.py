@@ -21,6 +21,7 @@ import json
 import time
 from pathlib import Path
 
+from modeformer_jax.commands import options
 from modeformer_jax.errors import UserError
 
 HELP = "generate a synthetic LRS2/LRS3-layout dataset of talking-face mp4s with known sync offsets"
@@ -63,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "face 24-48 px tall moving about, a silent second face, a microphone in front of the jaw "
                       "and a cluttered background (for face detection; LRS2-layout prep would crop it as a "
                       "face-centred frame, so prepare wide shots as lrs3 or folder) (default: %(default)s)")
-  parser.add_argument("--json", action="store_true", help="print a JSON summary to stdout")
+  options.add_json(parser)
 
 
 def _offsets(values: list[str]) -> list[int]:

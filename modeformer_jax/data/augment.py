@@ -40,10 +40,12 @@ class Augment:
     """Rows above the model's first row (row_start) that the loader keeps for the crop jitter."""
     return min(self.crop_jitter, row_start)
 
-  def __call__(self, video: jax.Array, audio: jax.Array, key: jax.Array, row_start: int
-               ) -> tuple[jax.Array, jax.Array]:
+  def __call__(self, video: jax.Array, audio: jax.Array, key: jax.Array, row_start: int,
+               video_mask: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """video uint8 [B, T, S - row_start + margin, S, 3], audio [B, K, T', F] time-major (the loader's) -> (video
-    uint8 [B, T, S - row_start, S, 3], audio float32 [B, K, F, T']: the model's inputs), augmented."""
+    uint8 [B, T, S - row_start, S, 3], audio float32 [B, K, F, T']: the model's inputs), augmented. video_mask
+    bool [B, T] (variable-length clips): the contrast's mean is over the clip's frames and padded frames stay
+    zero; padded audio frames get gain and noise, which the model masks (models/avst.py)."""
     margin = self.margin(row_start)
     batch, _, height, width = video.shape[:4]
     rows = height - margin
@@ -62,8 +64,10 @@ class Augment:
       bias = 255.0 * jax.random.uniform(keys[3], (batch, 1, 1, 1, 1), minval=-self.brightness,
                                         maxval=self.brightness)
       x = video.astype(jnp.float32)
-      mean = x.mean(axis=(1, 2, 3, 4), keepdims=True)
-      video = jnp.floor(jnp.clip((x - mean) * gain + mean + bias, 0, 255)).astype(jnp.uint8)
+      frames = jnp.ones(video.shape[:2], bool) if video_mask is None else video_mask
+      frames = frames[:, :, None, None, None]
+      mean = (x * frames).sum(axis=(1, 2, 3, 4), keepdims=True) / (frames.sum(axis=1, keepdims=True) * x[0, 0].size)
+      video = jnp.where(frames, jnp.floor(jnp.clip((x - mean) * gain + mean + bias, 0, 255)), 0).astype(jnp.uint8)
     audio = jnp.swapaxes(audio.astype(jnp.float32), -1, -2)
     gain_key, noise_key = jax.random.split(keys[4])
     if self.audio_gain:

@@ -114,9 +114,11 @@ def train_batches(config: ml_collections.ConfigDict, stage: ml_collections.Confi
 
   Yields dicts of host arrays, b = stage.batch_size / process_count rows (data.windows.BatchSampler): video
   uint8 [b, 5, 48 + margin, 96, 3] (not augmented; margin = data.augment.Augment's, the rows its crop jitter
-  reads; the train step augments), audio float32 [b, 1+N, 80, 16], audio_mask bool [b, 1+N], offsets int32
-  [b, 1+N] and audio_ids int32 [b, 1+N, 2] (record index, window start frame; equal ids are the same audio,
-  see loss.py). source: records to read instead of the config's (cut from whole records).
+  reads; the train step augments), audio [b, 1+N, 16, 80] time-major (float16 log-mel as stored; the train step
+  transposes it), audio_mask bool [b, 1+N], offsets int32 [b, 1+N] and audio_ids int32 [b, 1+N, 2] (record
+  index, window start frame; equal ids are the same audio, see loss.py). With config.data.clip_frames = (lo, hi):
+  video [b, hi, 48 + margin, 96, 3], audio [b, 1+N, ceil(3.2 hi), 80] and video_mask bool [b, hi]. source:
+  records to read instead of the config's (cut from whole records).
   start: global batches already consumed (a resumed stage's step). process_index / process_count default to
   jax's.
   """
@@ -129,7 +131,8 @@ def train_batches(config: ml_collections.ConfigDict, stage: ml_collections.Confi
   process_count = jax.process_count() if process_count is None else process_count
   windows = config.data.windows_per_record
   records = records_per_process_batch(stage.batch_size, windows, process_count)
-  sampler = BatchSampler(reader, spec, stage.num_negatives, stage.min_offset, stage.max_offset, seed, windows)
+  sampler = BatchSampler(reader, spec, stage.num_negatives, stage.min_offset, stage.max_offset, seed, windows,
+                         tuple(config.data.get("clip_frames", ())) or None)
   # Consecutive slices of `records` examples: global batch g is slices g*P .. g*P+P-1, process p takes slice
   # g*P + p. Everything is lazy, so a process reads its own records only.
   ds = grain.MapDataset.range(_ENDLESS).map_with_index(_Slice(sampler, RecordOrder(len(reader), seed), records))

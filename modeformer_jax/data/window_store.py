@@ -145,8 +145,8 @@ class _OpenStore:
     self.store, self.clips = store, clips
     self.num_frames, self.num_mel = clips[:, 1], clips[:, 3]
 
-  def video(self, rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    store, spec = self.store, self.store.spec
+  def video(self, rows: np.ndarray, starts: np.ndarray, spec: WindowSpec) -> np.ndarray:
+    store = self.store
     data, offsets, _ = store.files()
     index = (self.clips[rows, 0] + starts)[:, None] + np.arange(spec.video_frames)  # [m, 5] frames of the split
     meta = store.meta
@@ -158,7 +158,6 @@ class _OpenStore:
     frames = frames[:, store.first_row:] if store.first_row else frames
     return frames.reshape(*index.shape, *frames.shape[1:])
 
-  def audio(self, rows: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    spec = self.store.spec
+  def audio(self, rows: np.ndarray, frames: np.ndarray, spec: WindowSpec) -> np.ndarray:
     start = self.clips[rows, 2][:, None] + mel_window_start(frames, spec)  # [m, K] rows of the split's mel
     return self.store.files()[2][start[..., None] + np.arange(spec.mel_frames)]  # [m, K, T, F] float16

@@ -23,8 +23,9 @@ from typing import Protocol, Sequence
 import ml_collections
 import numpy as np
 
+from modeformer_jax.data.features import features_field
 from modeformer_jax.media.crops import mouth_rows
-from modeformer_jax.media.logmel import mel_window_start
+from modeformer_jax.media.logmel import mel_frames_covering, mel_window_start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,18 +36,22 @@ class WindowSpec:
   mel_frames_per_second: int = 80
   fps: int = 25
   mouth_row_start: int = 48
+  features: str = "mel"  # the record field audio windows are cut from: "mel" (log-mel) or "mfcc" (SyncNet)
 
   @classmethod
   def from_config(cls, pp: ml_collections.ConfigDict) -> "WindowSpec":
     return cls(pp.video_window_frames, pp.mel_window_frames, pp.mel_frames_per_second, int(pp.fps),
-               pp.mouth_row_start)
+               pp.mouth_row_start, features_field(pp))
 
-  def num_starts(self, num_frames, num_mel):
-    """Number of window starts f = 0..L-1 whose video and audio windows both lie inside the record (ints or
-    arrays of them)."""
+  def num_windows(self, num_frames, num_features, num_samples=None, samples_per_frame: int = 640):
+    """Windows f = 0..n-1 whose video window and audio window both lie inside the record (num_features audio
+    feature frames); with num_samples (raw audio), also inside the L = min(frames, samples // samples_per_frame)
+    frames that have audio (SPEC section 5). Ints, or arrays of them (one count per record)."""
     by_video = np.asarray(num_frames) - self.video_frames + 1
-    # Largest f with mel_start(f) + mel_frames <= num_mel.
-    by_audio = ((np.asarray(num_mel) - self.mel_frames) * self.fps) // self.mel_frames_per_second + 1
+    # Largest f with mel_start(f) + mel_frames <= num_features.
+    by_audio = ((np.asarray(num_features) - self.mel_frames) * self.fps) // self.mel_frames_per_second + 1
+    if num_samples is not None:
+      by_video = np.minimum(by_video, np.asarray(num_samples) // samples_per_frame - self.video_frames + 1)
     count = np.maximum(0, np.minimum(by_video, by_audio))
     return int(count) if count.ndim == 0 else count
 
@@ -54,6 +59,13 @@ class WindowSpec:
     """mel [M, F] (time-major, as stored), frames [...] -> [..., mel_frames, F]: the rows of each frame's audio
     window, time-major in mel's dtype (what the loader hands the train step, which transposes on the device)."""
     return mel[mel_window_start(np.asarray(frames), self)[..., None] + np.arange(self.mel_frames)]
+
+  num_starts = num_windows  # the old name, while callers move
+
+  def clip(self, video_frames: int) -> "WindowSpec":
+    """The geometry of clips of `video_frames` frames with the audio that covers them (ceil(3.2 T) mel frames)."""
+    return dataclasses.replace(self, video_frames=video_frames, mel_frames=mel_frames_covering(
+        video_frames, self.mel_frames_per_second, self.fps))
 
   def audio_windows(self, mel: np.ndarray, frames: np.ndarray) -> np.ndarray:
     """mel [M, F] (time-major, as stored), frames [...] -> [..., F, mel_frames] (frequency, time) float32."""
@@ -65,13 +77,13 @@ class WindowBatch(Protocol):
   num_frames: np.ndarray  # int [n] video frames of each record
   num_mel: np.ndarray  # int [n] audio feature frames of each record
 
-  def video(self, rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Record rows [m] (indices into the opened records), window starts [m] -> uint8 [m, 5, H, W, 3]: the
-    model's rows of crops start..start+4 with the reader's margin rows above them."""
+  def video(self, rows: np.ndarray, starts: np.ndarray, spec: WindowSpec) -> np.ndarray:
+    """Record rows [m] (indices into the opened records), window starts [m] -> uint8 [m, T, H, W, 3]: the
+    model's rows of crops start..start+T-1 (T = spec.video_frames) with the reader's margin rows above them."""
 
-  def audio(self, rows: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    """Record rows [m], video frames [m, K] -> [m, K, T, F] audio windows of those frames, time-major (float16
-    log-mel or float32 features)."""
+  def audio(self, rows: np.ndarray, frames: np.ndarray, spec: WindowSpec) -> np.ndarray:
+    """Record rows [m], video frames [m, K] -> [m, K, spec.mel_frames, F] audio windows of those frames,
+    time-major (float16 log-mel or float32 features)."""
 
 
 class WindowReader(Protocol):
@@ -103,18 +115,17 @@ class _OpenRecords:
   def __init__(self, records: list[dict], reader: RecordWindows):
     self.records, self.reader = records, reader
     self.num_frames = np.array([len(r["crops"]) for r in records])
-    self.num_mel = np.array([len(r["mel"]) for r in records])
+    self.num_mel = np.array([len(r[reader.spec.features]) for r in records])
 
-  def video(self, rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    spec = self.reader.spec
+  def video(self, rows: np.ndarray, starts: np.ndarray, spec: WindowSpec) -> np.ndarray:
     # A slice, so lazily decoded JPEG crops decode these 5 frames only.
     return np.stack([mouth_rows(self.records[r]["crops"][s:s + spec.video_frames], spec.mouth_row_start,
                                 self.reader.margin) for r, s in zip(rows, starts)])
 
-  def audio(self, rows: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    mel = [self.records[r]["mel"] for r in rows]
+  def audio(self, rows: np.ndarray, frames: np.ndarray, spec: WindowSpec) -> np.ndarray:
+    mel = [self.records[r][spec.features] for r in rows]
     dtype = np.float16 if all(m.dtype == np.float16 for m in mel) else np.float32
-    return np.stack([self.reader.spec.audio_rows(m, f).astype(dtype, copy=False) for m, f in zip(mel, frames)])
+    return np.stack([spec.audio_rows(m, f).astype(dtype, copy=False) for m, f in zip(mel, frames)])
 
 
 class JoinedWindows:
@@ -146,21 +157,21 @@ class _OpenJoined:
     for p, batch in opened.items():
       self.num_frames[part == p], self.num_mel[part == p] = batch.num_frames, batch.num_mel
 
-  def _gather(self, method: str, rows: np.ndarray, arg: np.ndarray) -> np.ndarray:
+  def _gather(self, method: str, rows: np.ndarray, arg: np.ndarray, spec: WindowSpec) -> np.ndarray:
     out = None
     for p, batch in self.opened.items():
       take = self.part[rows] == p
       if take.any():
-        values = getattr(batch, method)(self.within[rows[take]], arg[take])
+        values = getattr(batch, method)(self.within[rows[take]], arg[take], spec)
         out = np.empty((len(rows), *values.shape[1:]), values.dtype) if out is None else out
         out[take] = values
     return out
 
-  def video(self, rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    return self._gather("video", rows, starts)
+  def video(self, rows: np.ndarray, starts: np.ndarray, spec: WindowSpec) -> np.ndarray:
+    return self._gather("video", rows, starts, spec)
 
-  def audio(self, rows: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    return self._gather("audio", rows, frames)
+  def audio(self, rows: np.ndarray, frames: np.ndarray, spec: WindowSpec) -> np.ndarray:
+    return self._gather("audio", rows, frames, spec)
 
 
 def uniform(seed: int, *ids) -> np.ndarray:
@@ -183,8 +194,9 @@ def _mix(x: np.ndarray) -> np.ndarray:
   return x ^ (x >> np.uint64(31))
 
 
-# Streams of `uniform` per example: the window start, the near negatives' order, the far ones' order.
-_START, _NEAR, _FAR = 0, 1, 2
+# Streams of `uniform` per example: the window start, the near negatives' order, the far ones' order, the
+# clip length (clip_frames).
+_START, _NEAR, _FAR, _LENGTH = 0, 1, 2, 3
 
 
 def draw_negatives(starts: np.ndarray, num_starts: np.ndarray, n: int, min_offset: int, max_offset: int,
@@ -228,6 +240,10 @@ class BatchSampler:
   offsets int32 [r w, 1+N] (0 for the positive), audio_ids int32 [r w, 1+N, 2]: (record index, start frame)
   of each audio window, -1 where masked; two windows with the same id are the same audio, which the loss must
   not count as a negative (windows of one record drawn at overlapping positions).
+
+  With clip_frames = (lo, hi) (variable-length models, AVST): a clip of T frames, T drawn uniformly from
+  lo..hi (fewer where the record is too short), and its audio windows of ceil(3.2 T) mel frames, zero-padded to
+  hi frames and ceil(3.2 hi) mel frames, with video_mask bool [r w, hi] (the first T frames True).
   """
   reader: WindowReader
   spec: WindowSpec
@@ -236,25 +252,62 @@ class BatchSampler:
   max_offset: int
   seed: int
   windows: int = 1
+  clip_frames: tuple[int, int] | None = None
 
   def __call__(self, slice_index: int, records: np.ndarray) -> dict[str, np.ndarray]:
     records = np.asarray(records, np.int64)
     opened = self.reader.open(records)
-    num_starts = self.spec.num_starts(opened.num_frames, opened.num_mel)
-    if (short := np.nonzero(num_starts < 1)[0]).size:
-      i = short[0]
-      raise ValueError(f"record {records[i]}: too short for one window ({opened.num_frames[i]} frames, "
-                       f"{opened.num_mel[i]} mel frames)")
     rows = np.repeat(np.arange(len(records)), self.windows)
     # Hash ids of each row: (example, window); example k = slice_index * records + i.
     example = np.stack([slice_index * len(records) + rows, np.tile(np.arange(self.windows), len(records))], axis=1)
-    starts = (uniform(self.seed, *example.T, _START) * num_starts[rows]).astype(np.int64)
-    offsets, count = draw_negatives(starts, num_starts[rows], self.num_negatives, self.min_offset,
-                                    self.max_offset, self.seed, example)
+    if not self.clip_frames:
+      return self._windows(opened, records, rows, example, self.spec)
+    # Variable-length clips: rows of one length at a time, padded to the longest.
+    lengths = self._lengths(opened, rows, example)
+    longest = self.spec.clip(self.clip_frames[1])
+    out = {}
+    for length in np.unique(lengths):
+      at = np.nonzero(lengths == length)[0]
+      part = self._windows(opened, records, rows[at], example[at], self.spec.clip(int(length)))
+      part["video"] = _pad_axis(part["video"], 1, longest.video_frames)
+      part["audio"] = _pad_axis(part["audio"], 2, longest.mel_frames)
+      for key, value in part.items():
+        out.setdefault(key, np.empty((len(rows), *value.shape[1:]), value.dtype))[at] = value
+    out["video_mask"] = np.arange(longest.video_frames) < lengths[:, None]
+    return out
+
+  def _lengths(self, opened: WindowBatch, rows: np.ndarray, example: np.ndarray) -> np.ndarray:
+    """Clip length T [m] of each row: uniform in clip_frames' lo..hi, shortened (not below lo) until the record
+    holds a clip of T frames."""
+    lo, hi = self.clip_frames
+    lengths = lo + (uniform(self.seed, *example.T, _LENGTH) * (hi - lo + 1)).astype(np.int64)
+    for t in range(hi, lo, -1):
+      fits = self.spec.clip(t).num_windows(opened.num_frames[rows], opened.num_mel[rows]) >= 1
+      lengths = np.where((lengths == t) & ~fits, t - 1, lengths)
+    return lengths
+
+  def _windows(self, opened: WindowBatch, records: np.ndarray, rows: np.ndarray, example: np.ndarray,
+               spec: WindowSpec) -> dict[str, np.ndarray]:
+    """The examples of `rows` (indices into the opened records, hash ids `example`) with windows of `spec`."""
+    num_starts = spec.num_windows(opened.num_frames[rows], opened.num_mel[rows])
+    if (short := np.nonzero(num_starts < 1)[0]).size:
+      i = rows[short[0]]
+      raise ValueError(f"record {records[i]}: too short for one window ({opened.num_frames[i]} frames, "
+                       f"{opened.num_mel[i]} mel frames)")
+    starts = (uniform(self.seed, *example.T, _START) * num_starts).astype(np.int64)
+    offsets, count = draw_negatives(starts, num_starts, self.num_negatives, self.min_offset, self.max_offset,
+                                    self.seed, example)
     k = 1 + self.num_negatives
     mask = np.arange(k) < 1 + count[:, None]
     frames = starts[:, None] + np.concatenate([np.zeros((len(rows), 1), np.int64), offsets], axis=1)
     ids = np.where(mask[..., None], np.stack([np.broadcast_to(records[rows, None], frames.shape), frames], -1), -1)
-    return {"video": opened.video(rows, starts), "audio": opened.audio(rows, frames), "audio_mask": mask,
-            "offsets": np.where(mask, frames - starts[:, None], 0).astype(np.int32),
+    return {"video": opened.video(rows, starts, spec), "audio": opened.audio(rows, frames, spec),
+            "audio_mask": mask, "offsets": np.where(mask, frames - starts[:, None], 0).astype(np.int32),
             "audio_ids": ids.astype(np.int32)}
+
+
+def _pad_axis(x: np.ndarray, axis: int, size: int) -> np.ndarray:
+  """x zero-padded at the end of `axis` to `size`."""
+  pad = [(0, 0)] * x.ndim
+  pad[axis] = (0, size - x.shape[axis])
+  return np.pad(x, pad)

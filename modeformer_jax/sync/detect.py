@@ -1,4 +1,4 @@
-"""Offset detection on one video: decode -> faces -> crops -> log-mel (`prepare`, no model, runs in worker
+"""Offset detection on one video: decode -> faces -> crops -> log-mel (`model_inputs`, no model, runs in worker
 processes) -> embeddings -> per-window scores -> syncnet_python numbers and the offset histogram (`score`,
 with the model, in the main process).
 
@@ -32,11 +32,11 @@ _VIDEO_CHUNK = 1024
 
 
 @dataclasses.dataclass
-class Prepared:
+class ModelInputs:
   """What the model needs from one file; made without the model. T frames at the model's rate (25 fps)."""
   path: str
   crops: np.ndarray  # uint8 [T, crop, crop, 3] face crops
-  mel: np.ndarray  # float32 [M, F] audio features of the T frames (log-mel [M, 80], SyncNet: MFCC [M, 13])
+  features: np.ndarray  # float32 [M, F] audio features of the T frames (log-mel [M, 80], SyncNet: MFCC [M, 13])
   valid: np.ndarray  # bool [T] a face was seen on this frame
   face_centered: bool  # whole frame taken as the face, no detection
   num_tracks: int  # face tracks found (0 with face_centered)
@@ -50,8 +50,8 @@ def min_frames(max_offset: int, window: int = 5) -> int:
   return window + 2 * max_offset
 
 
-def prepare(path: str, pp: ml_collections.ConfigDict, *, face_centered: bool = False,
-            max_offset: int = 15, chunk_mb: float = 1024.0) -> Prepared:
+def model_inputs(path: str, pp: ml_collections.ConfigDict, *, face_centered: bool = False,
+                 max_offset: int = 15, chunk_mb: float = 1024.0) -> ModelInputs:
   """Decodes `path` (any rate -> pp.fps, any audio -> pp.sample_rate mono), finds the face, crops, log-mel.
 
   Faces: with face_centered the whole frame is the face (LRS2-style crops, pp.lrs2_box), as `modeformer prep`
@@ -114,12 +114,12 @@ def prepare(path: str, pp: ml_collections.ConfigDict, *, face_centered: bool = F
           "audio_streams": media.audio_streams, "video_seconds": round(media.video_seconds, 3),
           "audio_seconds": round(media.audio_seconds, 3), "width": size[0], "height": size[1]}
   tick = time.perf_counter()
-  mel = audio_features(media.audio[:num_frames * hop], pp)  # log-mel, or MFCC for SyncNet
+  features = audio_features(media.audio[:num_frames * hop], pp)  # log-mel, or MFCC for SyncNet
   timings["mel"] = time.perf_counter() - tick
   heights = np.concatenate(heights)
-  return Prepared(path=path, crops=crops, mel=mel, valid=valid, face_centered=face_centered,
-                  num_tracks=num_tracks, face_px=float(np.median(heights)) if heights.size else 0.0, info=info,
-                  timings=timings)
+  return ModelInputs(path=path, crops=crops, features=features, valid=valid, face_centered=face_centered,
+                     num_tracks=num_tracks, face_px=float(np.median(heights)) if heights.size else 0.0, info=info,
+                     timings=timings)
 
 
 def _smallest_face(pp: ml_collections.ConfigDict, width: int, height: int) -> float:
@@ -269,8 +269,8 @@ class SyncResult:
     return "\n".join(lines)
 
 
-def score(model: SyncModel, prepared: Prepared, max_offset: int = 15) -> SyncResult:
-  """Embeds every 5-frame window of a prepared file once per modality and scores offsets -S..S.
+def score(model: SyncModel, inputs: ModelInputs, max_offset: int = 15) -> SyncResult:
+  """Embeds every 5-frame window of a file's inputs once per modality and scores offsets -S..S.
 
   Windows that touch a frame without a face are dropped from every statistic. With model.syncnet_compat the
   distances are syncnet_python's (sync.syncnet_metrics.padded_distances: candidates past the ends scored
@@ -287,23 +287,23 @@ def score(model: SyncModel, prepared: Prepared, max_offset: int = 15) -> SyncRes
                     "and has no embeddings for offset detection; evaluate it with `modeformer eval`")
   tick = time.perf_counter()
   spec = model.spec
-  path, crops = prepared.path, prepared.crops
-  # prepare cut the audio to the frames, so L = T (SPEC 5); SyncNet's MFCC windows reach one frame less far.
-  count = spec.num_starts(len(crops), len(prepared.mel))
+  path, crops = inputs.path, inputs.crops
+  # model_inputs cut the audio to the frames, so L = T (SPEC 5); SyncNet's MFCC windows reach one frame less far.
+  count = spec.num_starts(len(crops), len(inputs.features))
   video = np.concatenate([
       model.embed_video(video_windows(crops[s:s + _VIDEO_CHUNK + spec.video_frames - 1],
                                       min(_VIDEO_CHUNK, count - s), spec))
       for s in range(0, count, _VIDEO_CHUNK)])
-  audio = model.embed_audio(audio_windows(prepared.mel, count, spec))
+  audio = model.embed_audio(audio_windows(inputs.features, count, spec))
   model_seconds = time.perf_counter() - tick
 
   tick = time.perf_counter()
   # [L, 2S+1], column j = audio moved by j - S; higher = better (minus the distance for Euclidean models).
   sims = offset_similarities(video, audio, max_offset, model.scoring)
-  window_ok = np.lib.stride_tricks.sliding_window_view(prepared.valid, spec.video_frames).all(axis=1)[:count]
+  window_ok = np.lib.stride_tricks.sliding_window_view(inputs.valid, spec.video_frames).all(axis=1)[:count]
   sims[~window_ok] = np.nan
   if not np.isfinite(sims).any(axis=0).all():
-    raise MediaError(path, f"face found in {prepared.valid.mean():.0%} of the frames: too few 5-frame windows "
+    raise MediaError(path, f"face found in {inputs.valid.mean():.0%} of the frames: too few 5-frame windows "
                      f"with a face throughout ({int(window_ok.sum())}) to score offsets up to +-{max_offset}")
   if model.syncnet_compat:
     distances = syncnet_metrics.padded_distances(video, audio, max_offset)
@@ -316,19 +316,22 @@ def score(model: SyncModel, prepared: Prepared, max_offset: int = 15) -> SyncRes
   histogram = syncnet_metrics.offset_histogram(sims)
   with np.errstate(all="ignore"):
     similarity = np.nanmean(sims, axis=0)
-  timings = {**prepared.timings, "model": model_seconds, "scoring": time.perf_counter() - tick}
+  timings = {**inputs.timings, "model": model_seconds, "scoring": time.perf_counter() - tick}
   return SyncResult(
       path=path, offset=scores.offset, fps=float(spec.fps), min_dist=scores.min_dist,
       confidence=scores.confidence, offsets=histogram.offsets, similarity=similarity[::-1],
       mdist=scores.mdist[::-1], histogram=histogram.counts, mode=histogram.mode,
       framewise_conf=scores.framewise_conf_filtered, windows_scored=int(window_ok.sum()), windows_total=count,
-      face_coverage=float(prepared.valid.mean()), num_tracks=prepared.num_tracks,
-      face_mode="centered" if prepared.face_centered else "detected", face_px=prepared.face_px,
-      small_face=prepared.face_px < with_face_defaults(model.config.preprocess).small_face_px,
-      num_frames=len(crops), info=prepared.info, timings=timings, crop_size=crops.shape[1])
+      face_coverage=float(inputs.valid.mean()), num_tracks=inputs.num_tracks,
+      face_mode="centered" if inputs.face_centered else "detected", face_px=inputs.face_px,
+      small_face=inputs.face_px < with_face_defaults(model.config.preprocess).small_face_px,
+      num_frames=len(crops), info=inputs.info, timings=timings, crop_size=crops.shape[1])
 
 
 def detect(model: SyncModel, path: str, *, face_centered: bool = False, max_offset: int = 15) -> SyncResult:
-  """prepare + score in this process: one file's report."""
-  return score(model, prepare(path, model.config.preprocess, face_centered=face_centered,
-                              max_offset=max_offset), max_offset)
+  """model_inputs + score in this process: one file's report."""
+  return score(model, model_inputs(path, model.config.preprocess, face_centered=face_centered,
+                                   max_offset=max_offset), max_offset)
+
+
+Prepared, prepare = ModelInputs, model_inputs  # the old names, while callers move

@@ -80,7 +80,8 @@ def state_sharding(mesh: Mesh, state: TrainState) -> TrainState:
 
 
 def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, state: TrainState, *,
-                    negatives: str, chunk_size: int, seed: int, augment: Augment, row_start: int) -> Callable:
+                    negatives: str, chunk_size: int, seed: int, augment: Augment, row_start: int,
+                    symmetric: bool = False) -> Callable:
   """(state, global batch) -> (state, metrics). The input state's buffers are donated.
 
   The batch holds data/pipeline.py's arrays (audio_ids optional) and optionally "stop" bool [B]: each
@@ -88,7 +89,8 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, 
   video has augment.margin(row_start) rows above the model's (preprocess.mouth_row_start = row_start): the step
   augments video and audio first (data/augment.py).
 
-  The loss is the model's objective (loss.objective_loss): InfoNCE over `negatives` for ModEFormer.
+  The loss is the model's objective (loss.objective_loss): InfoNCE over `negatives` for ModEFormer, with its
+  audio -> video rows too when `symmetric`.
 
   Dropout keys are fold_in(seed, step) and augmentation keys fold_in(fold_in(seed, AUGMENT_STREAM), step), so a
   resumed run draws the same masks and augmentations as an uninterrupted one. A step whose loss or gradient is
@@ -100,15 +102,17 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, 
 
   def step_fn(state: TrainState, batch: dict[str, jax.Array]):
     key = jax.random.fold_in(base_key, state.step)
-    video, audio = augment(batch["video"], batch["audio"], jax.random.fold_in(augment_key, state.step), row_start)
+    video, audio = augment(batch["video"], batch["audio"], jax.random.fold_in(augment_key, state.step), row_start,
+                           batch.get("video_mask"))
 
     def loss_fn(params):
       rngs = nnx.Rngs(dropout=key)  # created inside the traced function, which mutates its counter
       net = model.merge(params, state.batch_stats)
-      outputs = net(video, audio, train=True, rngs=rngs)
+      clips = {"video_mask": batch["video_mask"]} if "video_mask" in batch else {}  # variable-length clips (AVST)
+      outputs = net(video, audio, train=True, rngs=rngs, **clips)
       loss, metrics = objective_loss(net, outputs, batch["audio_mask"], mesh=mesh, batch_axes=BATCH_AXES,
                                      negatives=negatives, chunk_size=chunk_size or None,
-                                     audio_ids=batch.get("audio_ids"))
+                                     audio_ids=batch.get("audio_ids"), symmetric=symmetric)
       stats = nnx.to_pure_dict(nnx.state(net, nnx.BatchStat))
       return loss, (metrics, stats)
 
