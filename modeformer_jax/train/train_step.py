@@ -134,7 +134,7 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, 
 
 def make_step(config: ml_collections.ConfigDict, stage: ml_collections.ConfigDict, model: Model,
               tx: optax.GradientTransformation, mesh: Mesh, state: TrainState) -> Callable:
-  """The train step of `stage` as the trainer makes it (its negatives, chunking, seed and augmentation)."""
+  """The train step of `stage` as the trainer makes it (its negatives, symmetry, chunking, seed, augmentation)."""
   return make_train_step(model, tx, mesh, state, negatives=stage.negatives, chunk_size=config.loss_chunk_size,
                          seed=config.seed, augment=Augment.from_config(config.data.augment),
-                         row_start=config.preprocess.mouth_row_start)
+                         row_start=config.preprocess.mouth_row_start, symmetric=stage.get("symmetric", False))
