@@ -16,6 +16,8 @@ from modeformer_jax.media.encode import write_video
 from modeformer_jax.media.preprocess_config import preprocess_config
 from modeformer_jax.sync import detect
 
+pytestmark = pytest.mark.integration
+
 
 def _prepared(src, out, dataset, split, storage):
   summary = prep.prepare(dataset, src, out, [split], options=PrepOptions(dataset, frame_storage=storage),
