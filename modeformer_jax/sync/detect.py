@@ -42,7 +42,9 @@ class ModelInputs:
   num_tracks: int  # face tracks found (0 with face_centered)
   face_px: float  # median face box height in source pixels where a face was seen (face_centered: the box's)
   info: dict[str, Any]  # source streams: fps, sample rate, channels, durations
-  timings: dict[str, float]  # seconds per stage: decode, faces, mel
+  # Seconds per stage: decode, faces (detection + tracking), crop (the speaker's crops; with several faces, each
+  # candidate's), mel.
+  timings: dict[str, float]
 
 
 def min_frames(max_offset: int, window: int = 5) -> int:
@@ -68,7 +70,7 @@ def model_inputs(path: str, pp: ml_collections.ConfigDict, *, face_centered: boo
     MediaError: unreadable file, missing stream, too short for +-max_offset, or no face at all.
   """
   tick = time.perf_counter()
-  timings = {"decode": 0.0, "faces": 0.0}
+  timings = {"decode": 0.0, "faces": 0.0, "crop": 0.0}
   crops, valid, size, heights = [], [], [], []
   num_tracks = 0
 
@@ -83,17 +85,21 @@ def model_inputs(path: str, pp: ml_collections.ConfigDict, *, face_centered: boo
       valid.append(np.ones(len(frames), bool))
       heights.append(boxes[:, 3])
     else:
+      tracks = faces.detect_faces(frames, pp)
+      detected = time.perf_counter()
+      timings["faces"] += detected - started
+      started = detected
       # A chunk without a face gets whole-frame crops, masked out by `valid`.
-      track, chunk_crops = pick_speaker(frames, faces.detect_faces(frames, pp), pp)
+      track, chunk_crops = pick_speaker(frames, tracks, pp)
       crops.append(chunk_crops)
       valid.append(track.valid)
       heights.append(track.boxes[track.valid, 3])
       num_tracks = max(num_tracks, track.num_tracks)
-    timings["faces"] += time.perf_counter() - started
+    timings["crop"] += time.perf_counter() - started
 
   media = read_media(path, fps=pp.fps, sample_rate=pp.sample_rate, on_frames=crop, chunk_mb=chunk_mb)
   width, height = size
-  timings["decode"] = time.perf_counter() - tick - timings["faces"]
+  timings["decode"] = time.perf_counter() - tick - timings["faces"] - timings["crop"]
   hop = int(pp.sample_rate // pp.fps)
   # Both streams cut to the frames that have audio, as `modeformer prep` does (L of SPEC section 5).
   num_frames = min(media.num_frames, len(media.audio) // hop)
@@ -201,7 +207,7 @@ class SyncResult:
   small_face: bool  # face_px under preprocess.small_face_px: the crop is mostly upsampled
   num_frames: int  # analysed frames (video with audio), at fps
   info: dict[str, Any]
-  timings: dict[str, float]  # seconds: decode, faces, mel, model, scoring
+  timings: dict[str, float]  # seconds: decode, faces, crop, mel, model, scoring
   crop_size: int = 96
 
   @property
