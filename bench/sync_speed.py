@@ -63,12 +63,22 @@ def random_model(config_path: str) -> SyncModel:
 
 
 def stage_seconds(model, video: str, *, face_centered: bool = False, max_offset: int = 15) -> dict[str, float]:
-  """Wall seconds of each STAGE for one pass over `video` (compilation excluded: one warm-up batch first)."""
+  """Wall seconds of each STAGE for one pass over `video` (compilation excluded: the model and the face detector
+  run once on zeros first)."""
   import numpy as np
 
   spec = model.spec
   model.embed_video(np.zeros((1, spec.video_frames, 96 - spec.mouth_row_start, 96, 3), np.uint8))
   model.embed_audio(np.zeros((1, 80, spec.mel_frames), np.float32))
+  pp = model.config.preprocess
+  if not face_centered and pp.face_detector == "blazeface":  # the detector compiles once per process too
+    from modeformer_jax.media import blazeface
+    for name in ("full", "short"):
+      detector = blazeface.model(name)
+      batch = 8
+      while batch < max(16, 2 * pp.blazeface_batch):  # the batch sizes predict() pads to
+        detector.predict(np.zeros((batch, detector.input_size, detector.input_size, 3), np.uint8))
+        batch *= 2
   inputs = model_inputs(video, model.config.preprocess, face_centered=face_centered, max_offset=max_offset)
   return dict(score(model, inputs, max_offset).timings)
 
