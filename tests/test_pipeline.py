@@ -107,6 +107,17 @@ def test_window_store_holds_the_records_windows(source_videos, prepared, storage
   assert error.max() == 0 if storage == "raw" else 0 < error.mean() < 3
 
 
+def test_grain_worker_processes_give_the_same_batches(prepared):
+  """The store's reader travels to grain's worker processes (its memory maps reopen there) and they draw the
+  batches the main process would."""
+  from absl import flags
+  flags.FLAGS.mark_as_parsed()  # grain's workers read absl flags, as the CLI parses them
+  config = _config(prepared, "--config.data.windows_per_record=2")
+  expected = _take(train_batches(config, config.stages[0], seed=4), 3)
+  config.data.num_workers = 1
+  _assert_batches_equal(_take(train_batches(config, config.stages[0], seed=4), 3), expected)
+
+
 def test_an_older_dataset_version_is_named(tmp_path):
   older = tmp_path / "lrs2" / "1.0.0"
   older.mkdir(parents=True)
