@@ -64,24 +64,31 @@ def _launch(setup, workdir, processes, devices, mesh, wait=True):
          "--workdir", str(workdir), "--no-progress", *overrides, *mesh]
   if not wait:
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-  done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+  done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
   assert done.returncode == 0, done.stderr[-4000:]
   return done
 
 
 def _weights(workdir):
+  """(parameters, BatchNorm running statistics) of the run's last step, as lists of arrays."""
   _, step, params, stats = restore_weights(str(workdir))
   assert step == 6
-  return jax.tree.leaves((params, stats))
+  return jax.tree.leaves(params), jax.tree.leaves(stats)
 
 
 def _assert_same_weights(workdir, reference):
-  for a, b in zip(_weights(workdir), reference):
+  (params, stats), (want_params, want_stats) = _weights(workdir), reference
+  for a, b in zip(params, want_params):
     np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+  # The running statistics are not trained: BatchNorm's variance is E[x^2] - E[x]^2 over the global batch, summed
+  # in another order, and the cancellation magnifies the rounding. In one run of the suite out of two they ended
+  # up to 9e-5 apart relative (4.7e-5 on a variance of 1.74), while the parameters agreed to 2.5e-6.
+  for a, b in zip(stats, want_stats):
+    np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-3)
 
 
 def _wait_for_checkpoint(proc, workdir, step):
-  deadline = time.time() + 300
+  deadline = time.time() + 900
   while not os.path.isdir(os.path.join(workdir, "checkpoints", str(step))):
     assert proc.poll() is None, proc.communicate()[1][-4000:]
     assert time.time() < deadline, "no checkpoint appeared"
