@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The device checks of the multi-process / pod-scale work (issue #16), as one prepared script for a lent GPU
+# The device checks of the multi-process / pod-scale work (issue #16) and of feeding the accelerator
+# (issue #17, part feed), as one prepared script for a lent GPU
 # (the `device` tool's `run`, from the repo root). Not yet run: no device was lent to the session that wrote it.
 #
 #   bash bench/gpu_session.sh step      # MFU at the largest batch that fits + memory per clip   (~5 min H200)
 #   bash bench/gpu_session.sh cache     # 59M first vs second start (compilation cache)          (~5 min)
 #   bash bench/gpu_session.sh learn     # 59M bf16 on generated data: does it leave chance, with and without
 #                                       # model.center_inputs (validation 5/15 frames at intervals) (~10 min)
+#   bash bench/gpu_session.sh feed      # issue #17: loader examples/s per core and with 1-16 grain workers;
+#                                       # sync on 1080p with face detection, per stage; sync --workers 1..16
+#                                       # on 100 clips of 5 s (estimated 8-10 min: split it if needed)
 #
 # The device image has jax (CUDA), flax, optax, orbax, opencv, safetensors but not the rest of our stack. Before
 # the first call, here (not there), once: `echo /.whl/ >> .git/info/exclude` and download the missing wheels for
@@ -14,7 +18,7 @@
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
 #     ml-collections==1.1.0 grain==0.2.18 array-record==0.8.3 tensorflow-datasets==4.9.9 librosa==0.11.0 \
 #     av==14.4.0 tensorboardX==2.6.4 soxr audioread lazy_loader pooch soundfile dm-tree promise \
-#     simple-parsing tensorflow-metadata termcolor toml docstring-parser
+#     simple-parsing tensorflow-metadata termcolor toml docstring-parser psutil
 # then call `run` with carry [".whl"] and the command `bash bench/gpu_session.sh step` (timeout_s 540).
 # Each part writes its tables to $OUT (the device tool brings them back) and prints them.
 set -euo pipefail
@@ -55,8 +59,17 @@ case "$part" in
         2>&1 | grep -E "first step|val_accuracy|done" | tee "$out/learn_center_$center.txt"
     done
     ;;
+  feed)
+    # Loader: per core (workers 0, CPU-seconds) and wall rates with grain workers; JPEG and raw store vs records.
+    python3 bench/loader_throughput.py --workers 1,2,4,8,16 --batches 16 | tee "$out/loader.txt"
+    # sync at 1080p with BlazeFace (the default) on the GPU: both models, 20 s of video.
+    python3 bench/sync_speed.py --size 1920x1080 --seconds 20 | tee "$out/sync_1080p.txt"
+    python3 bench/sync_speed.py --seconds 60 | tee "$out/sync_256.txt"
+    # Many short clips: files per minute and peak memory per worker.
+    python3 bench/sync_workers.py --clips 100 --workers 1,2,4,8,16 --config modeformer_lrs2 | tee "$out/sync_workers.txt"
+    ;;
   *)
-    echo "usage: bash bench/gpu_session.sh step|cache|learn" >&2
+    echo "usage: bash bench/gpu_session.sh step|cache|learn|feed" >&2
     exit 2
     ;;
 esac

@@ -1,8 +1,11 @@
 """Speed of `modeformer sync` per stage: seconds per minute of video for decode, face detection + crops, log-mel,
 the model (both encoders) and scoring, for the default (59M) model and the demo-sized one (configs/tiny.py).
 
-The video is generated: a talking face both face detectors find (BlazeFace, the default, and the Haar cascade), 256x256 at 25 fps with 16 kHz audio, so face
-detection runs as it would on real footage. Random initial weights (timing does not depend on training).
+The video is generated: a talking face both face detectors find (BlazeFace, the default, and the Haar cascade),
+256x256 at 25 fps with 16 kHz audio, so face detection runs as it would on real footage; with --size WxH a wide
+shot of that size instead (synth's wide shot: busy background, a second, silent face; the speaker's face a
+fifth of the frame's height), e.g. --size 1920x1080 for the issue's 1080p target. Random initial weights
+(timing does not depend on training).
 Everything runs in this process on the CPU (or whatever jax's default backend is); XLA compiles each
 encoder once before timing.
 
@@ -10,6 +13,7 @@ encoder once before timing.
   python bench/sync_speed.py --seconds 10          # shorter video (the default model needs ~34 GFLOP per
                                                    # window: minutes per minute of video on 2 CPU cores)
   python bench/sync_speed.py --models tiny --video talk.mp4
+  python bench/sync_speed.py --models tiny --size 1920x1080 --seconds 10   # 1080p wide shot
 
 stage_seconds() is the per-stage measurement on any model with SyncModel's interface (spec, config.preprocess,
 embed_video, embed_audio), so another backend (e.g. the exported PyTorch model) can be timed the same way.
@@ -25,20 +29,28 @@ import time
 
 from modeformer_jax.config_loading import load_config
 from modeformer_jax.data import synth
+from modeformer_jax.data.synth.wide_shot import render_wide_shot
 from modeformer_jax.inference import SyncModel
 from modeformer_jax.media.encode import write_video
 from modeformer_jax.sync.detect import model_inputs, score
 from modeformer_jax.train.train_step import init_model
 
-STAGES = ("decode", "faces", "mel", "model", "scoring")
+# faces: detection and tracking; crop: the crops (of each candidate face where there are several).
+STAGES = ("decode", "faces", "crop", "mel", "model", "scoring")
 MODELS = {"default": "modeformer_lrs2", "tiny": "tiny"}
 # A generated speaker (speaker_style(5, 2)) whose drawn face OpenCV's frontal-face cascade detects throughout.
 _SPEAKER = (5, 2)
 
 
-def make_video(path: str, seconds: float, size: int = 256) -> str:
-  """A generated talking-face mp4 (H.264 + AAC, 25 fps, 16 kHz) with a face the detector finds."""
-  clip = synth.render_clip(17, synth.speaker_style(*_SPEAKER), seconds, 0, size=size)
+def make_video(path: str, seconds: float, size: int = 256, wide: tuple[int, int] | None = None) -> str:
+  """A generated talking-face mp4 (H.264 + AAC, 25 fps, 16 kHz) with a face the detector finds: size x size, or
+  a wide shot of wide = (width, height) pixels."""
+  if wide:
+    width, height = wide
+    clip = render_wide_shot(17, synth.speaker_style(*_SPEAKER), synth.speaker_style(3, 1), seconds,
+                            face_px=height / 5, width=width, height=height)
+  else:
+    clip = synth.render_clip(17, synth.speaker_style(*_SPEAKER), seconds, 0, size=size)
   write_video(path, clip.frames, 25.0, clip.audio, 16000)
   return path
 
@@ -51,12 +63,22 @@ def random_model(config_path: str) -> SyncModel:
 
 
 def stage_seconds(model, video: str, *, face_centered: bool = False, max_offset: int = 15) -> dict[str, float]:
-  """Wall seconds of each STAGE for one pass over `video` (compilation excluded: one warm-up batch first)."""
+  """Wall seconds of each STAGE for one pass over `video` (compilation excluded: the model and the face detector
+  run once on zeros first)."""
   import numpy as np
 
   spec = model.spec
   model.embed_video(np.zeros((1, spec.video_frames, 96 - spec.mouth_row_start, 96, 3), np.uint8))
   model.embed_audio(np.zeros((1, 80, spec.mel_frames), np.float32))
+  pp = model.config.preprocess
+  if not face_centered and pp.face_detector == "blazeface":  # the detector compiles once per process too
+    from modeformer_jax.media import blazeface
+    for name in ("full", "short"):
+      detector = blazeface.model(name)
+      batch = 8
+      while batch < max(16, 2 * pp.blazeface_batch):  # the batch sizes predict() pads to
+        detector.predict(np.zeros((batch, detector.input_size, detector.input_size, 3), np.uint8))
+        batch *= 2
   inputs = model_inputs(video, model.config.preprocess, face_centered=face_centered, max_offset=max_offset)
   return dict(score(model, inputs, max_offset).timings)
 
@@ -67,6 +89,7 @@ def main(argv=None) -> int:
   parser.add_argument("--video", help="time this file instead of a generated one")
   parser.add_argument("--models", default="default,tiny", help="comma-separated: default, tiny")
   parser.add_argument("--face-centered", action="store_true", help="skip face detection (whole frame)")
+  parser.add_argument("--size", help="WxH: generate a wide shot of this size (e.g. 1920x1080) instead of 256x256")
   args = parser.parse_args(argv)
   names = [m for m in args.models.split(",") if m]
   if not set(names) <= set(MODELS):
@@ -76,8 +99,10 @@ def main(argv=None) -> int:
     video = args.video
     if video is None:
       start = time.perf_counter()
-      video = make_video(os.path.join(work, "talk.mp4"), args.seconds)
-      print(f"generated {args.seconds:g} s of 256x256 video in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+      wide = tuple(int(v) for v in args.size.split("x")) if args.size else None
+      video = make_video(os.path.join(work, "talk.mp4"), args.seconds, wide=wide)
+      print(f"generated {args.seconds:g} s of {args.size or '256x256'} video in {time.perf_counter() - start:.1f} s",
+            file=sys.stderr)
     timings, minutes = {}, None
     for name in names:
       model = random_model(MODELS[name])

@@ -26,23 +26,27 @@ from flax import nnx
 from jax._src.ad_checkpoint import saved_residuals
 
 from modeformer_jax.config_loading import load_config
+from modeformer_jax.data.augment import Augment
 from modeformer_jax.train.mesh import global_batch, make_mesh
 from modeformer_jax.train.step_timing import random_batch
-from modeformer_jax.train.train_step import init_model, init_state, make_train_step, optimizer
+from modeformer_jax.train.train_step import init_model, init_state, make_step, optimizer
 
 DEVICE_GB = {"H200": 141, "H100": 80, "A100-40G": 40, "TPU v5e": 16, "TPU v4": 32}
 
 
 def residual_bytes(config, model, batch: int) -> int:
   """Bytes of the activations the forward pass of `batch` clips keeps for the backward pass."""
-  data = random_batch(batch, config.stages[0].num_negatives)
+  data = random_batch(config, batch, config.stages[0].num_negatives)
+  # The model's inputs: the train step's augmentation crops the loader's margin rows and transposes the audio.
+  video, audio = Augment.from_config(config.data.augment)(data["video"], data["audio"], jax.random.key(0),
+                                                          config.preprocess.mouth_row_start)
 
   def forward(params, video, audio):
     net = model.merge(params, model.batch_stats)
     v, a = net(video, audio, train=True, rngs=nnx.Rngs(dropout=jax.random.key(0)))
     return jnp.sum(v[:, None] * a)
 
-  saved = saved_residuals(forward, model.params, data["video"], data["audio"])
+  saved = saved_residuals(forward, model.params, video, audio)
   # Parameters are saved too but exist anyway; count only what depends on the batch.
   return sum(int(np.prod(a.shape)) * a.dtype.itemsize for a, why in saved
              if hasattr(a, "shape") and "from the argument params" not in str(why))
@@ -55,9 +59,9 @@ def compiled_bytes(config, model, batch: int) -> int:
   tx = optimizer(stage)
   state = jax.eval_shape(lambda: init_state(model, tx, mesh))
   state = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
-  step = make_train_step(model, tx, mesh, state, negatives=stage.negatives, chunk_size=config.loss_chunk_size,
-                         seed=config.seed)
-  m = step.lower(state, global_batch(random_batch(batch, stage.num_negatives), mesh)).compile().memory_analysis()
+  step = make_step(config, stage, model, tx, mesh, state)
+  data = global_batch(random_batch(config, batch, stage.num_negatives), mesh)
+  m = step.lower(state, data).compile().memory_analysis()
   return m.argument_size_in_bytes + m.temp_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
 
 

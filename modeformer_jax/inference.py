@@ -21,6 +21,7 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from modeformer_jax.data.windows import WindowSpec
+from modeformer_jax.media.crops import mouth_rows
 from modeformer_jax.models import scoring
 from modeformer_jax.models.functional import Model, abstract_model
 from modeformer_jax.weights import is_export, load_weights
@@ -118,7 +119,7 @@ class SyncModel:
 
 def video_windows(crops: np.ndarray, count: int, spec: WindowSpec) -> np.ndarray:
   """crops uint8 [T, 96, 96, 3] -> mouth windows [count, 5, 48, 96, 3] starting at frames 0..count-1."""
-  mouth = crops[:, spec.mouth_row_start:]
+  mouth = mouth_rows(crops, spec.mouth_row_start)
   idx = np.arange(count)[:, None] + np.arange(spec.video_frames)[None]
   return mouth[idx]
 

@@ -8,7 +8,7 @@ Inputs are L2-normalised, so logits = logit_scale * dot product. Candidate sets 
 One core, `_row_losses`, scores local rows against shared columns; the single-device and the shard_map path
 both call it, and its chunked form streams columns so memory is O(rows x chunk_size).
 
-Audio identities (`audio_ids` [B, K, 2]: record, window start; data.windows.ExampleSampler): two rows drawn
+Audio identities (`audio_ids` [B, K, 2]: record, window start; data.windows.BatchSampler): two rows drawn
 from one record (data.windows_per_record > 1, or a record met twice across an epoch boundary) can hold the
 same audio window, and a row's positive would then reappear among its candidates as a "negative" that it can
 never beat (its loss could not go below log 2). Every candidate with the id of a row's positive, other than

@@ -12,6 +12,7 @@ import scipy.signal
 
 from modeformer_jax.errors import UserError
 from modeformer_jax.media import decode, faces, logmel
+from modeformer_jax.media.crops import crop_squares, face_crops, mouth_rows
 from modeformer_jax.media.preprocess_config import preprocess_config
 
 pytestmark = pytest.mark.unit
@@ -347,31 +348,38 @@ def test_crop_centres_the_box():
   frames = np.zeros((2, 200, 300, 3), np.uint8)
   frames[:, 50:90, 100:140] = (255, 0, 0)  # a red 40x40 square
   boxes = np.array([[100, 50, 40, 40]] * 2, np.float32)
-  crops = faces.crop_faces(frames, boxes, size=96, scale=2.0)
+  pp = preprocess_config()
+  pp.face_crop_scale, pp.face_crop_shift_y = 2.0, 0.0
+  crops, squares = face_crops(frames, boxes, pp)
+  np.testing.assert_allclose(squares, [[80, 30, 80, 80]] * 2)
   assert crops.shape == (2, 96, 96, 3) and crops.dtype == np.uint8
   red = crops[0, ..., 0] > 128
   rows, cols = np.nonzero(red)
   assert rows.mean() == pytest.approx(47.5, abs=0.5) and cols.mean() == pytest.approx(47.5, abs=0.5)
   assert red.sum() == pytest.approx(48 * 48, rel=0.05)  # 40 px of an 80 px window -> half of 96
 
-  shifted = faces.crop_faces(frames, boxes, size=96, scale=2.0, shift_y=0.25)  # centre 10 px lower
+  pp.face_crop_shift_y = 0.25
+  shifted = face_crops(frames, boxes, pp)[0]  # centre 10 px lower
   assert np.nonzero(shifted[0, ..., 0] > 128)[0].mean() == pytest.approx(47.5 - 12, abs=0.5)
 
 
 def test_crop_pads_with_edge_pixels():
   frames = np.zeros((1, 100, 100, 3), np.uint8)
   frames[0, :, :10] = (0, 255, 0)  # green left edge
-  crops = faces.crop_faces(frames, np.array([[-30, 20, 40, 40]], np.float32), size=40)
+  crops = crop_squares(frames, np.array([[-30, 20, 40, 40]], np.float32), size=40)
   assert (crops[0, :, :25, 1] == 255).all()  # off-frame columns repeat the green edge
-  far = faces.crop_faces(frames, np.array([[-500, 20, 40, 40]], np.float32), size=40)
+  far = crop_squares(frames, np.array([[-500, 20, 40, 40]], np.float32), size=40)
   assert (far[0, ..., 1] == 255).all()
 
 
-def test_mouth_region(cfg):
+def test_mouth_rows(cfg):
   crops = np.random.default_rng(0).integers(0, 255, (2, 5, 96, 96, 3), np.uint8)
-  mouth = faces.mouth_region(crops, cfg)
+  mouth = mouth_rows(crops, cfg.mouth_row_start)
   assert mouth.shape == (2, 5, 48, 96, 3)
   np.testing.assert_array_equal(mouth, crops[..., 48:, :, :])
+  np.testing.assert_array_equal(mouth_rows(crops, 48, margin=4), crops[..., 44:, :, :])
+  with pytest.raises(ValueError, match="margin"):
+    mouth_rows(crops, 2, margin=4)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -401,8 +409,7 @@ def test_detect_faces_on_drawn_face(cfg):
   box_cx = track.boxes[:, 0] + track.boxes[:, 2] / 2
   assert np.abs(box_cx - centres).max() < 8
   assert np.abs(track.boxes[:, 1] + track.boxes[:, 3] / 2 - 120).max() < 20
-  crops = faces.crop_faces(frames, track.boxes, cfg.crop_size, cfg.face_crop_scale,
-                           shift_y=cfg.face_crop_shift_y)
+  crops, _ = face_crops(frames, track.boxes, cfg)
   assert crops.shape == (40, 96, 96, 3)
 
   none = faces.detect_faces(np.full((5, 128, 128, 3), 90, np.uint8), cfg)

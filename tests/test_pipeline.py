@@ -5,8 +5,10 @@ import pytest
 
 from modeformer_jax.config_loading import load_config
 from modeformer_jax.data import prep, synth
-from modeformer_jax.data.pipeline import train_batches
+from modeformer_jax.data.pipeline import open_source, open_windows, train_batches
 from modeformer_jax.data.records import open_split
+from modeformer_jax.data.window_store import StoreWindows
+from modeformer_jax.data.windows import RecordWindows, WindowSpec
 from modeformer_jax.errors import UserError
 from modeformer_jax.train import trainer
 
@@ -17,14 +19,26 @@ TINY_MODEL = ["--config.model.width=32", "--config.model.video_widths=(4,8,8,16,
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-  """A real LRS2-layout dataset (mp4 files) prepared into ArrayRecord shards."""
+def source_videos(tmp_path_factory):
+  """A real LRS2-layout dataset (mp4 files)."""
   root = tmp_path_factory.mktemp("pipeline")
   synth.write_dataset(root / "lrs2", "lrs2", speakers=5, clips_per_speaker=2, seconds=2.0, seed=3, workers=1,
                       progress=False)
-  summary = prep.prepare("lrs2", str(root / "lrs2"), str(root / "prepared"), ["train"], workers=1, progress=False)
+  return root
+
+
+def _prepare(root, storage):
+  out = str(root / f"prepared-{storage}")
+  summary = prep.prepare("lrs2", str(root / "lrs2"), out, ["train"], options=prep.PrepOptions("lrs2", storage),
+                         workers=1, progress=False)
   assert summary["status"] == "written"
-  return str(root / "prepared")
+  return out
+
+
+@pytest.fixture(scope="module")
+def prepared(source_videos):
+  """The videos prepared into ArrayRecord shards and the training-window store (JPEG frames, the default)."""
+  return _prepare(source_videos, "jpeg")
 
 
 def _config(data_dir, *extra):
@@ -57,22 +71,71 @@ def test_batch_shapes_and_window_reads(prepared):
   config = _config(prepared, "--config.data.windows_per_record=2")
   batch = next(train_batches(config, config.stages[0], seed=0))
   n = config.stages[0].num_negatives
-  assert batch["video"].shape == (4, 5, 48, 96, 3) and batch["video"].dtype == np.uint8
-  assert batch["audio"].shape == (4, 1 + n, 80, 16) and batch["audio_mask"].shape == (4, 1 + n)
+  # The mouth half and the 4 rows above it that the train step's crop jitter reads (data/augment.py); the
+  # log-mel time-major as stored (the train step transposes it).
+  assert batch["video"].shape == (4, 5, 52, 96, 3) and batch["video"].dtype == np.uint8
+  assert batch["audio"].shape == (4, 1 + n, 16, 80) and batch["audio"].dtype == np.float16
+  assert batch["audio_mask"].shape == (4, 1 + n)
   # Lazily decoded JPEG windows equal the same frames of a fully decoded record.
   lazy = open_split(prepared, "lrs2", "train", lazy_frames=True)[0]
   full = open_split(prepared, "lrs2", "train")[0]
   np.testing.assert_array_equal(lazy["crops"][3:8], full["crops"][3:8])
 
 
-@pytest.mark.parametrize("windows", [1, 2])
-def test_processes_take_disjoint_slices_of_the_same_global_batch(prepared, windows):
+@pytest.mark.parametrize("storage", ["raw", "jpeg"])
+def test_window_store_holds_the_records_windows(source_videos, prepared, storage):
+  """The training-window store gives the windows cut from whole records: the same mel rows, and the same pixels
+  (raw frames) or pixels within JPEG error (the store's JPEGs code the mouth rows, the records' the whole crop)."""
+  data = prepared if storage == "jpeg" else _prepare(source_videos, "raw")
+  config = _config(data)
+  spec = WindowSpec.from_config(config.preprocess)
+  store = open_windows(config, "train", margin=4)
+  assert isinstance(store, StoreWindows) and store.meta["storage"] == storage
+  records = RecordWindows(open_source(config, "train", lazy_frames=True), spec, margin=4)
+  assert len(store) == len(records) >= 2
+  which = np.array([1, 0, 1, 1, 0])
+  a, b = store.open(which), records.open(which)
+  np.testing.assert_array_equal(a.num_frames, b.num_frames)
+  np.testing.assert_array_equal(a.num_mel, b.num_mel)
+  rows, starts = np.arange(5), np.array([0, 7, 20, 33, 41])
+  frames = starts[:, None] + np.array([0, -5, 3, 2])
+  frames[0, 1] = 6
+  np.testing.assert_array_equal(a.audio(rows, frames, spec), b.audio(rows, frames, spec))
+  video, expected = a.video(rows, starts, spec), b.video(rows, starts, spec)
+  assert video.shape == expected.shape == (5, 5, 52, 96, 3)
+  error = np.abs(video.astype(int) - expected)
+  assert error.max() == 0 if storage == "raw" else 0 < error.mean() < 3
+
+
+def test_grain_worker_processes_give_the_same_batches(prepared):
+  """The store's reader travels to grain's worker processes (its memory maps reopen there) and they draw the
+  batches the main process would."""
+  from absl import flags
+  flags.FLAGS.mark_as_parsed()  # grain's workers read absl flags, as the CLI parses them
+  config = _config(prepared, "--config.data.windows_per_record=2")
+  expected = _take(train_batches(config, config.stages[0], seed=4), 3)
+  config.data.num_workers = 1
+  _assert_batches_equal(_take(train_batches(config, config.stages[0], seed=4), 3), expected)
+
+
+def test_an_older_dataset_version_is_named(tmp_path):
+  older = tmp_path / "lrs2" / "1.0.0"
+  older.mkdir(parents=True)
+  (older / "dataset_info.json").write_text("{}")
+  config = _config(str(tmp_path))
+  with pytest.raises(UserError, match=r"older version \(dataset 1.0.0\).*run `modeformer prep` again"):
+    train_batches(config, config.stages[0], seed=0)
+
+
+@pytest.mark.parametrize("windows, reads", [(1, "store"), (2, "store"), (2, "records")])
+def test_processes_take_disjoint_slices_of_the_same_global_batch(prepared, windows, reads):
   """Whatever the number of processes, global batch g is the same: process p of P holds its rows p*B/P ..,
   read from its own records, and the slices of all processes make the one-process batch."""
-  batch_size = 2 * windows  # one record per process: the fixture's train split has 2
+  batch_size = 2 * windows  # one record per process
   config = _config(prepared, f"--config.stages.0.batch_size={batch_size}",
                    f"--config.data.windows_per_record={windows}")
-  source = open_split(prepared, "lrs2", "train", lazy_frames=True)
+  num_records = len(open_split(prepared, "lrs2", "train"))
+  source = open_split(prepared, "lrs2", "train", lazy_frames=True) if reads == "records" else None
   whole = _take(train_batches(config, config.stages[0], seed=0, source=source, process_index=0, process_count=1), 4)
   parts = [_take(train_batches(config, config.stages[0], seed=0, source=source, process_index=p, process_count=2),
                  4) for p in range(2)]
@@ -80,7 +143,7 @@ def test_processes_take_disjoint_slices_of_the_same_global_batch(prepared, windo
   for g, batch in enumerate(whole):
     joined = {k: np.concatenate([part[g][k] for part in parts]) for k in batch}
     _assert_batches_equal([joined], [batch])
-    if (g + 1) * batch_size // windows <= len(source):  # within the first epoch no record comes twice
+    if (g + 1) * batch_size // windows <= num_records:  # within the first epoch no record comes twice
       records = [set(part[g]["audio_ids"][:, 0, 0].tolist()) for part in parts]
       assert all(not a & b for i, a in enumerate(records) for b in records[i + 1:])
       checked = True
@@ -112,17 +175,16 @@ def test_syncnet_batches_hold_whole_crops_and_mfccs_of_the_stored_audio(prepared
       "--config.data.augment.audio_noise=0.0"])
   batch = next(train_batches(config, config.stages[0], seed=0))
   assert batch["video"].shape == (4, 5, 96, 96, 3)
-  assert batch["audio"].shape == (4, 1 + config.stages[0].num_negatives, 13, 20)
+  assert batch["audio"].shape == (4, 1 + config.stages[0].num_negatives, 20, 13)  # time-major
   source = open_split(prepared, "lrs2", "train")
   mfccs = [python_speech_features.mfcc(source[i]["audio"], 16000) for i in range(len(source))]
-  windows = [m[4 * f:4 * f + 20].T for m in mfccs for f in range((len(m) - 20) // 4 + 1)]
+  windows = [m[4 * f:4 * f + 20] for m in mfccs for f in range((len(m) - 20) // 4 + 1)]
   for window in batch["audio"][:, 0]:
     assert min(np.abs(window - w).max() for w in windows) < 1e-4
 
 
 def test_joined_splits(prepared):
   """stage.split "a+b" trains on both splits: records of a, then of b, through the same grain graph."""
-  from modeformer_jax.data.pipeline import open_source
   config = load_config("tiny:synthetic", [*TINY_MODEL, "--config.data.synthetic_clips=2",
                                                       "--config.data.synthetic_seconds=1.0",
                                                       "--config.stages.0.split=train+val",
@@ -132,6 +194,6 @@ def test_joined_splits(prepared):
   assert [r["id"] for r in (joined[i] for i in range(len(joined)))] == [r["id"] for p in parts for r in p]
   with pytest.raises(IndexError):
     joined[len(joined)]
-  assert next(train_batches(config, config.stages[0], seed=0))["video"].shape == (4, 5, 48, 96, 3)
+  assert next(train_batches(config, config.stages[0], seed=0))["video"].shape == (4, 5, 52, 96, 3)
   shards = open_source(_config(prepared), "train+train")
   assert len(shards) == 2 * len(open_split(prepared, "lrs2", "train"))

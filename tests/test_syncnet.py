@@ -17,7 +17,7 @@ from modeformer_jax import cli, config_defaults as cd  # noqa: E402
 from modeformer_jax.data import synth  # noqa: E402
 from modeformer_jax.export import syncnet_weights  # noqa: E402
 from modeformer_jax.inference import load_sync_model  # noqa: E402
-from modeformer_jax.media import faces  # noqa: E402
+from modeformer_jax.media.crops import face_crops, syncnet_crop_faces  # noqa: E402
 from modeformer_jax.media.encode import write_video  # noqa: E402
 from modeformer_jax.media.mfcc import audio_features, mfcc  # noqa: E402
 from modeformer_jax.media.preprocess_config import syncnet_preprocess_config  # noqa: E402
@@ -110,7 +110,7 @@ def test_mfcc_equals_python_speech_features():
 
 
 def test_syncnet_crops_equal_crop_video():
-  """faces.syncnet_crop_faces against run_pipeline.crop_video transcribed (numpy.pad with 110, medfilt 13)."""
+  """crops.syncnet_crop_faces against run_pipeline.crop_video transcribed (numpy.pad with 110, medfilt 13)."""
   pp = syncnet_preprocess_config()
   rng = np.random.default_rng(1)
   frames = rng.integers(0, 256, (20, 120, 160, 3), dtype=np.uint8)
@@ -127,7 +127,12 @@ def test_syncnet_crops_equal_crop_video():
     my, mx = y[i] + bsi, x[i] + bsi
     face = frame[int(my - bs):int(my + bs * (1 + 2 * cs)), int(mx - bs * (1 + cs)):int(mx + bs * (1 + cs))]
     ref.append(cv2.resize(face, (224, 224)))
-  np.testing.assert_array_equal(faces.syncnet_crop_faces(frames, boxes, pp), np.stack(ref))
+  np.testing.assert_array_equal(syncnet_crop_faces(frames, boxes, pp), np.stack(ref))
+  # face_crops with face_crop "syncnet" is this crop, and its squares frame the same region.
+  crops, squares = face_crops(frames, boxes, pp)
+  np.testing.assert_array_equal(crops, np.stack(ref))
+  np.testing.assert_allclose(squares[:, 2], 2 * s * 1.4, rtol=1e-6)
+  np.testing.assert_allclose(squares[:, 1], y - s, rtol=1e-6)
 
 
 def test_import_gives_identical_embeddings(torch_syncnet, imported):

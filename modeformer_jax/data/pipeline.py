@@ -1,15 +1,19 @@
-"""The grain input pipeline: records -> shuffled training examples -> this process's slice of each global batch.
+"""The grain input pipeline: the run's shuffled records, sampled a batch slice at a time -> this process's slice
+of each global batch.
 
-The sample order is a property of the global batch, not of the processes that read it: example k of the
-run is a function of (seed, k) alone (grain shuffles and seeds `random_map` by position), global batch g is
-examples g*B .. g*B+B-1, and process p of P takes rows p*B/P .. (p+1)*B/P - 1 of it. So a run sees the same
-batches on one process or on many, each process reads only its own records, and an input position is just
-the number of global batches consumed: a resumed run (on any number of processes) starts the iterator there.
-Both sources (prepared shards and the in-memory synthetic clips) go through the same sampler and grain graph.
+The sample order is a property of the global batch, not of the processes that read it: example k of the run
+is a function of (seed, k) alone (its record is RecordOrder's, a per-epoch shuffle, and
+data.windows.BatchSampler draws its window from a hash of (seed, k)), global batch g is examples g*B ..
+g*B+B-1, and process p of P takes rows p*B/P .. (p+1)*B/P - 1 of it. So a run sees the same batches on one
+process or on many, each process reads only its own records, and an input position is just the number of global
+batches consumed: a resumed run (on any number of processes) starts the iterator there. Every source (the
+prepared dataset's window store, whole records, the in-memory synthetic clips) goes through the same sampler and
+grain graph, one call per batch slice; augmentation happens in the train step (data/augment.py).
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Iterator, Sequence
 
 import grain
@@ -17,9 +21,12 @@ import jax
 import ml_collections
 import numpy as np
 
-from modeformer_jax.errors import UserError
+from modeformer_jax.data import window_store
+from modeformer_jax.data.augment import Augment
 from modeformer_jax.data.features import record_features
-from modeformer_jax.data.windows import Augment, ExampleSampler, WindowSpec
+from modeformer_jax.data.records import dataset_dir
+from modeformer_jax.data.windows import BatchSampler, JoinedWindows, RecordWindows, WindowReader, WindowSpec
+from modeformer_jax.errors import UserError
 
 
 def open_source(config: ml_collections.ConfigDict, split: str, lazy_frames: bool = False) -> Sequence[dict]:
@@ -40,20 +47,40 @@ def open_source(config: ml_collections.ConfigDict, split: str, lazy_frames: bool
   return open_split(config.data.data_dir, config.data.dataset, split, lazy_frames=lazy_frames)
 
 
-class _WithRecordIndex:
-  """(position, record) -> record + "index": its index in the source, which names its audio windows' identity
-  (ExampleSampler's audio_ids). Picklable, for grain workers."""
-
-  def __init__(self, num_records: int):
-    self.num_records = num_records
-
-  def __call__(self, position: int, record: dict) -> dict:
-    return {**record, "index": position % self.num_records}
+# Slices of an endless run (grain datasets have a length).
+_ENDLESS = 2 ** 62
 
 
-def _merge_windows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-  """[records, windows, ...] -> [records * windows, ...]."""
-  return {k: v.reshape(-1, *v.shape[2:]) for k, v in batch.items()}
+class RecordOrder:
+  """Example position k -> its record: record k mod n of epoch k // n's permutation of the n records, drawn from
+  (seed, epoch); every epoch is a new shuffle. Picklable. (grain's index_shuffle costs 10 us a record at 100k
+  records and 1 ms at 24; this costs one numpy permutation per epoch.)"""
+
+  def __init__(self, num_records: int, seed: int):
+    self.num_records, self.seed = num_records, seed
+
+  def __call__(self, positions: np.ndarray) -> np.ndarray:
+    epochs = positions // self.num_records
+    out = np.empty(len(positions), np.int64)
+    for epoch in np.unique(epochs):
+      at = epochs == epoch
+      out[at] = _permutation(self.num_records, self.seed, int(epoch))[positions[at] % self.num_records]
+    return out
+
+
+@functools.lru_cache(maxsize=2)
+def _permutation(num_records: int, seed: int, epoch: int) -> np.ndarray:
+  return np.random.default_rng([seed, epoch]).permutation(num_records)
+
+
+class _Slice:
+  """(slice index s, _) -> the examples s * records .. of the run (their records in RecordOrder); picklable."""
+
+  def __init__(self, sampler: BatchSampler, order: RecordOrder, records: int):
+    self.sampler, self.order, self.records = sampler, order, records
+
+  def __call__(self, s: int, _) -> dict[str, np.ndarray]:
+    return self.sampler(s, self.order(s * self.records + np.arange(self.records)))
 
 
 def records_per_process_batch(batch_size: int, windows_per_record: int, process_count: int) -> int:
@@ -65,37 +92,51 @@ def records_per_process_batch(batch_size: int, windows_per_record: int, process_
   return records
 
 
+def open_windows(config: ml_collections.ConfigDict, split: str, margin: int) -> WindowReader:
+  """The training windows of `split` (with `margin` rows above the model's): read from the prepared dataset's
+  window store where it holds what the config reads (data/window_store.py: the fast path), else cut from whole
+  records (the in-memory generator; SyncNet's whole crops and MFCCs). "a+b" joins splits, in that order."""
+  if "+" in split:
+    return JoinedWindows([open_windows(config, part, margin) for part in split.split("+")])
+  spec = WindowSpec.from_config(config.preprocess)
+  if config.data.source != "synthetic" and config.data.data_dir:
+    path = dataset_dir(config.data.data_dir, config.data.dataset)
+    meta = window_store.read_meta(path, split)
+    if meta is not None and window_store.serves(meta, config.preprocess, margin):
+      return window_store.StoreWindows(path, split, spec, margin)
+  return RecordWindows(open_source(config, split, lazy_frames=True), spec, margin, record_features(config.preprocess))
+
+
 def train_batches(config: ml_collections.ConfigDict, stage: ml_collections.ConfigDict, *, seed: int,
                   start: int = 0, source: Sequence[dict] | None = None, process_index: int | None = None,
                   process_count: int | None = None) -> Iterator[dict[str, np.ndarray]]:
   """Endless, reshuffled-each-epoch batches of one training stage: this process's rows of each global batch.
 
-  Yields dicts of host arrays, b = stage.batch_size / process_count rows: video uint8 [b, 5, 48, 96, 3],
-  audio float32 [b, 1+N, 80, 16], audio_mask bool [b, 1+N], offsets int32 [b, 1+N] and audio_ids int32
-  [b, 1+N, 2] (record index, window start frame; equal ids are the same audio, see loss.py). With
-  config.data.clip_frames = (lo, hi): video [b, hi, 48, 96, 3], audio [b, 1+N, 80, ceil(3.2 hi)] and video_mask
-  bool [b, hi] (windows.ExampleSampler).
+  Yields dicts of host arrays, b = stage.batch_size / process_count rows (data.windows.BatchSampler): video
+  uint8 [b, 5, 48 + margin, 96, 3] (not augmented; margin = data.augment.Augment's, the rows its crop jitter
+  reads; the train step augments), audio [b, 1+N, 16, 80] time-major (float16 log-mel as stored; the train step
+  transposes it), audio_mask bool [b, 1+N], offsets int32 [b, 1+N] and audio_ids int32 [b, 1+N, 2] (record
+  index, window start frame; equal ids are the same audio, see loss.py). With config.data.clip_frames = (lo, hi):
+  video [b, hi, 48 + margin, 96, 3], audio [b, 1+N, ceil(3.2 hi), 80] and video_mask bool [b, hi]. source:
+  records to read instead of the config's (cut from whole records).
   start: global batches already consumed (a resumed stage's step). process_index / process_count default to
   jax's.
   """
-  source = open_source(config, stage.split, lazy_frames=True) if source is None else source
+  pp = config.preprocess
+  spec = WindowSpec.from_config(pp)
+  margin = Augment.from_config(config.data.augment).margin(pp.mouth_row_start)
+  reader = (open_windows(config, stage.split, margin) if source is None else
+            RecordWindows(source, spec, margin, record_features(pp)))
   process_index = jax.process_index() if process_index is None else process_index
   process_count = jax.process_count() if process_count is None else process_count
   windows = config.data.windows_per_record
   records = records_per_process_batch(stage.batch_size, windows, process_count)
-  sampler = ExampleSampler(WindowSpec.from_config(config.preprocess), stage.num_negatives, stage.min_offset,
-                           stage.max_offset, Augment.from_config(config.data.augment), windows,
-                           tuple(config.data.get("clip_frames", ())) or None)
-  ds = grain.MapDataset.source(source).map_with_index(_WithRecordIndex(len(source)))
-  ds = ds.shuffle(seed=seed).repeat()
-  if features := record_features(config.preprocess):  # SyncNet: MFCCs from the raw audio
-    ds = ds.map(features)
-  ds = ds.random_map(sampler, seed=seed)
+  sampler = BatchSampler(reader, spec, stage.num_negatives, stage.min_offset, stage.max_offset, seed, windows,
+                         tuple(config.data.get("clip_frames", ())) or None)
   # Consecutive slices of `records` examples: global batch g is slices g*P .. g*P+P-1, process p takes slice
-  # g*P + p. Batching is lazy, so a process decodes its own records only.
-  ds = ds.batch(records, drop_remainder=True)[process_index::process_count][start:]
-  if windows > 1:
-    ds = ds.map(_merge_windows)
+  # g*P + p. Everything is lazy, so a process reads its own records only.
+  ds = grain.MapDataset.range(_ENDLESS).map_with_index(_Slice(sampler, RecordOrder(len(reader), seed), records))
+  ds = ds[process_index::process_count][start:]
   it_ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=config.data.prefetch_buffer))
   if config.data.num_workers:
     it_ds = it_ds.mp_prefetch(grain.MultiprocessingOptions(num_workers=config.data.num_workers))

@@ -16,8 +16,9 @@ import numpy as np
 
 from modeformer_jax.errors import UserError
 
-# The TFDS version of the prepared datasets (part of their path); bump when features or their meaning change.
-DATASET_VERSION = "1.0.0"
+# The TFDS version of the prepared datasets (part of their path); bump when features, their meaning or the files
+# beside them change. 2.0.0: the training-window store (data/window_store.py) beside the records.
+DATASET_VERSION = "2.0.0"
 TEXT_FEATURES = ("id", "speaker", "clip", "split", "source", "transcript")
 
 
@@ -33,14 +34,17 @@ def encode_jpeg_frames(frames: np.ndarray, quality: int) -> np.ndarray:
   return out
 
 
-def decode_jpeg_frames(jpegs: Sequence[bytes]) -> np.ndarray:
-  """Sequence of T JPEG byte strings -> uint8 [T, H, W, 3] RGB."""
-  frames = [cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR) for j in jpegs]
-  if any(f is None for f in frames):
-    raise ValueError("undecodable JPEG frame in record")
-  if not frames:
-    return np.zeros((0, 0, 0, 3), np.uint8)
-  return np.stack(frames)[..., ::-1]
+def decode_jpeg_frames(jpegs: Sequence[bytes | np.ndarray]) -> np.ndarray:
+  """Sequence of T JPEGs (bytes or uint8 arrays) of one size -> uint8 [T, H, W, 3] RGB."""
+  out = None
+  for i, jpeg in enumerate(jpegs):
+    frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR_RGB)
+    if frame is None:
+      raise ValueError("undecodable JPEG frame in record")
+    if out is None:
+      out = np.empty((len(jpegs), *frame.shape), np.uint8)
+    out[i] = frame
+  return np.zeros((0, 0, 0, 3), np.uint8) if out is None else out
 
 
 class JpegFrames:
@@ -59,6 +63,20 @@ class JpegFrames:
 def dataset_dir(data_dir: str, dataset: str) -> str:
   """Where `modeformer prep` puts a dataset: DATA_DIR/<dataset>/<version> (TFDS layout)."""
   return os.path.join(data_dir, dataset, DATASET_VERSION)
+
+
+def check_prepared(path: str) -> None:
+  """UserError unless `path` (a dataset_dir) holds a dataset of this version; one line that says what to do,
+  also when only an older version was prepared there."""
+  if os.path.isfile(os.path.join(path, "dataset_info.json")):
+    return
+  parent = os.path.dirname(path)
+  older = sorted(v for v in (os.listdir(parent) if os.path.isdir(parent) else [])
+                 if os.path.isfile(os.path.join(parent, v, "dataset_info.json")))
+  if older:
+    raise UserError(f"{parent}: prepared by an older version (dataset {', '.join(older)}); this version reads "
+                    f"{DATASET_VERSION} (it adds the training-window store): run `modeformer prep` again")
+  raise UserError(f"{path}: no prepared dataset here (run `modeformer prep` first)")
 
 
 class RecordSource:
@@ -83,8 +101,7 @@ class RecordSource:
 
   def _builder(self):
     import tensorflow_datasets as tfds  # Heavy; keep `import records` cheap for worker start-up.
-    if not os.path.isfile(os.path.join(self.path, "dataset_info.json")):
-      raise UserError(f"{self.path}: no prepared dataset here (run `modeformer prep` first)")
+    check_prepared(self.path)
     return tfds.builder_from_directory(self.path)
 
   def __len__(self) -> int:

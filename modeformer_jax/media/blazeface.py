@@ -366,11 +366,17 @@ def _detect_windows(detector: BlazeFace, frames: np.ndarray, indices, wins: list
   size = detector.input_size
   # Boxes well under the model's reliable size are mostly clutter (the windows show real faces above it).
   smallest = 0.75 * MIN_FACE_FRACTION[detector.model]  # of the input side, as the decoded boxes are
-  jobs = [(i, win) for i in indices for win in wins]
+  jobs = [(i, win) for i in indices for win in wins]  # frame-major, so one frame's shrunk copies serve its windows
   found = {i: ([], []) for i in indices}
+  shrunk_frame, shrunk = None, {}
   for lo in range(0, len(jobs), cfg.blazeface_batch):
     batch = jobs[lo:lo + cfg.blazeface_batch]
-    boxes, scores = detector.predict(np.stack([_window_image(frames[i], win, size) for i, win in batch]))
+    images = []
+    for i, win in batch:
+      if i != shrunk_frame:
+        shrunk_frame, shrunk = i, {}
+      images.append(_window_image(frames[i], win, size, shrunk))
+    boxes, scores = detector.predict(np.stack(images))
     for (i, (x0, y0, side)), image_boxes, image_scores in zip(batch, boxes, scores):
       keep = (image_scores >= cfg.blazeface_min_score) & (image_boxes[:, 3] >= smallest) & (image_boxes[:, 2] > 0)
       merged, merged_scores = weighted_nms(image_boxes[keep], image_scores[keep], cfg.blazeface_nms_iou)
@@ -385,8 +391,12 @@ def _detect_windows(detector: BlazeFace, frames: np.ndarray, indices, wins: list
           for i in indices]
 
 
-def _window_image(frame: np.ndarray, window: tuple[float, float, float], size: int) -> np.ndarray:
-  """The square window of frame (black outside the frame) resized to size x size: uint8 [size, size, 3]."""
+def _window_image(frame: np.ndarray, window: tuple[float, float, float], size: int,
+                  shrunk: dict[int, np.ndarray] | None = None) -> np.ndarray:
+  """The square window of frame (black outside the frame) resized to size x size: uint8 [size, size, 3].
+
+  shrunk: the frame's area-averaged copies by factor, made here once for all windows of the frame (a 1080p
+  frame is shrunk once per tile level instead of once per tile)."""
   import cv2
 
   x0, y0, side = window
@@ -394,8 +404,11 @@ def _window_image(frame: np.ndarray, window: tuple[float, float, float], size: i
   scale_x = scale_y = size / side
   if scale_x < 0.5:  # area averaging first, so that a large downscale does not alias
     factor = int(0.5 / scale_x)
-    frame = cv2.resize(frame, (max(1, round(width / factor)), max(1, round(height / factor))),
-                       interpolation=cv2.INTER_AREA)
+    shrunk = {} if shrunk is None else shrunk
+    if factor not in shrunk:
+      shrunk[factor] = cv2.resize(frame, (max(1, round(width / factor)), max(1, round(height / factor))),
+                                  interpolation=cv2.INTER_AREA)
+    frame = shrunk[factor]
     scale_x, scale_y = scale_x * width / frame.shape[1], scale_y * height / frame.shape[0]
   # One affine warp crops, pads (black) and resizes; pixel centres sit at +0.5 in both images.
   matrix = np.array([[scale_x, 0, 0.5 * scale_x - x0 * size / side - 0.5],

@@ -1,4 +1,4 @@
-"""Face boxes (fixed, LRS3 tables, or a face detector with tracking), square face crops, mouth regions.
+"""Face boxes: fixed, LRS3 tables, or a face detector with tracking (the crops around them: media/crops.py).
 
 Detectors: MediaPipe's BlazeFace run in JAX (media/blazeface.py, the default) or OpenCV's Haar cascade.
 
@@ -18,7 +18,6 @@ from scipy import ndimage
 
 from modeformer_jax.errors import UserError
 from modeformer_jax.media.decode import MediaError
-from modeformer_jax.media.filters import median_filter
 from modeformer_jax.media.preprocess_config import with_face_defaults
 
 
@@ -246,97 +245,3 @@ def _cascade(name: str) -> cv2.CascadeClassifier:
   if cascade.empty():
     raise UserError(f"{path}: OpenCV could not load this face detector cascade")
   return cascade
-
-
-def crop_faces(frames: np.ndarray, boxes: np.ndarray, size: int = 96, scale: float = 1.0, *,
-               shift_y: float = 0.0) -> np.ndarray:
-  """Square crops around boxes, resized to size x size.
-
-  The square has side max(w, h) * scale and is centred on the box centre moved down by shift_y * max(w, h).
-  Parts outside the frame repeat the frame's edge pixels (no black bars for the model to latch onto).
-  Shrinking uses INTER_AREA (no aliasing), enlarging INTER_LINEAR.
-
-  Args:
-    frames: uint8 [T, H, W, 3].
-    boxes: float [T, 4] (x, y, w, h) pixels.
-
-  Returns:
-    uint8 [T, size, size, 3].
-  """
-  boxes = _checked_boxes(frames, boxes)
-  height, width = frames.shape[1:3]
-  extent = boxes[:, 2:].max(axis=1)
-  side = np.maximum(1, np.round(extent * scale)).astype(int)
-  x0 = np.round(boxes[:, 0] + boxes[:, 2] / 2 - side / 2).astype(int)
-  y0 = np.round(boxes[:, 1] + boxes[:, 3] / 2 + shift_y * extent - side / 2).astype(int)
-  out = np.empty((len(frames), size, size, 3), np.uint8)
-  for i, frame in enumerate(frames):
-    y_lo, y_hi, top, bottom = _span(y0[i], side[i], height)
-    x_lo, x_hi, left, right = _span(x0[i], side[i], width)
-    window = frame[y_lo:y_hi, x_lo:x_hi]
-    if top or bottom or left or right:
-      window = cv2.copyMakeBorder(window, top, bottom, left, right, cv2.BORDER_REPLICATE)
-    shrink = side[i] > size
-    out[i] = cv2.resize(window, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-  return out
-
-
-def syncnet_crop_faces(frames: np.ndarray, boxes: np.ndarray, cfg) -> np.ndarray:
-  """Face crops as syncnet_python's run_pipeline.crop_video makes them, for SyncNet's published weights.
-
-  Per frame: half-size s = max(w, h) / 2 and the box centre (cx, cy), each median-filtered along the track over
-  cfg.syncnet_median_frames (scipy.signal.medfilt, zero-padded ends); the frame padded by int(s (1 + 2 c)) on
-  every side with the value cfg.syncnet_pad_value; rows cy - s .. cy + s (1 + 2 c) and columns
-  cx - s (1 + c) .. cx + s (1 + c) (c = cfg.syncnet_crop_scale, bounds truncated by int()), resized to
-  cfg.crop_size with INTER_LINEAR (cv2.resize's default).
-
-  Args:
-    frames: uint8 [T, H, W, 3] (channel order is kept).
-    boxes: float [T, 4] (x, y, w, h) pixels.
-
-  Returns:
-    uint8 [T, crop_size, crop_size, 3].
-  """
-  boxes = _checked_boxes(frames, boxes)
-  k, c = cfg.syncnet_median_frames, cfg.syncnet_crop_scale
-  s = median_filter(boxes[:, 2:].max(axis=1) / 2, k)
-  cx = median_filter(boxes[:, 0] + boxes[:, 2] / 2, k)
-  cy = median_filter(boxes[:, 1] + boxes[:, 3] / 2, k)
-  size = cfg.crop_size
-  out = np.empty((len(frames), size, size, 3), np.uint8)
-  for i, frame in enumerate(frames):
-    pad = int(s[i] * (1 + 2 * c))
-    padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_CONSTANT,
-                                value=(cfg.syncnet_pad_value,) * 3)
-    my, mx = cy[i] + pad, cx[i] + pad
-    face = padded[int(my - s[i]):int(my + s[i] * (1 + 2 * c)), int(mx - s[i] * (1 + c)):int(mx + s[i] * (1 + c))]
-    out[i] = cv2.resize(face, (size, size))
-  return out
-
-
-def _checked_boxes(frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-  """boxes as float64 [T, 4], one per frame, finite with positive width and height (else ValueError)."""
-  boxes = np.asarray(boxes, np.float64)
-  if boxes.shape != (len(frames), 4):
-    raise ValueError(f"boxes must be [{len(frames)}, 4], got {boxes.shape}")
-  if not np.all(np.isfinite(boxes)) or np.any(boxes[:, 2:] <= 0):
-    raise ValueError("boxes must be finite with positive width and height")
-  return boxes
-
-
-def _span(start: int, length: int, limit: int) -> tuple[int, int, int, int]:
-  """The in-frame part [lo, hi) of [start, start + length) and the padding before / after it.
-
-  At least one pixel is kept, so a window wholly off the frame becomes the nearest edge row / column repeated.
-  """
-  lo = min(max(start, 0), limit - 1)
-  hi = min(max(start + length, lo + 1), limit)
-  before = min(max(lo - start, 0), length - (hi - lo))
-  return lo, hi, before, length - (hi - lo) - before
-
-
-def mouth_region(crops: np.ndarray, cfg) -> np.ndarray:
-  """The rows the model sees (the lower half): uint8 [..., 96, 96, 3] -> [..., 48, 96, 3] with the defaults."""
-  if crops.shape[-3:-1] != (cfg.crop_size, cfg.crop_size):
-    raise ValueError(f"crops must be [..., {cfg.crop_size}, {cfg.crop_size}, 3], got {crops.shape}")
-  return crops[..., cfg.mouth_row_start:, :, :]

@@ -1,4 +1,4 @@
-"""Filters along time, shared by face tracking (media/faces.py) and syncnet_python's metrics (sync/)."""
+"""Filters along time, shared by syncnet_python's crops (media/crops.py) and metrics (sync/)."""
 
 from __future__ import annotations
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from modeformer_jax.errors import UserError
 from modeformer_jax.media import faces
+from modeformer_jax.media.crops import face_crops
 from modeformer_jax.media.decode import MediaError, read_media
 from modeformer_jax.media.mfcc import audio_features
 from modeformer_jax.media.preprocess_config import with_face_defaults
@@ -41,7 +42,9 @@ class ModelInputs:
   num_tracks: int  # face tracks found (0 with face_centered)
   face_px: float  # median face box height in source pixels where a face was seen (face_centered: the box's)
   info: dict[str, Any]  # source streams: fps, sample rate, channels, durations
-  timings: dict[str, float]  # seconds per stage: decode, faces, mel
+  # Seconds per stage: decode, faces (detection + tracking), crop (the speaker's crops; with several faces, each
+  # candidate's), mel.
+  timings: dict[str, float]
 
 
 def min_frames(max_offset: int, window: int = 5) -> int:
@@ -55,8 +58,9 @@ def model_inputs(path: str, pp: ml_collections.ConfigDict, *, face_centered: boo
 
   Faces: with face_centered the whole frame is the face (LRS2-style crops, pp.lrs2_box), as `modeformer prep`
   treats LRS2. Otherwise the face tracks of media.faces.detect_faces (BlazeFace or the Haar cascade); when
-  there are several, the most speech-active one wins (see pick_speaker), cropped with pp.face_crop_scale /
-  face_crop_shift_y.
+  there are several, the most speech-active one wins (see pick_speaker). Crops are made as `modeformer prep`
+  makes them (media/crops.face_crops: pp.face_crop_scale / face_crop_shift_y, or syncnet_python's crop_video
+  for face_crop "syncnet").
 
   The decoded frames are never all in memory: they are cropped in chunks of at most chunk_mb megabytes as
   they are decoded, and only the crops are kept (27 KB a frame at 96x96). Faces are tracked and the speaker
@@ -66,7 +70,7 @@ def model_inputs(path: str, pp: ml_collections.ConfigDict, *, face_centered: boo
     MediaError: unreadable file, missing stream, too short for +-max_offset, or no face at all.
   """
   tick = time.perf_counter()
-  timings = {"decode": 0.0, "faces": 0.0}
+  timings = {"decode": 0.0, "faces": 0.0, "crop": 0.0}
   crops, valid, size, heights = [], [], [], []
   num_tracks = 0
 
@@ -77,21 +81,25 @@ def model_inputs(path: str, pp: ml_collections.ConfigDict, *, face_centered: boo
     size[:] = [width, height]
     if face_centered:
       boxes = faces.fixed_boxes(len(frames), height, width, pp.lrs2_box)
-      crops.append(faces.crop_faces(frames, boxes, pp.crop_size))
+      crops.append(face_crops(frames, boxes, pp, centered=True)[0])
       valid.append(np.ones(len(frames), bool))
       heights.append(boxes[:, 3])
     else:
+      tracks = faces.detect_faces(frames, pp)
+      detected = time.perf_counter()
+      timings["faces"] += detected - started
+      started = detected
       # A chunk without a face gets whole-frame crops, masked out by `valid`.
-      track, chunk_crops = pick_speaker(frames, faces.detect_faces(frames, pp), pp)
+      track, chunk_crops = pick_speaker(frames, tracks, pp)
       crops.append(chunk_crops)
       valid.append(track.valid)
       heights.append(track.boxes[track.valid, 3])
       num_tracks = max(num_tracks, track.num_tracks)
-    timings["faces"] += time.perf_counter() - started
+    timings["crop"] += time.perf_counter() - started
 
   media = read_media(path, fps=pp.fps, sample_rate=pp.sample_rate, on_frames=crop, chunk_mb=chunk_mb)
   width, height = size
-  timings["decode"] = time.perf_counter() - tick - timings["faces"]
+  timings["decode"] = time.perf_counter() - tick - timings["faces"] - timings["crop"]
   hop = int(pp.sample_rate // pp.fps)
   # Both streams cut to the frames that have audio, as `modeformer prep` does (L of SPEC section 5).
   num_frames = min(media.num_frames, len(media.audio) // hop)
@@ -153,9 +161,7 @@ def pick_speaker(frames: np.ndarray, track: faces.FaceTrack,
   audio-visual speaker detection and picks the wrong face when a silent listener chews or grimaces.
   """
   def crop(t: faces.FaceTrack) -> np.ndarray:
-    if pp.get("face_crop", "ours") == "syncnet":
-      return faces.syncnet_crop_faces(frames, t.boxes, pp)
-    return faces.crop_faces(frames, t.boxes, pp.crop_size, pp.face_crop_scale, shift_y=pp.face_crop_shift_y)
+    return face_crops(frames, t.boxes, pp)[0]
 
   if track.num_tracks <= 1:
     return track, crop(track)
@@ -201,7 +207,7 @@ class SyncResult:
   small_face: bool  # face_px under preprocess.small_face_px: the crop is mostly upsampled
   num_frames: int  # analysed frames (video with audio), at fps
   info: dict[str, Any]
-  timings: dict[str, float]  # seconds: decode, faces, mel, model, scoring
+  timings: dict[str, float]  # seconds: decode, faces, crop, mel, model, scoring
   crop_size: int = 96
 
   @property

@@ -10,18 +10,22 @@ import jax
 import ml_collections
 import numpy as np
 
+from modeformer_jax.data.augment import Augment
 from modeformer_jax.models.flops import clip_flops
 from modeformer_jax.train.mesh import global_batch, make_mesh
-from modeformer_jax.train.train_step import init_model, init_state, make_train_step, optimizer
+from modeformer_jax.train.train_step import init_model, init_state, make_step, optimizer
 
 
-def random_batch(batch: int, negatives: int, seed: int = 0) -> dict[str, np.ndarray]:
-  """A training batch of random values: video uint8 [B, 5, 48, 96, 3], audio float32 [B, 1+N, 80, 16], every
+def random_batch(config: ml_collections.ConfigDict, batch: int, negatives: int, seed: int = 0) -> dict[str, np.ndarray]:
+  """A training batch of random values as the loader gives it for `config`: video uint8 [B, 5, 48 + margin, 96,
+  3] (ModEFormer; margin: the augmentation's, data/augment.py), audio float16 [B, 1+N, 16, 80] (time-major), every
   audio window distinct (audio_ids)."""
   rng = np.random.default_rng(seed)
   k = 1 + negatives
-  return {"video": rng.integers(0, 255, (batch, 5, 48, 96, 3), dtype=np.uint8),
-          "audio": rng.normal(size=(batch, k, 80, 16)).astype(np.float32),
+  pp = config.preprocess
+  rows = pp.crop_size - pp.mouth_row_start + Augment.from_config(config.data.augment).margin(pp.mouth_row_start)
+  return {"video": rng.integers(0, 255, (batch, 5, rows, pp.crop_size, 3), dtype=np.uint8),
+          "audio": rng.normal(size=(batch, k, pp.mel_window_frames, pp.n_mels)).astype(np.float16),
           "audio_mask": np.ones((batch, k), bool),
           "offsets": np.zeros((batch, k), np.int32),
           "audio_ids": np.stack(np.meshgrid(np.arange(batch), np.arange(k), indexing="ij"), -1).astype(np.int32)}
@@ -35,9 +39,8 @@ def time_step(config: ml_collections.ConfigDict, batch: int, steps: int, warmup:
   model = init_model(config)
   tx = optimizer(stage)
   state = init_state(model, tx, mesh)
-  step = make_train_step(model, tx, mesh, state, negatives=stage.negatives, chunk_size=config.loss_chunk_size,
-                         seed=config.seed, symmetric=stage.get("symmetric", False))
-  data = global_batch(random_batch(batch, stage.num_negatives), mesh)
+  step = make_step(config, stage, model, tx, mesh, state)
+  data = global_batch(random_batch(config, batch, stage.num_negatives), mesh)
   t = time.perf_counter()
   compiled = step.lower(state, data).compile()
   compile_s = time.perf_counter() - t

@@ -17,6 +17,7 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
+from modeformer_jax.data.augment import Augment
 from modeformer_jax.loss import objective_loss
 from modeformer_jax.models import build_model
 from modeformer_jax.models.functional import Model, abstract_model, split_model
@@ -24,6 +25,8 @@ from modeformer_jax.models.layers import biases_before_batchnorm
 from modeformer_jax.train.mesh import BATCH_AXES, replicated, state_shardings
 
 PyTree = Any
+# fold_in constant of the augmentation keys' stream (dropout's keys fold the step into the seed's key directly).
+AUGMENT_STREAM = 0x0A06
 
 
 @flax.struct.dataclass
@@ -77,29 +80,36 @@ def state_sharding(mesh: Mesh, state: TrainState) -> TrainState:
 
 
 def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, state: TrainState, *,
-                    negatives: str, chunk_size: int, seed: int, symmetric: bool = False) -> Callable:
+                    negatives: str, chunk_size: int, seed: int, augment: Augment, row_start: int,
+                    symmetric: bool = False) -> Callable:
   """(state, global batch) -> (state, metrics). The input state's buffers are donated.
 
   The batch holds data/pipeline.py's arrays (audio_ids optional) and optionally "stop" bool [B]: each
-  process's rows say whether it was asked to stop (SIGTERM); metrics["stop"] is then their logical or.
+  process's rows say whether it was asked to stop (SIGTERM); metrics["stop"] is then their logical or. Its
+  video has augment.margin(row_start) rows above the model's (preprocess.mouth_row_start = row_start): the step
+  augments video and audio first (data/augment.py).
 
   The loss is the model's objective (loss.objective_loss): InfoNCE over `negatives` for ModEFormer, with its
   audio -> video rows too when `symmetric`.
 
-  Dropout keys are fold_in(seed, step), so a resumed run draws the same masks as an uninterrupted one. A step
-  whose loss or gradient is not finite leaves the state unchanged and reports finite=False; the trainer stops.
-  BatchNorm statistics are over the global batch: jit sees global arrays, so the batch mean spans devices.
+  Dropout keys are fold_in(seed, step) and augmentation keys fold_in(fold_in(seed, AUGMENT_STREAM), step), so a
+  resumed run draws the same masks and augmentations as an uninterrupted one. A step whose loss or gradient is
+  not finite leaves the state unchanged and reports finite=False; the trainer stops. BatchNorm statistics are
+  over the global batch: jit sees global arrays, so the batch mean spans devices.
   """
   base_key = jax.random.key(seed)
+  augment_key = jax.random.fold_in(base_key, AUGMENT_STREAM)
 
   def step_fn(state: TrainState, batch: dict[str, jax.Array]):
     key = jax.random.fold_in(base_key, state.step)
+    video, audio = augment(batch["video"], batch["audio"], jax.random.fold_in(augment_key, state.step), row_start,
+                           batch.get("video_mask"))
 
     def loss_fn(params):
       rngs = nnx.Rngs(dropout=key)  # created inside the traced function, which mutates its counter
       net = model.merge(params, state.batch_stats)
       clips = {"video_mask": batch["video_mask"]} if "video_mask" in batch else {}  # variable-length clips (AVST)
-      outputs = net(batch["video"], batch["audio"], train=True, rngs=rngs, **clips)
+      outputs = net(video, audio, train=True, rngs=rngs, **clips)
       loss, metrics = objective_loss(net, outputs, batch["audio_mask"], mesh=mesh, batch_axes=BATCH_AXES,
                                      negatives=negatives, chunk_size=chunk_size or None,
                                      audio_ids=batch.get("audio_ids"), symmetric=symmetric)
@@ -120,3 +130,11 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, 
 
   shardings = state_sharding(mesh, state)
   return jax.jit(step_fn, donate_argnums=0, out_shardings=(shardings, replicated(mesh)))
+
+
+def make_step(config: ml_collections.ConfigDict, stage: ml_collections.ConfigDict, model: Model,
+              tx: optax.GradientTransformation, mesh: Mesh, state: TrainState) -> Callable:
+  """The train step of `stage` as the trainer makes it (its negatives, symmetry, chunking, seed, augmentation)."""
+  return make_train_step(model, tx, mesh, state, negatives=stage.negatives, chunk_size=config.loss_chunk_size,
+                         seed=config.seed, augment=Augment.from_config(config.data.augment),
+                         row_start=config.preprocess.mouth_row_start, symmetric=stage.get("symmetric", False))

@@ -30,7 +30,7 @@ from modeformer_jax.inference import SyncModel
 from modeformer_jax.train import checkpoints as ckpt_lib
 from modeformer_jax.train.logging import MetricsLogger
 from modeformer_jax.train.mesh import global_batch, make_mesh
-from modeformer_jax.train.train_step import init_model, init_state, learning_rate, make_train_step, optimizer
+from modeformer_jax.train.train_step import init_model, init_state, learning_rate, make_step, optimizer
 from modeformer_jax.weights import run_folder
 
 
@@ -114,9 +114,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
         logger.message(f"resumed from step {latest} (stage {stage.name}, {stage_step}/{stage.steps})")
         resume_meta = None
       batches = train_batches(config, stage, seed=config.seed * 1000 + stage_index, start=stage_step)
-      train_step = make_train_step(model, tx, mesh, state, negatives=stage.negatives,
-                                   chunk_size=config.loss_chunk_size, seed=config.seed,
-                                   symmetric=stage.get("symmetric", False))
+      train_step = make_step(config, stage, model, tx, mesh, state)
       schedule = learning_rate(stage)
       logger.start_stage(stage.name, total=stage.steps, done=stage_step, batch_size=stage.batch_size)
 

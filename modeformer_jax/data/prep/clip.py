@@ -1,6 +1,7 @@
 """One clip -> its record and report line (process_clip): decode, cut audio and video to a common length, face
-boxes, crops, log-mel. Pure and picklable, so the local process pool and the Beam pipeline run the same code;
-a bad clip is a report line with its skip reason (REASONS), never an exception."""
+boxes, crops (media/crops.py, the front end `sync` uses too), log-mel. Pure and picklable, so the local process
+pool and the Beam pipeline run the same code; a bad clip is a report line with its skip reason (REASONS), never an
+exception."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ from modeformer_jax.data import lrs_layout
 from modeformer_jax.data.lrs_layout import Clip
 from modeformer_jax.data.prep.options import PrepOptions
 from modeformer_jax.data.records import encode_jpeg_frames
+from modeformer_jax.data.window_store import window_frames
 from modeformer_jax.media import faces
+from modeformer_jax.media.crops import face_crops
 from modeformer_jax.media.decode import MediaError, read_media
 from modeformer_jax.media.logmel import log_mel
 from modeformer_jax.media.preprocess_config import with_face_defaults
@@ -27,6 +30,7 @@ _MEDIA_REASONS = (("file not found", "missing"), ("permission denied", "unreadab
                   ("no video stream", "no_video"), ("no decodable video", "no_video"),
                   ("no audio stream", "no_audio"), ("no decodable audio", "no_audio"))
 TIMING_KEYS = ("decode", "faces", "crop", "mel", "encode", "save")
+WINDOW_FRAMES = "window_frames"
 
 
 class _Skip(Exception):
@@ -47,7 +51,8 @@ def process_clip(clip: Clip, options: PrepOptions) -> tuple[dict[str, Any] | Non
   """Prepares one clip: (TFDS example or None when skipped, report line). Never raises for a bad clip.
 
   The example holds num_frames = T, crops uint8 [T, 96, 96, 3] (or crops_jpeg object [T]), audio int16
-  [T * 640], mel float16 [1 + 3.2 T, 80], boxes float32 [T, 4] and the text fields of tfds_builder.features.
+  [T * 640], mel float16 [1 + 3.2 T, 80], boxes float32 [T, 4] and the text fields of tfds_builder.features,
+  and WINDOW_FRAMES for the training-window store (window_store.window_frames; not a TFDS feature).
   """
   report = {"id": clip.id, "split": clip.split, "source": clip.source, "status": "skipped", "reason": None,
             "detail": None, "warnings": [], "num_frames": 0, "seconds": 0.0, "av_diff_seconds": None,
@@ -100,9 +105,9 @@ def _process(clip: Clip, options: PrepOptions, report: dict) -> dict[str, Any]:
   height, width = frames.shape[1:3]
 
   transcript = lrs_layout.read_transcript(clip.txt)
-  if clip.boxes == lrs_layout.BOXES_FIXED:
-    # LRS2 frames are face-centred already: the fixed box is the crop itself.
-    squares = _crop_squares(faces.fixed_boxes(num_frames, height, width, cfg.lrs2_box), 1.0, 0.0)
+  centered = clip.boxes == lrs_layout.BOXES_FIXED
+  if centered:  # LRS2 frames are face-centred already: the fixed box is the crop itself.
+    boxes = faces.fixed_boxes(num_frames, height, width, cfg.lrs2_box)
   else:
     boxes = None
     if clip.boxes == lrs_layout.BOXES_TXT and clip.txt is None:
@@ -124,13 +129,12 @@ def _process(clip: Clip, options: PrepOptions, report: dict) -> dict[str, Any]:
       face_px = faces.face_height(track)
     else:
       face_px = float(np.median(boxes[:, 3]))
-    squares = _crop_squares(boxes, cfg.face_crop_scale, cfg.face_crop_shift_y)
     report["face_px"] = round(face_px, 1)
     small = with_face_defaults(cfg).small_face_px
     if face_px < small:
       report["warnings"].append(f"small face: {face_px:.0f} px tall (under {small} px), its crops mostly upsampled")
   lap("faces")
-  crops = faces.crop_faces(frames, squares, cfg.crop_size)
+  crops, squares = face_crops(frames, boxes, cfg, centered=centered)
   lap("crop")
   mel = log_mel(audio, cfg).astype(np.float16)
   lap("mel")
@@ -138,6 +142,8 @@ def _process(clip: Clip, options: PrepOptions, report: dict) -> dict[str, Any]:
     stored = {"crops_jpeg": encode_jpeg_frames(crops, options.jpeg_quality)}
   else:
     stored = {"crops": crops}
+  # What the training-window store keeps (data/window_store.py); the shard writer moves it there.
+  stored[WINDOW_FRAMES] = window_frames(crops, cfg, options.frame_storage, options.jpeg_quality)
   pcm = np.clip(np.round(audio * 32767.0), -32768, 32767).astype(np.int16)
   lap("encode")
   report.update(num_frames=num_frames, seconds=round(num_frames / cfg.fps, 3))
@@ -147,17 +153,3 @@ def _process(clip: Clip, options: PrepOptions, report: dict) -> dict[str, Any]:
       "boxes": squares, "av_diff_seconds": np.float32(media.av_diff_seconds),
   }
 
-
-def _crop_squares(boxes: np.ndarray, scale: float, shift_y: float) -> np.ndarray:
-  """Face boxes [T, 4] (x, y, w, h) -> the squares that are cropped, float32 [T, 4] (x, y, side, side).
-
-  Side max(w, h) * scale, centred on the box centre moved down by shift_y * max(w, h) (the framing of
-  preprocess_config's face_crop_scale / face_crop_shift_y). Records store these squares, so a crop pixel maps
-  back to the source frame without knowing how the box was found.
-  """
-  boxes = np.asarray(boxes, np.float32)
-  extent = boxes[:, 2:].max(axis=1)
-  side = extent * scale
-  cx = boxes[:, 0] + boxes[:, 2] / 2
-  cy = boxes[:, 1] + boxes[:, 3] / 2 + shift_y * extent
-  return np.stack([cx - side / 2, cy - side / 2, side, side], axis=1).astype(np.float32)

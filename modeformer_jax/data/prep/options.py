@@ -12,7 +12,8 @@ from modeformer_jax.errors import UserError
 from modeformer_jax.media.preprocess_config import preprocess_config
 
 # Part of every work file's settings fingerprint: bump when process_clip's output changes meaning.
-WORK_FORMAT = 1
+# 2: the training-window store's frames (data/window_store.py) in each record.
+WORK_FORMAT = 2
 
 
 @dataclasses.dataclass(frozen=True)

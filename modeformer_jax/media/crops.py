@@ -1,0 +1,148 @@
+"""The one front end: decoded frames + face boxes -> the crops a model sees, and the rows of them it reads.
+
+`modeformer prep` (data/prep/clip.py), offset detection (sync/detect.py), the training windows (data/windows.py)
+and evaluation (inference.video_windows) all crop and slice through this module, so a model trained on prep's
+crops is run on the same crops by `sync` (tests/test_front_end.py checks that prep and sync crops are equal).
+
+Two steps, each one function:
+  face_squares  boxes -> the squares cut from the frames (what records store as `boxes`): side max(w, h) x
+                preprocess.face_crop_scale, centre moved down by face_crop_shift_y x max(w, h); with
+                face_crop "syncnet", syncnet_python's crop_video geometry (median-filtered along the track);
+                `centered` (frames that are face crops already, LRS2) takes the box itself.
+  face_crops    frames + boxes -> uint8 crops [T, crop_size, crop_size, 3]: the squares resampled (crop_squares),
+                or for face_crop "syncnet" syncnet_python's crop_video exactly (syncnet_crop_faces: its constant
+                padding and integer bounds), so SyncNet's published weights see what they were trained on.
+and mouth_rows, the rows of a crop a model reads (rows preprocess.mouth_row_start.. : ModEFormer's lower half,
+SyncNet's whole face), optionally with `margin` rows above them for the crop jitter of training.
+
+Boxes are float [T, 4] rows (x, y, w, h) in pixels of the frame, x/y the top-left corner.
+"""
+
+from __future__ import annotations
+
+import cv2
+import ml_collections
+import numpy as np
+
+from modeformer_jax.media.filters import median_filter
+
+
+def face_squares(boxes: np.ndarray, pp: ml_collections.ConfigDict, *, centered: bool = False) -> np.ndarray:
+  """Face boxes float [T, 4] (x, y, w, h) -> the squares face_crops cuts, float32 [T, 4] (x, y, side, side).
+
+  Records store these squares, so a crop pixel maps back to the source frame without knowing how the box was
+  found (and face_crops of the squares with centered=True gives the same crops again).
+  """
+  boxes = np.asarray(boxes, np.float32)
+  if pp.get("face_crop", "ours") == "syncnet" and not centered:
+    c = pp.syncnet_crop_scale
+    s = median_filter(boxes[:, 2:].max(axis=1) / 2, pp.syncnet_median_frames)
+    cx = median_filter(boxes[:, 0] + boxes[:, 2] / 2, pp.syncnet_median_frames)
+    cy = median_filter(boxes[:, 1] + boxes[:, 3] / 2, pp.syncnet_median_frames)
+    side = 2 * s * (1 + c)
+    return np.stack([cx - s * (1 + c), cy - s, side, side], axis=1).astype(np.float32)
+  scale, shift_y = (1.0, 0.0) if centered else (pp.face_crop_scale, pp.face_crop_shift_y)
+  extent = boxes[:, 2:].max(axis=1)
+  side = extent * scale
+  cx = boxes[:, 0] + boxes[:, 2] / 2
+  cy = boxes[:, 1] + boxes[:, 3] / 2 + shift_y * extent
+  return np.stack([cx - side / 2, cy - side / 2, side, side], axis=1).astype(np.float32)
+
+
+def face_crops(frames: np.ndarray, boxes: np.ndarray, pp: ml_collections.ConfigDict, *,
+               centered: bool = False) -> tuple[np.ndarray, np.ndarray]:
+  """The model's crops of frames uint8 [T, H, W, 3] around boxes float [T, 4]: (crops uint8 [T, S, S, 3] with
+  S = pp.crop_size, the squares float32 [T, 4] they were cut from; see face_squares)."""
+  squares = face_squares(boxes, pp, centered=centered)
+  if pp.get("face_crop", "ours") == "syncnet" and not centered:
+    return syncnet_crop_faces(frames, boxes, pp), squares
+  return crop_squares(frames, squares, pp.crop_size), squares
+
+
+def crop_squares(frames: np.ndarray, squares: np.ndarray, size: int) -> np.ndarray:
+  """Squares (x, y, side, side) cut from frames uint8 [T, H, W, 3] and resized to uint8 [T, size, size, 3].
+
+  Corners and sides are rounded to whole pixels (a non-square box is taken as its max(w, h) square about its
+  centre). Parts outside the frame repeat the frame's edge pixels (no black bars for the model to latch onto).
+  Shrinking uses INTER_AREA (no aliasing), enlarging INTER_LINEAR.
+  """
+  squares = _checked_boxes(frames, squares)
+  height, width = frames.shape[1:3]
+  side = np.maximum(1, np.round(squares[:, 2:].max(axis=1))).astype(int)
+  x0 = np.round(squares[:, 0] + squares[:, 2] / 2 - side / 2).astype(int)
+  y0 = np.round(squares[:, 1] + squares[:, 3] / 2 - side / 2).astype(int)
+  out = np.empty((len(frames), size, size, 3), np.uint8)
+  for i, frame in enumerate(frames):
+    y_lo, y_hi, top, bottom = _span(y0[i], side[i], height)
+    x_lo, x_hi, left, right = _span(x0[i], side[i], width)
+    window = frame[y_lo:y_hi, x_lo:x_hi]
+    if top or bottom or left or right:
+      window = cv2.copyMakeBorder(window, top, bottom, left, right, cv2.BORDER_REPLICATE)
+    shrink = side[i] > size
+    out[i] = cv2.resize(window, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+  return out
+
+
+def syncnet_crop_faces(frames: np.ndarray, boxes: np.ndarray, pp: ml_collections.ConfigDict) -> np.ndarray:
+  """Face crops as syncnet_python's run_pipeline.crop_video makes them, for SyncNet's published weights.
+
+  Per frame: half-size s = max(w, h) / 2 and the box centre (cx, cy), each median-filtered along the track over
+  pp.syncnet_median_frames (scipy.signal.medfilt, zero-padded ends); the frame padded by int(s (1 + 2 c)) on
+  every side with the value pp.syncnet_pad_value; rows cy - s .. cy + s (1 + 2 c) and columns
+  cx - s (1 + c) .. cx + s (1 + c) (c = pp.syncnet_crop_scale, bounds truncated by int()), resized to
+  pp.crop_size with INTER_LINEAR (cv2.resize's default).
+
+  Args:
+    frames: uint8 [T, H, W, 3] (channel order is kept).
+    boxes: float [T, 4] (x, y, w, h) pixels.
+
+  Returns:
+    uint8 [T, crop_size, crop_size, 3].
+  """
+  boxes = _checked_boxes(frames, boxes)
+  k, c = pp.syncnet_median_frames, pp.syncnet_crop_scale
+  s = median_filter(boxes[:, 2:].max(axis=1) / 2, k)
+  cx = median_filter(boxes[:, 0] + boxes[:, 2] / 2, k)
+  cy = median_filter(boxes[:, 1] + boxes[:, 3] / 2, k)
+  size = pp.crop_size
+  out = np.empty((len(frames), size, size, 3), np.uint8)
+  for i, frame in enumerate(frames):
+    pad = int(s[i] * (1 + 2 * c))
+    padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_CONSTANT,
+                                value=(pp.syncnet_pad_value,) * 3)
+    my, mx = cy[i] + pad, cx[i] + pad
+    face = padded[int(my - s[i]):int(my + s[i] * (1 + 2 * c)), int(mx - s[i] * (1 + c)):int(mx + s[i] * (1 + c))]
+    out[i] = cv2.resize(face, (size, size))
+  return out
+
+
+def mouth_rows(crops: np.ndarray, row_start: int, margin: int = 0) -> np.ndarray:
+  """The rows of crops [..., S, S, 3] a model reads, row_start - margin .. S - 1: [..., S - row_start + margin,
+  S, 3] (a view). ModEFormer: row_start 48, the lower half; SyncNet: 0, the whole face. margin (at most
+  row_start) keeps rows above them for the crop jitter of training (data/augment.py)."""
+  size = crops.shape[-3]
+  if crops.shape[-2] != size or not 0 <= margin <= row_start < size:
+    raise ValueError(f"crops must be [..., S, S, 3] with 0 <= margin ({margin}) <= row_start ({row_start}) < S, "
+                     f"got {crops.shape}")
+  return crops[..., row_start - margin:, :, :]
+
+
+def _checked_boxes(frames: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+  """boxes as float64 [T, 4], one per frame, finite with positive width and height (else ValueError)."""
+  boxes = np.asarray(boxes, np.float64)
+  if boxes.shape != (len(frames), 4):
+    raise ValueError(f"boxes must be [{len(frames)}, 4], got {boxes.shape}")
+  if not np.all(np.isfinite(boxes)) or np.any(boxes[:, 2:] <= 0):
+    raise ValueError("boxes must be finite with positive width and height")
+  return boxes
+
+
+def _span(start: int, length: int, limit: int) -> tuple[int, int, int, int]:
+  """The in-frame part [lo, hi) of [start, start + length) and the padding before / after it.
+
+  At least one pixel is kept, so a window wholly off the frame becomes the nearest edge row / column repeated.
+  """
+  lo = min(max(start, 0), limit - 1)
+  hi = min(max(start + length, lo + 1), limit)
+  before = min(max(lo - start, 0), length - (hi - lo))
+  return lo, hi, before, length - (hi - lo) - before
