@@ -1,0 +1,220 @@
+"""Sync over time (`modeformer sync --timeline`, issue 21): the generator's drift, steps and turns; segments,
+the automatic Confidence threshold and the speaking face on embeddings made to order; constant / drift / step
+from segment offsets; the whole pipeline on generated footage (the mouth-energy stand-in, then the trained tiny
+model), the drift corrected by resampling and a step refused; a timeline costs no model time."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from modeformer_jax import cli
+from modeformer_jax.data import synth
+from modeformer_jax.data.synth import timing as truth_timing, wide_shot
+from modeformer_jax.media.decode import read_media
+from modeformer_jax.media.encode import write_video
+from modeformer_jax.sync import detect, timeline, trend
+from modeformer_jax.sync.correct import write_corrected
+from test_sync import MouthEnergyScorer
+
+FPS = 25.0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The trend of segment offsets.
+
+
+def _segments(offsets_at, seconds=60.0, hop=2.0, noise=0.2, seed=0):
+  rng = np.random.default_rng(seed)
+  t = np.arange(hop, seconds - hop, hop)
+  return t, offsets_at(t) + noise * rng.standard_normal(len(t))
+
+
+def test_trend_tells_constant_drift_and_step_apart():
+  t, y = _segments(lambda t: np.full_like(t, 3.0))
+  found = trend.fit_trend(t, y, FPS, evidence=0.5)
+  assert found.kind == "constant" and abs(found.offset_frames - 3) < 0.15 and found.correctable
+  assert abs(found.drift_ms_per_min) < 3 * found.drift_error_ms_per_min
+  # 80 ms/min: a 30 fps camera against 29.97 fps audio; the offset moves 2 frames a minute.
+  t, y = _segments(lambda t: -1 + 80 / 40 * t / 60)
+  found = trend.fit_trend(t, y, FPS, evidence=0.5)
+  assert found.kind == "drift" and abs(found.drift_ms_per_min - 80) < 8 and found.correctable
+  assert 0 < found.drift_error_ms_per_min < 8 and abs(found.offset_ms_at(0) + 40) < 10
+  assert "drift +8" in found.text() or "drift +7" in found.text()
+  t, y = _segments(lambda t: np.where(t < 23.0, 4.0, -2.0))
+  found = trend.fit_trend(t, y, FPS, evidence=0.5)
+  assert found.kind == "step" and abs(found.step_s - 23) <= 2 and not found.correctable
+  assert abs(found.before_frames - 4) < 0.3 and abs(found.after_frames + 2) < 0.3
+  assert "steps from +4.0 to -2.0 frames at" in found.refusal()
+  # Two steps: no single model explains them.
+  t, y = _segments(lambda t: np.select([t < 20, t < 40], [4.0, -2.0], 3.0))
+  found = trend.fit_trend(t, y, FPS, evidence=0.5)
+  assert found.kind == "irregular" and found.refusal()
+
+
+def test_trend_is_robust_and_modest():
+  # Two wrong segments (a confident wrong peak) do not make a drift or a step of a constant offset.
+  t, y = _segments(lambda t: np.full_like(t, -3.0))
+  y[[5, 17]] = [9.0, -12.0]
+  found = trend.fit_trend(t, y, FPS, evidence=0.5)
+  assert found.kind == "constant" and found.outliers == 2 and abs(found.offset_frames + 3) < 0.15
+  # A drift too small to move the offset half a frame over the file is reported as constant.
+  t, y = _segments(lambda t: 2 + 0.2 * t / 60, seconds=30.0, noise=0.05)
+  assert trend.fit_trend(t, y, FPS, evidence=0.5).kind == "constant"
+  assert trend.fit_trend([], [], FPS).kind == "unknown"
+  assert trend.fit_trend([1.0, 3.0], [2.0, 2.2], FPS).kind == "constant"
+
+
+def test_a_step_is_placed_to_the_window():
+  """Segments place a step between their centres; the windows place it where it is."""
+  rng = np.random.default_rng(1)
+  count, max_offset, change = 1000, 5, 612  # windows; the offset changes at window 612 (24.5 s)
+  scores = rng.normal(0, 0.3, (count, 2 * max_offset + 1))
+  scores[:change, max_offset - 2] += 1.0  # AV offset +2 before
+  scores[change:, max_offset + 3] += 1.0  # -3 after
+  times = (np.arange(count) + 2.5) / FPS
+  t = np.arange(2.0, 40.0, 2.0)
+  y = np.where(t < change / FPS, 2.0, -3.0)
+  found = trend.fit_trend(t, y, FPS, evidence=0.5, window_scores=scores, window_times=times)
+  assert found.kind == "step" and abs(found.step_s - times[change]) < 0.3, found.step_s
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Segments, the automatic threshold and the speaking face, on embeddings made to order.
+
+
+def _unit(x):
+  return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def _cosine_distances(video, audio, first, max_offset=5):
+  from modeformer_jax.inference import offset_similarities
+  from modeformer_jax.sync.syncnet_metrics import similarity_to_distance
+
+  sims = offset_similarities(video, audio, max_offset, start=first)
+  return sims, similarity_to_distance(sims)
+
+
+def _face(video, audio, first=0, max_offset=5):
+  sims, distances = _cosine_distances(video, audio, first, max_offset)
+  full_sims = np.full((len(audio), 2 * max_offset + 1), np.nan, np.float32)
+  full_distances = np.full(full_sims.shape, np.nan)
+  full_sims[first:first + len(video)], full_distances[first:first + len(video)] = sims, distances
+  return timeline.FaceScores(first=first, video=video, ok=np.ones(len(video), bool), sims=full_sims,
+                             distances=full_distances)
+
+
+def test_segments_decide_offsets_and_the_speaking_face():
+  """Two faces over 40 s: face 0 speaks (its video matches the audio 2 windows later) for 20 s, then face 1
+  (matching it 1 window earlier); the last 8 s nobody's video matches. Every segment names the face that
+  speaks with each face's Confidence, the silent part is undecided, and the file's rows follow the speaker."""
+  rng = np.random.default_rng(2)
+  count, dim = 996, 16  # 1000 frames
+  audio = _unit(rng.normal(size=(count, dim)))
+  talk = lambda shift: _unit(np.roll(audio, -shift, axis=0) + 1.2 * rng.normal(size=(count, dim)))
+  silent = lambda: _unit(rng.normal(size=(count, dim)))
+  first, second = silent(), silent()
+  first[:500] = talk(2)[:500]  # video window f matches audio f + 2: the audio lags by 2 frames (AV offset -2)
+  second[500:800] = talk(-1)[500:800]  # AV offset +1
+  faces = [_face(first, audio), _face(second, audio)]
+  distances_of = lambda video, audio, start: _cosine_distances(video, audio, start)[1]
+  found = timeline.build(faces, audio, timeline.TimelineOptions(4.0, 2.0), FPS, 5, 5, distances_of)
+  assert found.threshold is not None and "auto" in found.threshold_from
+  by_time = {round(s.start_s): s for s in found.segments}
+  assert len(found.segments) == 19 and by_time[0].end_s == 4.0 and found.segments[-1].end_s == 40.0
+  for start in (0, 4, 8, 14):
+    assert by_time[start].decided and by_time[start].track == 0 and by_time[start].offset == -2
+  for start in (20, 24, 26):
+    assert by_time[start].decided and by_time[start].track == 1 and by_time[start].offset == 1
+  s = by_time[24]
+  assert s.track_confidences[1] > found.threshold > s.track_confidences[0] and s.windows == 96
+  for start in (34, 36):
+    assert not by_time[start].decided and by_time[start].offset is None and "too low" in by_time[start].note
+  assert found.trend.kind == "step" and abs(found.trend.step_s - 20.0) < 1.0
+  assert (found.window_face[:450] == 0).all() and (found.window_face[550:750] == 1).all()
+  text = "\n".join(found.text(2))
+  assert "20 decided" not in text and "Trend: \tstep at" in text
+  row = found.to_json()["segments"][12]
+  assert row["track"] == 1 and len(row["track_confidences"]) == 2 and row["av_offset_ms"] == 40.0
+
+
+def test_segment_layout_and_options():
+  assert timeline.segment_frames(100, 250, 125) == [(0, 100)]
+  assert timeline.segment_frames(600, 250, 125) == [(0, 250), (125, 375), (250, 500), (350, 600)]
+  assert timeline.TimelineOptions(10).hop == 5
+  with pytest.raises(ValueError, match="window_s 0.2"):
+    timeline.TimelineOptions(0.2).check()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The generator: drift, steps and turns.
+
+
+def _envelope_lag(audio, reference, at, expected, search=240, rate=16000):
+  """Samples L such that audio[n] sounds like reference[n + L] around `at` seconds (smoothed power, 1 s)."""
+  power = lambda x: np.convolve(x.astype(np.float64) ** 2, np.ones(320) / 320, mode="same")
+  a, b = power(audio), power(reference)
+  n0, width = int(at * rate), rate
+  seg = a[n0:n0 + width] - a[n0:n0 + width].mean()
+  lags = np.arange(int(expected) - search, int(expected) + search + 1)
+  score = [np.dot(seg, b[n0 + lag:n0 + lag + width] - b[n0 + lag:n0 + lag + width].mean()) for lag in lags]
+  return lags[int(np.argmax(score))]
+
+
+def test_drift_and_step_move_the_audio_as_recorded():
+  """A drifting clip's audio is the in-sync audio moved by the offset at each time (within 3 ms, the drift over
+  the 1 s compared); a stepped clip's jumps at the step; the video never changes."""
+  style = synth.speaker_style(5, 3)
+  base = synth.render_clip(31, style, 8.0, size=48)
+  drift = synth.render_clip(31, style, 8.0, 2, size=48, drift_ms_per_min=300.0)
+  step = synth.render_clip(31, style, 8.0, 3, size=48, step=(4.0, -4))
+  np.testing.assert_array_equal(drift.frames, base.frames)
+  assert drift.timing == truth_timing.AudioTiming(2, 300.0) and step.timing.step_s == 4.0
+  for at in (0.5, 6.5):
+    expected = drift.timing.offset_frames_at(np.array([at + 0.5]), FPS)[0] * 640
+    assert abs(_envelope_lag(drift.audio, base.audio, at, expected) - expected) <= 48, at
+  for at, frames in ((2.5, 3), (5.5, -4)):
+    assert _envelope_lag(step.audio, base.audio, at, frames * 640) == frames * 640, at
+  np.testing.assert_allclose(truth_timing.AudioTiming(2, 60.0, 30.0, -1).offset_frames_at([0, 30, 60], FPS),
+                             [2, -1 + 0.75, -1 + 1.5])
+
+
+def test_dialogue_faces_take_turns():
+  turns = truth_timing.alternating_turns(3, 4.0, 1.5)
+  assert turns[0][:2] == (0.0, turns[1][0]) and turns[-1][1] == 4.0 and [t[2] for t in turns[:2]] == [0, 1]
+  shot = wide_shot.render_wide_shot(3, synth.speaker_style(6, 0), synth.speaker_style(6, 1), 4.0, 1, face_px=60,
+                                    turns=turns)
+  who = truth_timing.speaking_face(turns, (np.arange(100) + 0.5) / FPS)
+  inner = np.abs((np.arange(100) + 0.5) / FPS - np.array([[t[1]] for t in turns[:-1]])).min(axis=0) > 0.2
+  # Each mouth moves in its own turns and rests in the other's; both voices are in the audio.
+  for face, mouth in ((0, shot.mouth_open), (1, shot.listener_mouth_open)):
+    assert np.ptp(mouth[(who == face) & inner]) > 0.3 and np.ptp(mouth[(who != face) & inner]) < 0.05, face
+  assert shot.turns == turns and np.isfinite(shot.listener_boxes).all()
+  power = [np.mean(shot.audio[int(a * 16000):int(b * 16000)] ** 2) for a, b, _ in turns]
+  assert min(power) > 0.05 * max(power)
+
+
+def test_synth_cli_records_drift_steps_and_turns(tmp_path, capsys):
+  out = tmp_path / "timed"
+  assert cli.main(["synth", "--out", str(out), "--layout", "lrs3", "--speakers", "1", "--clips-per-speaker", "2",
+                   "--seconds", "1.2", "--workers", "1", "--drift-ms-per-min=-60,90", "--step-frames=-3",
+                   "--step-at", "0.5", "--json"]) == 0
+  summary = json.loads(capsys.readouterr().out)
+  assert summary["drifting_clips"] == summary["stepped_clips"] == 2
+  for row in synth.read_manifest(out):
+    assert row["drift_ms_per_min"] in (-60.0, 90.0) and row["step_s"] == 0.5
+    assert row["step_to_frames"] == row["offset_frames"] - 3 and row["turns"] is None
+  wide = tmp_path / "dialogue"
+  assert cli.main(["synth", "--out", str(wide), "--layout", "lrs3", "--shot", "wide", "--speakers", "1",
+                   "--clips-per-speaker", "1", "--seconds", "1.2", "--workers", "1", "--turns", "0.5",
+                   "--face-px", "60"]) == 0
+  assert "1 dialogues" in capsys.readouterr().out
+  row, = synth.read_manifest(wide)
+  assert row["face_px"] == 60 and [t[2] for t in row["turns"][:2]] == [0, 1] and row["turns"][-1][1] == 1.2
+  assert abs(np.median(np.array(row["face_boxes"])[:, 3]) - 60) < 2 and len(row["listener_boxes"]) == 30
+  for flags in (["--turns", "2"], ["--step-at", "0.5"], ["--shot", "wide", "--face-px", "-1"],
+                ["--drift-ms-per-min", "fast"]):
+    assert cli.main(["synth", "--out", str(tmp_path / "bad"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("modeformer synth: error: ") and err.count("\n") == 1, err
