@@ -4,6 +4,7 @@ from segment offsets; the whole pipeline on generated footage (the mouth-energy 
 model), the drift corrected by resampling and a step refused; a timeline costs no model time."""
 
 import csv
+import os
 import json
 
 import numpy as np
@@ -218,3 +219,96 @@ def test_synth_cli_records_drift_steps_and_turns(tmp_path, capsys):
     assert cli.main(["synth", "--out", str(tmp_path / "bad"), *flags]) == 2
     err = capsys.readouterr().err
     assert err.startswith("modeformer synth: error: ") and err.count("\n") == 1, err
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The whole pipeline on generated files: the mouth-energy stand-in (no training), then the CLI.
+
+SECONDS_LONG = 24.0
+DRIFT = 400.0  # ms per minute: the offset moves 10 frames a minute, 4 over the file
+STEP_AT = 13.0
+MAX_OFFSET = 8
+
+
+class CountingScorer(MouthEnergyScorer):
+  """The stand-in model, counting the windows it embeds (the model time of a run)."""
+
+  def __init__(self):
+    super().__init__()
+    self.embedded = 0
+
+  def embed_video(self, clips):
+    self.embedded += len(clips)
+    return super().embed_video(clips)
+
+  def embed_audio(self, mels):
+    self.embedded += len(mels)
+    return super().embed_audio(mels)
+
+
+@pytest.fixture(scope="module")
+def timed_files(tmp_path_factory):
+  """A drifting face-centred clip (AV offset -2 frames at 0 s, +400 ms/min) and a stepped one (+4 frames, -3
+  from 13 s), 24 s each."""
+  folder = tmp_path_factory.mktemp("timeline_clips")
+  style = synth.speaker_style(5, 3)
+  clips = {"drift": synth.render_clip(31, style, SECONDS_LONG, -2, size=96, drift_ms_per_min=DRIFT),
+           "step": synth.render_clip(32, style, SECONDS_LONG, 4, size=96, step=(STEP_AT, -3))}
+  paths = {}
+  for name, clip in clips.items():
+    paths[name] = str(folder / f"{name}.mp4")
+    write_video(paths[name], clip.frames, FPS, clip.audio, 16000, preset="ultrafast")
+  return paths
+
+
+def _scored(model, path, options, face_centered=True):
+  prepared = detect.prepare(path, model.config.preprocess, face_centered=face_centered, max_offset=MAX_OFFSET)
+  return detect.score(model, prepared, MAX_OFFSET, options)
+
+
+def test_timeline_of_generated_files_finds_drift_and_step_at_no_model_cost(timed_files):
+  model = CountingScorer()
+  plain = _scored(model, timed_files["drift"], None)
+  one_pass, model.embedded = model.embedded, 0
+  drift = _scored(model, timed_files["drift"], timeline.TimelineOptions(4.0, 2.0))
+  # Segments reuse the windows embedded for the file: a timeline costs no model time.
+  assert model.embedded == one_pass == 2 * plain.windows_total and plain.timeline is None
+  found = drift.timeline.trend
+  assert found.kind == "drift" and abs(found.drift_ms_per_min - DRIFT) < 0.2 * DRIFT, found.text()
+  assert abs(found.offset_ms_at(0) + 80) < 40 and found.drift_error_ms_per_min < 0.1 * DRIFT
+  decided = [s for s in drift.timeline.segments if s.decided]
+  truth = truth_timing.AudioTiming(-2, DRIFT).offset_frames_at([s.centre_s for s in decided], FPS)
+  assert len(decided) >= 0.8 * len(drift.timeline.segments)
+  assert np.mean(np.abs(np.array([s.offset for s in decided]) - truth) <= 1) >= 0.9
+  step = _scored(model, timed_files["step"], timeline.TimelineOptions(4.0, 2.0)).timeline.trend
+  assert step.kind == "step" and abs(step.step_s - STEP_AT) <= 2, step.text()
+  assert abs(step.before_frames - 4) < 0.6 and abs(step.after_frames + 3) < 0.6 and not step.correctable
+
+
+def test_sync_timeline_cli_corrects_a_drift_and_refuses_a_step(timed_files, tmp_path, capsys, monkeypatch):
+  """`sync --timeline --json --plot --correct` end to end (the stand-in as the model): the drift is resampled
+  out (the copy's own timeline is constant, in sync), the step refused with its reason; the summary carries
+  the trends."""
+  from modeformer_jax import inference
+
+  monkeypatch.setattr(inference, "load_sync_model", lambda *args, **kwargs: MouthEnergyScorer())
+  summary = tmp_path / "sync.csv"
+  status = cli.main(["sync", timed_files["drift"], timed_files["step"], "--checkpoint", str(tmp_path),
+                     "--face-centered", "--max-offset-frames", str(MAX_OFFSET), "--timeline", "4",
+                     "--timeline-hop", "2", "--json", "--jobs", "0", "--plot", str(tmp_path / "plots"),
+                     "--correct", str(tmp_path / "fixed"), "--summary", str(summary)])
+  out, err = capsys.readouterr()
+  assert status == 1  # the step cannot be corrected
+  drift, step, last = map(json.loads, out.splitlines())
+  assert drift["timeline"]["trend"]["kind"] == "drift" and len(drift["timeline"]["segments"]) == 11
+  assert abs(drift["timeline"]["trend"]["drift_ms_per_min"] - DRIFT) < 0.2 * DRIFT
+  fixed = drift["corrected"]
+  assert fixed["in_sync"] and fixed["timeline"]["trend"]["kind"] == "constant", fixed["timeline"]["trend"]
+  assert abs(fixed["timeline"]["trend"]["offset_ms"]) <= 40
+  assert (tmp_path / "plots" / "drift.png").stat().st_size > 20_000 and drift["plot"].endswith("drift.png")
+  assert step["timeline"]["trend"]["kind"] == "step" and "refused" in step["corrected"]["error"]
+  assert "the offset steps from +" in step["corrected"]["error"] and "refused" in err
+  assert not (tmp_path / "fixed" / "step.mp4").exists() and last["summary"]["files"] == 2
+  rows = {os.path.basename(r["path"]): r for r in csv.DictReader(open(summary))}
+  assert rows["drift.mp4"]["trend_kind"] == "drift" and rows["step.mp4"]["trend_kind"] == "step"
+  assert "constant" in rows["drift.mp4"]["corrected_trend"] and rows["step.mp4"]["trend_refusal"]
