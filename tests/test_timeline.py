@@ -312,3 +312,47 @@ def test_sync_timeline_cli_corrects_a_drift_and_refuses_a_step(timed_files, tmp_
   rows = {os.path.basename(r["path"]): r for r in csv.DictReader(open(summary))}
   assert rows["drift.mp4"]["trend_kind"] == "drift" and rows["step.mp4"]["trend_kind"] == "step"
   assert "constant" in rows["drift.mp4"]["corrected_trend"] and rows["step.mp4"]["trend_refusal"]
+
+
+@pytest.fixture(scope="module")
+def two_shot(tmp_path_factory):
+  """Two close-ups side by side taking turns (20 s, turns of about 5 s, AV offset +2): (path, turns)."""
+  turns = truth_timing.alternating_turns(3, 20.0, 5.0)
+  left, right = (synth.render_clip(41 + k, synth.speaker_style(5, k), 20.0, 2, size=112,
+                                   talking=truth_timing.talking_intervals(turns, k)) for k in (0, 1))
+  path = str(tmp_path_factory.mktemp("two_shot") / "two_shot.mp4")
+  write_video(path, np.concatenate([left.frames, right.frames], axis=2), FPS, np.clip(left.audio + right.audio, -1, 1),
+              16000, preset="ultrafast")
+  return path, turns
+
+
+def _inner_segments(segments, turns):
+  """The segments wholly inside one turn, with the face talking there."""
+  inner = [s for s in segments if len(set(truth_timing.speaking_face(turns, np.linspace(s.start_s, s.end_s, 9)))) == 1]
+  return inner, [int(truth_timing.speaking_face(turns, [s.centre_s])[0]) for s in inner]
+
+
+def test_the_speaking_face_is_found_by_the_audio(two_shot, capsys, monkeypatch):
+  """Both faces are tracked and scored against the audio; segments inside a turn name the face that talks,
+  the JSON carries every track's boxes and the file's numbers are the speakers' (stand-in model)."""
+  from modeformer_jax import inference
+
+  path, turns = two_shot
+  monkeypatch.setattr(inference, "load_sync_model", lambda *args, **kwargs: MouthEnergyScorer())
+  assert cli.main(["sync", path, "--checkpoint", "unused", "--max-offset-frames", str(MAX_OFFSET), "--timeline", "3",
+                   "--timeline-hop", "1.5", "--json"]) == 0
+  found = json.loads(capsys.readouterr().out)
+  tracks = found["tracks"]
+  assert len(tracks) == 2 and all(len(t["boxes"]) == 500 and t["coverage"] > 0.95 for t in tracks)
+  # Track k is the face on the left (0) or right (1) half of the 224 px frame.
+  face_of = [int(np.mean([b[0] + b[2] / 2 for b in t["boxes"] if b]) > 112) for t in tracks]
+  assert sorted(face_of) == [0, 1]
+  segments = [timeline.Segment(**{k: v for k, v in s.items() if k in ("start_s", "end_s", "track", "decided",
+                                                                         "track_confidences")},
+                               windows=0, offset=s["av_offset_frames"], offset_fine=None, confidence=None,
+                               min_dist=None) for s in found["timeline"]["segments"]]
+  inner, talking = _inner_segments(segments, turns)
+  assert len(inner) >= 5 and np.mean([face_of[s.track] == w for s, w in zip(inner, talking)]) >= 0.8
+  assert all(len(s.track_confidences) == 2 for s in segments)
+  assert all(abs(s.offset - 2) <= 1 for s in segments if s.decided) and abs(found["av_offset_frames"] - 2) <= 1
+  assert sum(found["speaking_segments"]) == sum(s.decided for s in segments)
