@@ -356,3 +356,62 @@ def test_the_speaking_face_is_found_by_the_audio(two_shot, capsys, monkeypatch):
   assert all(len(s.track_confidences) == 2 for s in segments)
   assert all(abs(s.offset - 2) <= 1 for s in segments if s.decided) and abs(found["av_offset_frames"] - 2) <= 1
   assert sum(found["speaking_segments"]) == sum(s.decided for s in segments)
+
+
+def test_the_tiny_trained_model_times_a_step(trained_run, timed_files):
+  """The session's briefly trained tiny model (not the stand-in) places the step of the stepped file within 2 s.
+  It does not tell drift rates or speakers reliably (its crops of detected faces score at chance): the issue's
+  targets are for the demo-sized model, test_demo_model_meets_the_timeline_targets (slow)."""
+  from modeformer_jax.inference import load_sync_model
+
+  step = _scored(load_sync_model(trained_run), timed_files["step"], timeline.TimelineOptions(4.0, 2.0)).timeline.trend
+  assert step.kind == "step" and abs(step.step_s - STEP_AT) <= 2, step.text()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The issue's targets, with the demo-sized model.
+
+TARGET_SECONDS = 40.0
+TARGET_DRIFT, TARGET_STEP_AT = 300.0, 22.0
+
+
+def timeline_targets(model, folder, options=timeline.TimelineOptions(4.0, 2.0)) -> dict:
+  """Generated footage made for the timeline, scored by `model`: a drifting close-up (-3 frames + 300 ms/min),
+  a stepped one (+4 frames, -3 from 22 s) and a wide-shot dialogue (two faces taking turns of about 6 s, AV
+  offset +2), 40 s each. Returns the trends and the share of segments inside a turn that name its speaker."""
+  style = synth.speaker_style(5, 3)
+  clips = {"drift": synth.render_clip(31, style, TARGET_SECONDS, -3, size=96, drift_ms_per_min=TARGET_DRIFT),
+           "step": synth.render_clip(32, style, TARGET_SECONDS, 4, size=96, step=(TARGET_STEP_AT, -3))}
+  turns = truth_timing.alternating_turns(3, TARGET_SECONDS, 6.0)
+  clips["dialogue"] = wide_shot.render_wide_shot(3, synth.speaker_style(6, 0), synth.speaker_style(6, 1),
+                                                 TARGET_SECONDS, 2, face_px=80, turns=turns)
+  out = {}
+  for name, clip in clips.items():
+    path = f"{folder}/{name}.mp4"
+    write_video(path, clip.frames, FPS, clip.audio, 16000, preset="ultrafast")
+    out[name] = _scored(model, path, options, face_centered=name != "dialogue")
+  dialogue, shot = out["dialogue"], clips["dialogue"]
+  # A track is the face whose boxes it follows (the speaker's or the listener's, in the generator's truth).
+  face_of = [int(np.nanmean(np.abs(boxes[:, 0] - shot.face_boxes[start:start + len(boxes), 0])) >
+                 np.nanmean(np.abs(boxes[:, 0] - shot.listener_boxes[start:start + len(boxes), 0])))
+             for start, boxes in dialogue.tracks]
+  inner, talking = _inner_segments(dialogue.timeline.segments, turns)
+  return {"drift": out["drift"].timeline.trend, "step": out["step"].timeline.trend, "results": out,
+          "speaker_share": float(np.mean([s.track is not None and face_of[s.track] == w
+                                          for s, w in zip(inner, talking)])), "inner_segments": len(inner)}
+
+
+@pytest.mark.slow
+def test_demo_model_meets_the_timeline_targets(tmp_path):
+  """The issue's targets with the demo-sized model (`modeformer demo`, 600 steps: about 8 min of training on a
+  2-core CPU): the drift rate within 20%, the step time within 2 s, the speaking face in >= 90% of the
+  segments inside a turn (a segment across a change of speaker has two)."""
+  from modeformer_jax.inference import load_sync_model
+
+  demo = tmp_path / "demo"
+  assert cli.main(["demo", "--workdir", str(demo), "--steps", "600"]) == 0
+  found = timeline_targets(load_sync_model(str(demo / "run")), tmp_path)
+  drift, step = found["drift"], found["step"]
+  assert drift.kind == "drift" and abs(drift.drift_ms_per_min - TARGET_DRIFT) <= 0.2 * TARGET_DRIFT, drift.text()
+  assert step.kind == "step" and abs(step.step_s - TARGET_STEP_AT) <= 2, step.text()
+  assert found["inner_segments"] >= 8 and found["speaker_share"] >= 0.9, found

@@ -6,6 +6,7 @@ from any thread."""
 from __future__ import annotations
 
 import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,10 @@ import numpy as np
 from modeformer_jax import atomic
 from modeformer_jax.offsets import describe_offset
 from modeformer_jax.sync.detect import SyncResult
+
+
+# Face tracks' colours in the timeline panel: none of the trend's (black) or the Confidence's (green).
+_TRACK_COLOURS = ("tab:blue", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan")
 
 
 def plot_result(result: SyncResult, path: str | os.PathLike) -> str:
@@ -25,7 +30,7 @@ def plot_result(result: SyncResult, path: str | os.PathLike) -> str:
   FigureCanvasAgg(fig)
   # Fixed margins: matplotlib's automatic layouts cost seconds per figure on a busy CPU.
   panels = fig.subplots(4 if shown else 3, 1, height_ratios=(3, 2, 2, 3) if shown else (3, 2, 2),
-                        gridspec_kw=dict(left=0.09, right=0.91, top=0.96, bottom=0.05, hspace=0.5))
+                        gridspec_kw=dict(left=0.09, right=0.91, top=0.96, bottom=0.05, hspace=0.55))
   curve, hist, frames = panels[:3]
   offsets = result.offsets
   curve.plot(offsets, result.similarity, "o-", color="tab:blue", ms=3, label="mean cosine similarity")
@@ -61,22 +66,30 @@ def plot_result(result: SyncResult, path: str | os.PathLike) -> str:
 
 
 def _plot_timeline(axes, result: SyncResult) -> None:
-  """Offset (frames) of each segment at its centre, the trend, and each segment's Confidence with the threshold."""
+  """Offset (frames) of each segment at its centre (coloured by the speaking face when there are several), the
+  trend, and each segment's Confidence with the threshold."""
   timeline = result.timeline
   segments = timeline.segments
   centres = np.array([s.centre_s for s in segments])
   decided = np.array([s.decided for s in segments])
   fine = np.array([s.offset_fine if s.decided else np.nan for s in segments])
-  axes.plot(centres[decided], fine[decided], "o", color="tab:blue", ms=4, label="offset (decided)")
+  if len(result.tracks) > 1:  # who speaks: each face's segments in its own colour
+    track = np.array([-1 if s.track is None else s.track for s in segments])
+    for k in range(len(result.tracks)):
+      mine = decided & (track == k)
+      axes.plot(centres[mine], fine[mine], "o", color=_TRACK_COLOURS[k % len(_TRACK_COLOURS)], ms=4,
+                label=f"offset, face track {k} speaking")
+  else:
+    axes.plot(centres[decided], fine[decided], "o", color="tab:blue", ms=4, label="offset (decided)")
   trend = timeline.trend
   ends = np.array([0.0, result.duration])
   if trend.kind in ("constant", "drift"):
-    axes.plot(ends, [trend.offset_ms_at(t) * result.fps / 1000 for t in ends], "-", color="tab:orange", lw=1.5,
+    axes.plot(ends, [trend.offset_ms_at(t) * result.fps / 1000 for t in ends], "-", color="black", lw=1.2,
               label=trend.kind)
   elif trend.kind == "step":
     axes.plot([0, trend.step_s, trend.step_s, result.duration],
               [trend.before_frames, trend.before_frames, trend.after_frames, trend.after_frames], "-",
-              color="tab:orange", lw=1.5, label=f"step at {trend.step_s:.1f} s")
+              color="black", lw=1.2, label=f"step at {trend.step_s:.1f} s")
   axes.set_xlim(0, result.duration)
   axes.set_xlabel("time (s)")
   axes.set_ylabel("AV offset (frames)", color="tab:blue")
@@ -84,12 +97,12 @@ def _plot_timeline(axes, result: SyncResult) -> None:
   if low:  # where the segments could not decide: a mark on the time axis
     axes.plot([s.centre_s for s in segments if not s.decided], np.full(len(low), np.nanmin(fine) - 1
               if decided.any() else 0.0), "x", color="tab:gray", ms=5, label="too low to decide")
-  axes.legend(loc="upper left", fontsize=8)
+  axes.legend(loc="best", fontsize=8)
   confidence = axes.twinx()
   confidence.plot(centres, [np.nan if s.confidence is None else s.confidence for s in segments], "-",
                   color="tab:green", lw=1)
   if timeline.threshold is not None:
     confidence.axhline(timeline.threshold, color="tab:green", lw=0.8, ls="--")
   confidence.set_ylabel("Confidence (dashed: threshold)", color="tab:green")
-  axes.set_title(f"timeline ({timeline.options.window_s:g} s segments every {timeline.options.hop:g} s): "
-                 f"{trend.text()}", fontsize=9)
+  axes.set_title(f"timeline ({timeline.options.window_s:g} s segments every {timeline.options.hop:g} s)\n"
+                 f"{textwrap.shorten(trend.text(), 150)}", fontsize=9)
