@@ -380,8 +380,9 @@ def timeline_targets(model, folder, options=timeline.TimelineOptions(4.0, 2.0)) 
   a stepped one (+4 frames, -3 from 22 s) and a wide-shot dialogue (two faces taking turns of about 6 s, AV
   offset +2), 40 s each. Returns the trends and the share of segments inside a turn that name its speaker."""
   style = synth.speaker_style(5, 3)
-  clips = {"drift": synth.render_clip(31, style, TARGET_SECONDS, -3, size=96, drift_ms_per_min=TARGET_DRIFT),
-           "step": synth.render_clip(32, style, TARGET_SECONDS, 4, size=96, step=(TARGET_STEP_AT, -3))}
+  # Close-ups at LRS2's 160 px, as the demo's model was trained on them.
+  clips = {"drift": synth.render_clip(31, style, TARGET_SECONDS, -3, drift_ms_per_min=TARGET_DRIFT),
+           "step": synth.render_clip(32, style, TARGET_SECONDS, 4, step=(TARGET_STEP_AT, -3))}
   turns = truth_timing.alternating_turns(3, TARGET_SECONDS, 6.0)
   clips["dialogue"] = wide_shot.render_wide_shot(3, synth.speaker_style(6, 0), synth.speaker_style(6, 1),
                                                  TARGET_SECONDS, 2, face_px=80, turns=turns)
