@@ -131,10 +131,10 @@ def main(argv=None) -> int:
     print(f"  {n}: non-model share of total {other / totals[n]:.1%}, x real time {60 / totals[n]:.2f}")
   for n, cost in costs.items():
     plain, timed = cost.values()
+    extra = timed["scoring"] - plain["scoring"]
     print(f"  {n}: {list(cost)[1]} / one pass: windows embedded {timed['windows']} / {plain['windows']} = "
           f"{timed['windows'] / plain['windows']:.2f}, model {timed['model'] / plain['model']:.2f}x, scoring "
-          f"+{timed['scoring'] - plain['scoring']:.2f} s ({(timed['scoring'] - plain['scoring']) / totals[n] * minutes:.1%}"
-          " of the pass)")
+          f"+{extra:.2f} s ({extra / (totals[n] * minutes):.1%} of the pass)")
   return 0
 
 

@@ -6,9 +6,10 @@ Every report says it in words too ("audio leads video by 120 ms").
 
 Any file PyAV reads (mp4, mkv, mov, avi, webm; H.264, HEVC, ...) at any frame rate and audio format is
 converted to 25 fps and 16 kHz mono (phone video turned upright). Faces are found by BlazeFace (or the Haar
-cascade) and tracked; with several faces the one whose mouth moves most is scored. Frames without a face are
-left out (every 5-frame window touching one); coverage and face height are reported. --face-centered skips
-detection for videos that are face crops already (LRS2/LRS3-style).
+cascade) and tracked; with several faces each is scored against the audio and the speaking one is reported
+(see "Over time" below). Frames without a face are left out (every 5-frame window touching one); coverage and
+face height are reported. --face-centered skips detection for videos that are face crops already
+(LRS2/LRS3-style).
 
 Numbers per file (syncnet_python's definitions over the 5-frame windows and shifts -S..S):
   AV offset   S - argmin over shifts of mdist (mdist = mean window distance per shift)

@@ -231,7 +231,8 @@ def build(faces: list[FaceScores], audio: np.ndarray, options: TimelineOptions, 
   options.check()
   count = len(audio)
   num_frames = count + video_frames - 1
-  frames = segment_frames(num_frames, max(video_frames, round(options.window_s * fps)), max(1, round(options.hop * fps)))
+  frames = segment_frames(num_frames, max(video_frames, round(options.window_s * fps)),
+                          max(1, round(options.hop * fps)))
   bounds = [(a, max(a, min(b - video_frames + 1, count))) for a, b in frames]  # windows wholly inside
   stats = [_segment_stats(face.distances, bounds) for face in faces]
   if options.min_confidence is not None:

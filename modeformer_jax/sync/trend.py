@@ -116,7 +116,8 @@ class Trend:
             "offset_frames": r(self.offset_frames), "offset_ms": r(self.offset_frames and self.offset_frames
                                                                      * 1000 / self.fps, 1),
             "offset_error_ms": r(self.offset_error_frames and self.offset_error_frames * 1000 / self.fps, 1),
-            "drift_ms_per_min": r(self.drift_ms_per_min, 2), "drift_error_ms_per_min": r(self.drift_error_ms_per_min, 2),
+            "drift_ms_per_min": r(self.drift_ms_per_min, 2),
+            "drift_error_ms_per_min": r(self.drift_error_ms_per_min, 2),
             "step_s": r(self.step_s, 2), "before_frames": r(self.before_frames), "after_frames": r(self.after_frames),
             "residual_frames": r(self.residual_frames), "correctable": self.correctable}
 
