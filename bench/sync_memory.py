@@ -2,7 +2,7 @@
 (as sync held it before it decoded in chunks, then twice over while stacking) against chunks of --decode-mb.
 
 The video is generated: a talking face (the Haar cascade finds it) in a 1920x1080 frame, H.264 + AAC, 25 fps.
-Each setting runs detect.prepare (decode, face detection and tracking, crops, log-mel; no model) in a fresh
+Each setting runs detect.model_inputs (decode, face detection and tracking, crops, log-mel; no model) in a fresh
 process, which reports its peak resident memory (Linux).
 
   python bench/sync_memory.py                    # 20 s of 1080p; whole video, 1024 MB and 256 MB chunks
@@ -60,12 +60,12 @@ def make_video(path: str, seconds: float, width: int, height: int) -> str:
 
 
 def child(video: str, setting: str, chunk_mb: float) -> None:
-  """Runs in its own process: prepare() once, then prints its peak memory as JSON."""
+  """Runs in its own process: model_inputs() once, then prints its peak memory as JSON."""
   from modeformer_jax.media.preprocess_config import preprocess_config
-  from modeformer_jax.sync.detect import prepare
+  from modeformer_jax.sync.detect import model_inputs
 
   started = time.perf_counter()
-  prepared = prepare(video, preprocess_config(), chunk_mb=chunk_mb)
+  prepared = model_inputs(video, preprocess_config(), chunk_mb=chunk_mb)
   seconds = time.perf_counter() - started
   # VmHWM, not getrusage's ru_maxrss: Linux carries ru_maxrss over from the parent through fork and exec.
   with open("/proc/self/status") as status:

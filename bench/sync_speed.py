@@ -28,7 +28,7 @@ from modeformer_jax.config_loading import load_config
 from modeformer_jax.data import synth
 from modeformer_jax.inference import SyncModel
 from modeformer_jax.media.encode import write_video
-from modeformer_jax.sync.detect import prepare, score
+from modeformer_jax.sync.detect import model_inputs, score
 from modeformer_jax.sync.timeline import TimelineOptions
 from modeformer_jax.train.train_step import init_model
 
@@ -59,15 +59,15 @@ def stage_seconds(model, video: str, *, face_centered: bool = False, max_offset:
   spec = model.spec
   model.embed_video(np.zeros((1, spec.video_frames, 96 - spec.mouth_row_start, 96, 3), np.uint8))
   model.embed_audio(np.zeros((1, 80, spec.mel_frames), np.float32))
-  prepared = prepare(video, model.config.preprocess, face_centered=face_centered, max_offset=max_offset)
-  return dict(score(model, prepared, max_offset).timings)
+  inputs = model_inputs(video, model.config.preprocess, face_centered=face_centered, max_offset=max_offset)
+  return dict(score(model, inputs, max_offset).timings)
 
 
 def timeline_cost(model, video: str, seconds: float, *, face_centered: bool = False,
                   max_offset: int = 15) -> dict[str, dict[str, float]]:
   """One pass over `video` without and with a timeline of `seconds` segments (every seconds / 2): the windows
-  each embeds and its seconds per stage, on the same prepared file."""
-  prepared = prepare(video, model.config.preprocess, face_centered=face_centered, max_offset=max_offset)
+  each embeds and its seconds per stage, on the same model inputs."""
+  inputs = model_inputs(video, model.config.preprocess, face_centered=face_centered, max_offset=max_offset)
   counts = {"windows": 0}
 
   def counting(embed):
@@ -80,7 +80,7 @@ def timeline_cost(model, video: str, seconds: float, *, face_centered: bool = Fa
   out = {}
   for name, options in (("one pass", None), (f"timeline {seconds:g} s", TimelineOptions(seconds))):
     counts["windows"] = 0
-    timings = score(model, prepared, max_offset, options).timings
+    timings = score(model, inputs, max_offset, options).timings
     out[name] = {"windows": counts["windows"], "model": timings["model"], "scoring": timings["scoring"]}
   return out
 

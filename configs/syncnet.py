@@ -28,16 +28,16 @@ from modeformer_jax.media.preprocess_config import syncnet_preprocess_config
 
 BASE = "modeformer_lrs2"
 # objective flag -> (model.objective, model.embedding)
-OBJECTIVES = {"contrastive": ("contrastive", "raw"), "infonce": ("infonce", "unit"), "pm": ("multiway", "unit")}
+OBJECTIVE_FLAGS = {"contrastive": ("contrastive", "raw"), "infonce": ("infonce", "unit"), "pm": ("multiway", "unit")}
 TINY = dict(lip_widths=(8, 16, 16, 16, 16, 32), audio_widths=(8, 16, 16, 16, 16, 32), fc_width=32, width=32)
 
 
 def get_config(arg=None):
   config, flags = split_base(arg, BASE)
-  objective = [f for f in flags if f in OBJECTIVES] or ["contrastive"]
-  if flags - OBJECTIVES.keys() - {"tiny"} or len(objective) > 1:
-    raise ValueError(f"arguments: one of {', '.join(OBJECTIVES)}, tiny, base=PATH; got {arg!r}")
-  name, embedding = OBJECTIVES[objective[0]]
+  objective = [f for f in flags if f in OBJECTIVE_FLAGS] or ["contrastive"]
+  if flags - OBJECTIVE_FLAGS.keys() - {"tiny"} or len(objective) > 1:
+    raise ValueError(f"arguments: one of {', '.join(OBJECTIVE_FLAGS)}, tiny, base=CONFIG; got {arg!r}")
+  name, embedding = OBJECTIVE_FLAGS[objective[0]]
   config.model = cd.syncnet_model_config(objective=name, embedding=embedding, **(TINY if "tiny" in flags else {}))
   crop_size = config.preprocess.crop_size  # what the shards / the synthetic source hold
   config.preprocess = syncnet_preprocess_config()

@@ -2,7 +2,7 @@
 Table 1 layout with its rows alongside.
 
   python experiments/clip_length_sweep.py runs/lrs2 runs/lrs2_n5 --out sweeps/clip_length \\
-      --data /data/prep --dataset lrs2 --checkpoint best
+      --data /data/prep --dataset lrs2 --which best
 
 Each run's own evaluation goes to OUT/<i>-<run folder name>/ (as `modeformer eval --out` writes it);
 the table and plot to OUT/clip_length_sweep.{md,json,png}.
@@ -31,9 +31,9 @@ def main(argv=None) -> int:
   from modeformer_jax.evaluation.report import accuracy_series, paper_rows, results_row, write_report
   rows = []
   for i, path in enumerate(args.runs):
-    results = evaluate_run(path, checkpoint=args.checkpoint, split=args.split, data_dir=args.data,
-                           dataset=args.dataset, clip_lengths=args.clip_lengths, max_offset=args.max_offset,
-                           limit=args.limit, batch_size=args.batch_size, progress=not args.no_progress)
+    results = evaluate_run(path, which=args.which, split=args.split, data_dir=args.data, dataset=args.dataset,
+                           clip_lengths=args.clip_lengths, max_offset=args.max_offset_frames, limit=args.limit,
+                           batch_size=args.batch_size, progress=not args.no_progress)
     write_report(results, os.path.join(args.out, f"{i}-{os.path.basename(os.path.normpath(path))}"))
     rows.append(results_row(results, run=path))
   paper = paper_rows([r["dataset"] for r in rows])

@@ -49,12 +49,14 @@ def _argument(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
   """Evaluation options (as `modeformer eval`): used by every script here."""
   parser.add_argument("--out", required=True, help="output folder: runs/, table (.md, .json) and plot (.png)")
-  parser.add_argument("--checkpoint", default="last", type=_argument(parse_which),
-                      help="checkpoint to evaluate: STEP, best or last")
+  parser.add_argument("--which", default="last", type=_argument(parse_which),
+                      help="checkpoint of each run to evaluate: last, best or a step")
+  parser.add_argument("--checkpoint", dest="which", type=_argument(parse_which), help=argparse.SUPPRESS)  # old
   parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
   parser.add_argument("--clip-lengths", default="5,7,9,11,13,15", type=_argument(parse_clip_lengths),
                       help="K frames of context, odd, >= 5")
-  parser.add_argument("--max-offset", type=int, default=15, help="candidates at -S..+S frames")
+  parser.add_argument("--max-offset-frames", type=int, default=15, metavar="S", help="candidates at -S..+S frames")
+  parser.add_argument("--max-offset", dest="max_offset_frames", type=int, help=argparse.SUPPRESS)  # old spelling
   parser.add_argument("--limit", type=int, help="evaluate only the first N videos (CI)")
   parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -102,7 +104,7 @@ def eval_dir(args, run: Run) -> str:
 
 
 def eval_options(args) -> list[str]:
-  opts = ["--checkpoint", str(args.checkpoint), "--split", args.split, "--max-offset", str(args.max_offset),
+  opts = ["--which", str(args.which), "--split", args.split, "--max-offset-frames", str(args.max_offset_frames),
           "--clip-lengths", ",".join(map(str, args.clip_lengths))]
   return opts + (["--limit", str(args.limit)] if args.limit else [])
 
@@ -111,7 +113,7 @@ def commands(args, overrides: Sequence[str], run: Run) -> tuple[list[str], list[
   """(modeformer train ..., modeformer eval ...) argv of one run."""
   train = ["modeformer", "train", "--config", run_config(args, run), "--workdir", run_dir(args, run),
            *_run_overrides(args, overrides, run)]
-  evaluate = ["modeformer", "eval", "--workdir", run_dir(args, run), *eval_options(args),
+  evaluate = ["modeformer", "eval", "--checkpoint", run_dir(args, run), *eval_options(args),
               "--out", eval_dir(args, run)]
   return train, evaluate
 
@@ -130,8 +132,8 @@ def execute(args, overrides: Sequence[str], run: Run) -> dict:
   config = load_config(run_config(args, run), _run_overrides(args, overrides, run))
   print(f"{run.name}: training in {run_dir(args, run)}", file=sys.stderr)
   trainer.train(config, run_dir(args, run), progress=not args.no_progress)
-  results = evaluate_run(run_dir(args, run), checkpoint=args.checkpoint, split=args.split,
-                         clip_lengths=args.clip_lengths, max_offset=args.max_offset, limit=args.limit,
+  results = evaluate_run(run_dir(args, run), which=args.which, split=args.split,
+                         clip_lengths=args.clip_lengths, max_offset=args.max_offset_frames, limit=args.limit,
                          progress=not args.no_progress)
   write_report(results, eval_dir(args, run))
   return results

@@ -45,7 +45,7 @@ def render(seed: int, clips: int, seconds: float, pp) -> list[tuple[np.ndarray, 
 
 def windows(opening: np.ndarray, mel: np.ndarray, spec: WindowSpec, center: bool) -> tuple[np.ndarray, np.ndarray]:
   """Audio features [L, 16 * 40] and mouth trajectories [L, 5] of the clip's L window starts."""
-  count = spec.num_starts(len(opening), len(mel))
+  count = spec.num_windows(len(opening), len(mel))
   starts = np.arange(count)
   audio = spec.audio_windows(mel, starts)  # [L, 80, 16]
   audio = audio.reshape(count, 40, 2, -1).mean(2)
@@ -83,12 +83,13 @@ def main(argv=None) -> int:
   motion, correct_5 = [], []  # per 5-frame window, pooled over videos
   for opening, mel in render(args.seed + 1, args.test_clips, args.seconds, pp):
     audio, mouth = windows(opening, mel, spec, center)
-    predicted = np.c_[audio - mean, np.ones(len(audio))] @ weights  # [L, 5]
-    scores = offset_similarities(mouth, predicted, max_offset, "euclidean")
+    n = protocol.num_windows(len(opening))  # the protocol's windows and audio windows: L - 5 of each
+    predicted = np.c_[audio[:n] - mean, np.ones(n)] @ weights  # [n, 5]
+    scores = offset_similarities(mouth[:n], predicted, max_offset, "euclidean")
     windows_correct = {k: protocol.correct_windows(scores, k) for k in correct}
     for k in correct:
       correct[k].append(windows_correct[k].mean())
-    motion.append(mouth.std(-1))
+    motion.append(mouth[:n].std(-1))
     correct_5.append(windows_correct[5])
   accuracy = {str(k): 100 * float(np.mean(v)) for k, v in correct.items()}
   by_motion = accuracy_by_motion(np.concatenate(motion), np.concatenate(correct_5))

@@ -84,6 +84,37 @@ def vocalist_model_config(**overrides) -> ml_collections.ConfigDict:
   return cfg
 
 
+def avst_model_config(**overrides) -> ml_collections.ConfigDict:
+  """AVST, reconstructed (SPEC section 5; 42.4M in the paper's Table 1, no public code; models/avst.py). The
+  paper states neither its layers nor its objective here: every field is a guess unless its comment says
+  otherwise, sized to the paper's parameter count (41.93M at these values, -1.1%)."""
+  cfg = ml_collections.ConfigDict(dict(
+      name="avst",
+      width=512,                             # guess: d_model; the last CNN width of each modality must equal it
+      video_widths=(32, 64, 128, 256, 512),  # guess: ModEFormer's visual table (SPEC section 2) ...
+      video_stem_frames=7,                   # ... its first conv 3D over this many frames (odd), the rest 2D per
+                                             # frame, as lip-reading front-ends (1: every frame on its own)
+      audio_widths=(32, 64, 128, 256, 512),  # guess: ModEFormer's audio table, pooled to the video rate
+      depth=8,                               # guess: one transformer over [CLS] + video + audio tokens
+      num_heads=8,                           # guess
+      mlp_dim=2048,                          # guess (VocaLiST's FFN width)
+      dropout=0.1,                           # guess: embedded inputs, attention, residual and FFN paths
+      norm_first=True,                       # guess: pre-LN
+      activation="relu",                     # guess
+      pos_encoding="sinusoidal",             # guess: frame positions, shared by both modalities; or "learned"
+      max_frames=64,                         # longest clip with learned positions
+      mel_frames_per_second=80,              # the log-mel rate against ...
+      fps=25,                                # ... the video's (must equal config.preprocess's)
+      center_inputs=False,                   # as model_config (ours, for tiny models)
+      remat=False,                           # as model_config: CNN blocks recomputed in the backward pass
+      bn_momentum=0.9,
+      conv3d_impl="taps2d",
+      dtype="float32",
+  ))
+  cfg.update(overrides)
+  return cfg
+
+
 def stage_config(**overrides) -> ml_collections.ConfigDict:
   """One training stage: its data split, negatives, length and schedule. Ours, not the paper's."""
   cfg = ml_collections.ConfigDict(dict(
@@ -95,6 +126,8 @@ def stage_config(**overrides) -> ml_collections.ConfigDict:
       max_offset=15,           # hard negatives drawn from -max_offset..+max_offset frames
       min_offset=2,            # ... with |offset| >= min_offset (+-1 counts as correct at evaluation)
       negatives="both",        # InfoNCE candidates: "hard", "in_batch" or "both"
+      symmetric=False,         # InfoNCE also from audio to video (CLIP-style): each clip's positive audio against
+                               # every video of the global batch, the two directions' losses averaged
       lr=5e-4,
       end_lr_factor=0.01,      # cosine decays to lr * end_lr_factor
       warmup_steps=2_000,
@@ -117,6 +150,8 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
       num_workers=8,           # grain worker processes per host (0 = in the main process)
       prefetch_buffer=4,
       windows_per_record=1,    # windows drawn from each record read (amortises decode)
+      clip_frames=(),          # (min, max): training clips of T frames, T drawn per clip, padded to max with a
+                               # mask (AVST only, models that take variable-length clips); (): 5-frame windows
       synthetic_clips=64,      # in-memory source: clips rendered per split
       synthetic_seconds=3.0,
       synthetic_face_scale=1.6,  # face size vs. the generator's LRS2 framing: 1.6 ~ a face detector's tight crop

@@ -20,9 +20,6 @@ from modeformer_jax.errors import UserError
 
 _SHIPPED = os.path.dirname(os.path.abspath(configs.__file__))
 
-NEGATIVE_MODES = ("hard", "in_batch", "both")
-MODEL_NAMES = ("modeformer", "syncnet", "vocalist")
-
 
 def shipped_configs() -> list[str]:
   """Names of the configs shipped in the package (modeformer_jax/configs, the repository's configs/)."""
@@ -164,12 +161,42 @@ def _validate_modeformer(m: ml_collections.ConfigDict) -> None:
   _require_temperature(m)
 
 
+def _validate_avst(config: ml_collections.ConfigDict) -> None:
+  m, pp = config.model, config.preprocess
+  _require(m.video_stem_frames >= 1 and m.video_stem_frames % 2, "model.video_stem_frames", "must be odd and >= 1")
+  _require(m.pos_encoding in ("sinusoidal", "learned"), "model.pos_encoding", "'sinusoidal' or 'learned'")
+  _require((m.mel_frames_per_second, m.fps) == (pp.mel_frames_per_second, int(pp.fps)), "model.fps",
+           f"model.mel_frames_per_second / model.fps must equal config.preprocess's ({pp.mel_frames_per_second} / "
+           f"{pp.fps})")
+  longest = max(config.data.clip_frames or [pp.video_window_frames])
+  _require(m.pos_encoding != "learned" or longest <= m.max_frames, "model.max_frames",
+           f"learned positions for {m.max_frames} frames, but clips have up to {longest}")
+
+
+def _objective(m: ml_collections.ConfigDict) -> str:
+  """The training objective of config.model (loss.OBJECTIVES): the config's for SyncNet, else the model's."""
+  from modeformer_jax.models import MODELS
+  return m.get("objective") or MODELS[m.name].objective
+
+
+def _validate_clip_frames(config: ml_collections.ConfigDict) -> None:
+  frames = tuple(config.data.get("clip_frames", ()))
+  if not frames:
+    return
+  from modeformer_jax.models import MODELS
+  shortest = config.preprocess.video_window_frames
+  _require(getattr(MODELS[config.model.name], "variable_length", False), "data.clip_frames",
+           f"model {config.model.name} takes {shortest}-frame windows only: leave it ()")
+  _require(len(frames) == 2 and shortest <= frames[0] <= frames[1], "data.clip_frames",
+           f"expected (min, max) frames with {shortest} <= min <= max, got {frames}")
+
+
 def _validate_syncnet(m: ml_collections.ConfigDict) -> None:
-  from modeformer_jax.models.syncnet import OBJECTIVES
+  from modeformer_jax.models.syncnet import SYNCNET_OBJECTIVES
   _require(len(m.lip_widths) == 6, "model.lip_widths", f"needs 6 conv widths, got {m.lip_widths}")
   _require(len(m.audio_widths) == 6, "model.audio_widths", f"needs 6 conv widths, got {m.audio_widths}")
   _require(m.embedding in ("raw", "unit"), "model.embedding", "must be 'raw' or 'unit'")
-  _require(m.objective in OBJECTIVES, "model.objective", f"must be one of {OBJECTIVES}")
+  _require(m.objective in SYNCNET_OBJECTIVES, "model.objective", f"must be one of {SYNCNET_OBJECTIVES}")
   _require(m.objective != "contrastive" or m.embedding == "raw", "model.embedding",
            "the contrastive objective compares raw embeddings by Euclidean distance: use 'raw'")
   _require(m.objective == "contrastive" or m.embedding == "unit", "model.embedding",
@@ -185,14 +212,20 @@ def _require_temperature(m: ml_collections.ConfigDict) -> None:
 
 def validate(config: ml_collections.ConfigDict) -> None:
   """Fail fast, naming the field, on values that would otherwise fail (or silently mislead) hours later."""
+  from modeformer_jax.loss import NEGATIVES  # jax and flax load when a config is checked, not when this imports
+  from modeformer_jax.models import MODELS
+
   m = config.model
-  _require(m.name in MODEL_NAMES, "model.name", f"must be one of {MODEL_NAMES}")
+  _require(m.name in MODELS, "model.name", f"must be one of {tuple(MODELS)}")
   if m.name == "syncnet":
     _validate_syncnet(m)
   else:
     _validate_front_ends(m)
   if m.name == "modeformer":
     _validate_modeformer(m)
+  if m.name == "avst":
+    _validate_avst(config)
+  _validate_clip_frames(config)
   _require(m.dtype in ("float32", "bfloat16", "float16"), "model.dtype", f"unsupported dtype {m.dtype!r}")
   _require(m.conv3d_impl in ("taps2d", "xla"), "model.conv3d_impl", "must be 'taps2d' or 'xla'")
   _require(config.data.source in ("shards", "synthetic"), "data.source", "must be 'shards' or 'synthetic'")
@@ -207,7 +240,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
     _require(s.steps > 0, f + ".steps", f"must be positive, got {s.steps}")
     _require(s.lr > 0, f + ".lr", f"must be positive, got {s.lr}")
     _require(0 <= s.warmup_steps, f + ".warmup_steps", "must be >= 0")
-    _require(s.negatives in NEGATIVE_MODES, f + ".negatives", f"must be one of {NEGATIVE_MODES}")
+    _require(s.negatives in NEGATIVES, f + ".negatives", f"must be one of {NEGATIVES}")
     _require(s.num_negatives >= 0, f + ".num_negatives", "must be >= 0")
     _require(1 <= s.min_offset <= s.max_offset, f + ".min_offset", "needs 1 <= min_offset <= max_offset")
     available = hard_negative_candidates(s)
@@ -216,4 +249,7 @@ def validate(config: ml_collections.ConfigDict) -> None:
              f"({s.min_offset} <= |offset| <= {s.max_offset})")
     _require(s.negatives == "in_batch" or s.num_negatives > 0 or s.negatives == "both",
              f + ".num_negatives", "negatives='hard' needs at least one hard negative")
+    if s.get("symmetric", False):
+      _require(_objective(m) == "infonce", f + ".symmetric",
+               f"the {_objective(m)} objective has no audio -> video direction (InfoNCE only)")
   _require(config.loss_chunk_size >= 0, "loss_chunk_size", "must be >= 0")

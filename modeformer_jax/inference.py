@@ -116,12 +116,6 @@ class SyncModel:
     return float(self._model.merge(self.params, self.batch_stats).logit_scale())
 
 
-def num_windows(num_frames: int, num_samples: int, spec: WindowSpec, samples_per_frame: int = 640) -> int:
-  """Window starts f = 0 .. L-5 with L = min(frames, samples // 640) (SPEC section 5): returns L - 4, or 0."""
-  length = min(num_frames, num_samples // samples_per_frame)
-  return max(0, length - spec.video_frames + 1)
-
-
 def video_windows(crops: np.ndarray, count: int, spec: WindowSpec) -> np.ndarray:
   """crops uint8 [T, 96, 96, 3] -> mouth windows [count, 5, 48, 96, 3] starting at frames 0..count-1."""
   mouth = crops[:, spec.mouth_row_start:]

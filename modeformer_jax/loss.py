@@ -14,8 +14,16 @@ same audio window, and a row's positive would then reappear among its candidates
 never beat (its loss could not go below log 2). Every candidate with the id of a row's positive, other than
 the target itself, is removed from that row's candidates.
 
+Symmetric (`symmetric=True`, as CLIP-style losses): the audio -> video direction too. Each clip's positive
+audio window is a row against the B video windows of the global batch, its own clip's video the target, and the
+loss is the mean of the two directions' row means. A duplicate in this direction is a video window that is the
+same window as the row's own clip's: its positive has the row's audio id (same record, same start), so it is in
+sync with the row's audio as well, and it is removed from that row's candidates as a duplicated audio window is
+from a video row's. Hard negatives are no rows here: their video windows are not in the batch.
+
 The baselines' objectives (SyncNet's margin loss, PM's multi-way cross-entropy, VocaLiST's binary
-cross-entropy) are at the end; `objective_loss` picks a model's own, and the train step calls it.
+cross-entropy, AVST's cross-entropy over offsets) are at the end; `objective_loss` picks a model's own, and the
+train step calls it.
 """
 
 from __future__ import annotations
@@ -110,6 +118,15 @@ def _sums(video, audio, audio_mask, audio_ids, all_audio, all_mask, all_ids, row
   return ce.sum(), hit.sum(dtype=jnp.float32), hard_hit.sum(dtype=jnp.float32)
 
 
+def _audio_to_video(audio, audio_ids, all_video, all_ids, row_start, scale, chunk_size):
+  """Sums over the local clips of (cross-entropy, hits) of their positive audio against every video of the global
+  batch (all_video [B, D]; all_ids [B, K, 2], the ids of each video's own audio windows)."""
+  targets = row_start + jnp.arange(audio.shape[0])
+  ce, hit = _row_losses(audio[:, 0], audio_ids[:, 0], all_video, jnp.ones(all_video.shape[:1], bool),
+                        all_ids[:, 0], targets, scale, chunk_size)
+  return ce.sum(), hit.sum(dtype=jnp.float32)
+
+
 def _check(negatives: str, chunk_size: int | None) -> None:
   if negatives not in NEGATIVES:
     raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
@@ -117,13 +134,16 @@ def _check(negatives: str, chunk_size: int | None) -> None:
     raise ValueError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
 
 
-def _result(ce_sum, hits, hard_hits, b):
-  return ce_sum / b, {"accuracy": hits / b, "hard_accuracy": hard_hits / b}
+def _result(ce_sum, hits, hard_hits, b, audio_ce_sum=None, audio_hits=None):
+  metrics = {"accuracy": hits / b, "hard_accuracy": hard_hits / b}
+  if audio_ce_sum is None:
+    return ce_sum / b, metrics
+  return (ce_sum + audio_ce_sum) / (2 * b), dict(metrics, audio_accuracy=audio_hits / b)
 
 
 def info_nce(video: jax.Array, audio: jax.Array, audio_mask: jax.Array, logit_scale: jax.Array | float, *,
-             negatives: str = "both", chunk_size: int | None = None,
-             audio_ids: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+             negatives: str = "both", chunk_size: int | None = None, audio_ids: jax.Array | None = None,
+             symmetric: bool = False) -> tuple[jax.Array, dict[str, jax.Array]]:
   """InfoNCE on the whole batch as one array program (single device, or auto-sharded by jit).
 
   Args:
@@ -134,27 +154,32 @@ def info_nce(video: jax.Array, audio: jax.Array, audio_mask: jax.Array, logit_sc
     negatives: "hard", "in_batch" or "both" (module docstring).
     chunk_size: stream the in-batch columns in chunks of this many (None: one B x C logits matrix).
     audio_ids: [B, K, 2] int identities of the audio windows (module docstring); None: all distinct.
+    symmetric: add the audio -> video rows (module docstring).
   Returns:
-    (mean cross-entropy over the B rows, {"accuracy": top-1 over the candidate set, "hard_accuracy": top-1 over
-    the row's own K windows}), all float32 scalars.
+    (mean cross-entropy over the B rows (symmetric: the mean of the two directions'), {"accuracy": top-1 over
+    the candidate set, "hard_accuracy": top-1 over the row's own K windows, symmetric: "audio_accuracy", top-1
+    of the audio rows over the batch's videos}), all float32 scalars.
   """
   _check(negatives, chunk_size)
   scale = jnp.asarray(logit_scale, jnp.float32)
   ids = distinct_ids(*audio_mask.shape) if audio_ids is None else audio_ids
   sums = _sums(video, audio, audio_mask, ids, audio, audio_mask, ids, 0, scale, negatives, chunk_size)
-  return _result(*sums, video.shape[0])
+  if symmetric:
+    sums += _audio_to_video(audio, ids, video, ids, 0, scale, chunk_size)
+  return _result(*sums[:3], video.shape[0], *sums[3:])
 
 
 def sharded_info_nce(video: jax.Array, audio: jax.Array, audio_mask: jax.Array, logit_scale: jax.Array | float, *,
                      mesh: jax.sharding.Mesh, batch_axes: tuple[str, ...] = ("data",), negatives: str = "both",
-                     chunk_size: int | None = None,
-                     audio_ids: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+                     chunk_size: int | None = None, audio_ids: jax.Array | None = None,
+                     symmetric: bool = False) -> tuple[jax.Array, dict[str, jax.Array]]:
   """`info_nce` with the batch split over `batch_axes` of `mesh`: same value and gradients, less memory per device.
 
   Each device scores its B_local video rows against the all-gathered audio of the global batch (local rows x
-  global columns), so it holds B_local x C logits (B_local x chunk_size with chunk_size) instead of B x C. The
-  batch dimension of the inputs is split as P(batch_axes); other mesh axes see replicated copies. Shapes and
-  returns as `info_nce`; B must be divisible by the product of the batch axes' sizes. Usable inside jax.jit.
+  global columns), so it holds B_local x C logits (B_local x chunk_size with chunk_size) instead of B x C; with
+  symmetric, also its B_local positive audio rows against the all-gathered B videos. The batch dimension of the
+  inputs is split as P(batch_axes); other mesh axes see replicated copies. Shapes and returns as `info_nce`; B
+  must be divisible by the product of the batch axes' sizes. Usable inside jax.jit.
   """
   _check(negatives, chunk_size)
   batch_axes = tuple(batch_axes)
@@ -163,7 +188,7 @@ def sharded_info_nce(video: jax.Array, audio: jax.Array, audio_mask: jax.Array, 
     raise ValueError(f"batch {video.shape[0]} is not divisible by the {n_shards} shards of mesh axes {batch_axes}")
 
   def local(video, audio, audio_mask, audio_ids, scale):
-    if negatives == "hard":  # own rows only: nothing to gather
+    if negatives == "hard" and not symmetric:  # own rows only: nothing to gather
       all_audio, all_mask, all_ids, row_start = audio, audio_mask, audio_ids, 0
     else:
       # Tuple axis_index and tiled all_gather both order shards major-to-minor in batch_axes, as P(batch_axes) does.
@@ -172,13 +197,16 @@ def sharded_info_nce(video: jax.Array, audio: jax.Array, audio_mask: jax.Array, 
       row_start = jax.lax.axis_index(batch_axes) * video.shape[0]
     sums = _sums(video, audio, audio_mask, audio_ids, all_audio, all_mask, all_ids, row_start, scale, negatives,
                  chunk_size)
+    if symmetric:
+      all_video = jax.lax.all_gather(video, batch_axes, tiled=True)
+      sums += _audio_to_video(audio, audio_ids, all_video, all_ids, row_start, scale, chunk_size)
     return jax.lax.psum(sums, batch_axes)
 
   spec = P(batch_axes)
   ids = distinct_ids(*audio_mask.shape) if audio_ids is None else audio_ids
   sums = jax.shard_map(local, mesh=mesh, in_specs=(spec, spec, spec, spec, P()), out_specs=P())(
       video, audio, audio_mask, ids, jnp.asarray(logit_scale, jnp.float32))
-  return _result(*sums, video.shape[0])
+  return _result(*sums[:3], video.shape[0], *sums[3:])
 
 
 # ---- Objectives of the baselines (SPEC section 7) and the dispatch the train step uses ----------------------
@@ -187,7 +215,8 @@ def sharded_info_nce(video: jax.Array, audio: jax.Array, audio_mask: jax.Array, 
 #              similarity / temperature), i.e. InfoNCE with negatives="hard" whatever the stage says.
 # contrastive: SyncNet's original margin loss on Euclidean distances of raw embeddings.
 # bce:         VocaLiST's binary in-sync / off-sync classification of (video, audio) pairs.
-OBJECTIVES = ("infonce", "multiway", "contrastive", "bce")
+# multiway_logits: AVST (reconstructed): cross-entropy over the clip's candidate offsets of a joint model's logits.
+OBJECTIVES = ("infonce", "multiway", "contrastive", "bce", "multiway_logits")
 
 
 def _balanced_mean(pos: jax.Array, neg: jax.Array, neg_mask: jax.Array) -> jax.Array:
@@ -225,24 +254,39 @@ def pair_bce_loss(logits: jax.Array, audio_mask: jax.Array) -> tuple[jax.Array, 
   return _balanced_mean(pos, neg, audio_mask[:, 1:]), {"accuracy": hits, "hard_accuracy": hits}
 
 
+def offset_cross_entropy(logits: jax.Array, audio_mask: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Cross-entropy of candidate 0 (in sync) among the clip's valid candidates: logits [B, K] of (clip, candidate)
+  pairs from a joint model (AVST), audio_mask [B, K]. PM's multi-way objective with the model's logits as
+  scores; no in-batch negatives, which would cost a joint pass per (clip, other clip's audio) pair."""
+  masked = jnp.where(audio_mask, logits, _NEG)
+  hits = _hard_hits(logits, audio_mask)
+  return jnp.mean(jax.nn.logsumexp(masked, axis=-1) - logits[:, 0]), {"accuracy": hits, "hard_accuracy": hits}
+
+
 def objective_loss(net, outputs, audio_mask: jax.Array, *, mesh: jax.sharding.Mesh, batch_axes: tuple[str, ...],
-                   negatives: str, chunk_size: int | None,
-                   audio_ids: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
+                   negatives: str, chunk_size: int | None, audio_ids: jax.Array | None = None,
+                   symmetric: bool = False) -> tuple[jax.Array, dict[str, jax.Array]]:
   """The training loss of `net` (its `objective` attribute) on its forward pass's outputs.
 
-  outputs: (video [B, D], audio [B, K, D]) embeddings, or logits [B, K] for the "bce" (cross-modal) models.
+  outputs: (video [B, D], audio [B, K, D]) embeddings, or logits [B, K] for the cross-modal models ("bce",
+  "multiway_logits").
   audio_ids [B, K, 2]: see the module docstring (only the in-batch candidates of InfoNCE need them).
+  symmetric: InfoNCE's audio -> video rows too (config.stages.N.symmetric; the "infonce" objective only).
   Returns (scalar loss, metrics with "accuracy" and "hard_accuracy"; "temperature" where the loss has one).
   """
   objective = net.objective
+  if symmetric and objective != "infonce":
+    raise ValueError(f"symmetric: the {objective} objective has no audio -> video direction (InfoNCE only)")
   if objective in ("infonce", "multiway"):
     video, audio = outputs
     loss, metrics = sharded_info_nce(video, audio, audio_mask, net.logit_scale(), mesh=mesh, batch_axes=batch_axes,
                                      negatives="hard" if objective == "multiway" else negatives,
-                                     chunk_size=chunk_size, audio_ids=audio_ids)
+                                     chunk_size=chunk_size, audio_ids=audio_ids, symmetric=symmetric)
     return loss, dict(metrics, temperature=net.temperature())
   if objective == "contrastive":
     return contrastive_loss(*outputs, audio_mask, net.margin)
   if objective == "bce":
     return pair_bce_loss(outputs, audio_mask)
+  if objective == "multiway_logits":
+    return offset_cross_entropy(outputs, audio_mask)
   raise ValueError(f"unknown objective {objective!r} (known: {', '.join(OBJECTIVES)})")

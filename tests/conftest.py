@@ -15,6 +15,15 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
 import pytest  # noqa: E402
 
+TIERS = ("unit", "integration", "e2e")  # setup.cfg's markers
+
+
+def pytest_collection_modifyitems(config, items):
+  """Every test belongs to exactly one tier, so that -m unit / integration / e2e split the suite."""
+  wrong = [item.nodeid for item in items if sum(item.get_closest_marker(t) is not None for t in TIERS) != 1]
+  if wrong:
+    raise pytest.UsageError(f"tests without exactly one of the markers {', '.join(TIERS)}: {', '.join(wrong[:5])}")
+
 # The model every inference test (eval, sync, export) shares: configs/tiny.py trained briefly on in-memory
 # synthetic clips, once per test session. TRAINED_RUN_OVERRIDES is the recipe, documented in one place.
 TRAINED_RUN_OVERRIDES = ["--config.stages.0.steps=100", "--config.checkpoint_every=100"]

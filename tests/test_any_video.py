@@ -47,6 +47,7 @@ def _write(path, frames, times, audio, sample_rate=16000, rotation=0, audio_stre
   return str(path)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("fps", [24, 30000 / 1001, 30, 50, 60])
 def test_common_frame_rates(tmp_path, fps):
   """The same speech at 24..60 fps, its audio 200 ms early: found as +5 frames at the model's 25 fps."""
@@ -59,6 +60,7 @@ def test_common_frame_rates(tmp_path, fps):
   assert result.info["source_fps"] == pytest.approx(fps, abs=0.01)
 
 
+@pytest.mark.integration
 def test_variable_frame_rate(tmp_path):
   """Frames at irregular times (a 50 fps render with 40% of its frames dropped at random, as phones and
   screen recorders write): each output frame shows the source frame on screen at its time, offset found."""
@@ -75,6 +77,7 @@ def test_variable_frame_rate(tmp_path):
   assert abs(detect.detect(MouthEnergyScorer(), path, face_centered=True).offset - 5) <= 1
 
 
+@pytest.mark.integration
 def test_rotated_phone_video(tmp_path):
   """Stored sideways with a display matrix saying 'turn 90 degrees': decoded upright, offset found."""
   clip = _clip(25, -4)
@@ -87,6 +90,7 @@ def test_rotated_phone_video(tmp_path):
   assert abs(result.offset + 4) <= 1 and "turned 90 deg upright" in result.text()
 
 
+@pytest.mark.integration
 def test_several_audio_streams(tmp_path):
   """Two audio streams, the speech in the one marked default (the second): that one is used."""
   clip = _clip(25, 5)
@@ -99,6 +103,7 @@ def test_several_audio_streams(tmp_path):
   assert abs(result.offset - 5) <= 1 and "default of 2 audio streams" in result.text()
 
 
+@pytest.mark.integration
 def test_face_leaves_and_comes_back(tmp_path):
   """A second and a half without the face (the speaker steps out), then the face again, elsewhere: the
   frames without it are left out, the rest scores the offset; coverage says how much was used."""
@@ -115,6 +120,7 @@ def test_face_leaves_and_comes_back(tmp_path):
   assert result.windows_scored < result.windows_total - 30
 
 
+@pytest.mark.e2e
 def test_unusable_files_give_one_line_each(tmp_path, capsys, trained_run):
   """Audio only, video only, too short, one frame, not a video: each is one line naming the file and
   why, the good file still scores, and the exit status is 1."""

@@ -14,6 +14,10 @@ import collections
 import os
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.unit
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "modeformer_jax"
 # Bottom to top; a unit is a top-level module or package of modeformer_jax, or a folder of scripts beside it
@@ -43,6 +47,8 @@ SHIMS = {"modeformer_jax.export.load": "modeformer_jax.weights.export_folder",
 SHIM_NAMES = {("modeformer_jax.train.checkpoints", name): "modeformer_jax.weights.run_folder"
               for name in ("restore_weights", "read_config", "write_config")}
 SHIM_NAMES[("modeformer_jax.train.train_step", "Model")] = "modeformer_jax.models.functional"
+SHIM_NAMES[("modeformer_jax.sync.detect", "prepare")] = "modeformer_jax.sync.detect.model_inputs"
+SHIM_NAMES[("modeformer_jax.sync.detect", "Prepared")] = "modeformer_jax.sync.detect.ModelInputs"
 
 
 def source_files(root: str) -> dict[str, str]:
@@ -186,6 +192,12 @@ def test_moved_paths_are_one_line_re_exports():
     assert isinstance(body[1], ast.ImportFrom) and body[1].module == owner, shim
 
 
+def test_architecture_md_shows_the_current_graph():
+  with open(os.path.join(REPO, "ARCHITECTURE.md")) as f:
+    after = f.read().split("\nAfter:\n", 1)[1]
+  assert format_graph(package_graph()) in after, "update ARCHITECTURE.md: python tests/test_architecture.py"
+
+
 def test_the_checker_sees_an_upward_import_and_a_circle(tmp_path):
   for path, text in {"modeformer_jax/__init__.py": "", "modeformer_jax/media/__init__.py": "",
                      "modeformer_jax/media/a.py": "from modeformer_jax.train import b\n",
@@ -205,7 +217,8 @@ def format_graph(graph: dict[str, set[str]]) -> str:
   lines = ["| layer | package | imports |", "|---|---|---|"]
   for u in order:
     layer = LAYERS[LAYER[u]][0] if u in LAYER else "?"
-    lines.append(f"| {layer} | {u} | {', '.join(sorted(graph.get(u, ()), key=lambda v: (LAYER.get(v, -1), v))) or '-'} |")
+    imported = sorted(graph.get(u, ()), key=lambda v: (LAYER.get(v, -1), v))
+    lines.append(f"| {layer} | {u} | {', '.join(imported) or '-'} |")
   return "\n".join(lines)
 
 

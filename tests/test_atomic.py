@@ -6,6 +6,8 @@ import pytest
 
 from modeformer_jax import atomic
 
+pytestmark = pytest.mark.unit
+
 
 def test_write_replaces_whole_files(tmp_path):
   path = tmp_path / "new" / "results.json"

@@ -17,6 +17,7 @@ def _faces(size: int, count: int = 4) -> np.ndarray:
                          for s in range(count)])
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", ["short", "full"])
 def test_network_equals_the_tflite_model(name):
   """Our graph run in JAX against what LiteRT computed from MediaPipe's .tflite on a generated face (recorded
@@ -38,6 +39,7 @@ def test_network_equals_the_tflite_model(name):
   np.testing.assert_allclose(batch_scores[1], scores[0], atol=1e-6)
 
 
+@pytest.mark.unit
 def test_anchors_follow_mediapipe():
   short, full = blazeface.BlazeFace("short").anchors, blazeface.BlazeFace("full").anchors
   assert short.shape == (896, 2) and full.shape == (2304, 2)
@@ -48,6 +50,7 @@ def test_anchors_follow_mediapipe():
                                                      [95 / 96, 95 / 96]])
 
 
+@pytest.mark.unit
 def test_weighted_nms_averages_overlapping_boxes():
   boxes = np.zeros((4, 16), np.float32)
   boxes[:, :4] = [[10, 10, 4, 4], [11, 10, 4, 4], [30, 30, 4, 4], [10.5, 10, 4, 4]]
@@ -58,6 +61,7 @@ def test_weighted_nms_averages_overlapping_boxes():
   assert kept[1, :4].tolist() == [30, 30, 4, 4]
 
 
+@pytest.mark.integration
 def test_windows_find_every_face_size():
   """Any face from the smallest on, anywhere in the frame, lies wholly inside a window whose model sees it
   at least at its smallest reliable size and at most at the tile overlap's limit, or the whole-frame window."""
@@ -76,6 +80,7 @@ def test_windows_find_every_face_size():
   assert len(blazeface.windows(256, 454, smallest, fraction, overlap)) == 7
 
 
+@pytest.mark.integration
 def test_small_face_in_a_wide_frame_is_found():
   """A 24-px face in a 454x256 frame (one pass at 192 px would see it 10 px tall): found where it is, framed
   as the Haar cascade frames faces (centre within 0.2 face heights, height within 25%); the silent second
@@ -95,6 +100,7 @@ def test_small_face_in_a_wide_frame_is_found():
   assert hits >= 0.75 * 2 * len(found), hits
 
 
+@pytest.mark.unit
 def test_detector_choice_and_old_configs():
   frames = _faces(160, 2)
   cfg = preprocess_config()

@@ -7,6 +7,8 @@ from modeformer_jax.config_loading import load_config, shipped_configs
 from modeformer_jax.errors import UserError
 from modeformer_jax.models import MODELS
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("name", shipped_configs())
 def test_every_shipped_config_loads_by_name_and_by_path(name):
@@ -62,6 +64,18 @@ def test_overrides_are_typed_and_reach_list_items():
 def test_bad_values_name_the_field(override, field):
   with pytest.raises(UserError, match=field.replace(".", r"\.")):
     load_config("tiny", [override])
+
+
+@pytest.mark.parametrize("config,override,message", [
+    ("tiny", "--config.data.clip_frames=(5,15)", "model modeformer takes 5-frame windows only"),
+    ("avst", "--config.data.clip_frames=(3,15)", "5 <= min <= max"),
+    ("avst", "--config.model.video_stem_frames=4", "must be odd"),
+    ("avst", "--config.model.fps=30", "must equal config.preprocess's"),
+    ("vocalist", "--config.stages.0.symmetric=True", "bce objective has no audio -> video direction"),
+])
+def test_model_specific_fields_are_checked(config, override, message):
+  with pytest.raises(UserError, match=message):
+    load_config(config, [override])
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path):

@@ -16,6 +16,8 @@ from modeformer_jax.evaluation.evaluate import (evaluate, utterance_scores, vali
                                                 validation_records)
 from modeformer_jax.inference import load_sync_model
 
+pytestmark = pytest.mark.integration
+
 CHANCE = 3 / 31  # +-1 frame of 31 candidate offsets
 
 
@@ -49,25 +51,29 @@ def test_briefly_trained_model_is_well_above_chance_and_context_helps(results):
 
 
 def test_naive_scoring_gives_identical_results(model, records):
-  # Naive scoring costs ~(2S+1) x the encoder passes, so a +-3 band on 22-frame cuts keeps this test quick
-  # (bench/eval_cost.py runs the full +-15 band); the code paths are the same for any band and length.
-  cuts = [dict(records[i], crops=records[i]["crops"][:22]) for i in range(2)]
+  # Naive scoring costs ~(2S+1) x the encoder passes, so a +-3 band on 22- and 9-frame cuts keeps this test
+  # quick (bench/eval_cost.py runs the full +-15 band); the code paths are the same for any band and length.
+  # The 9-frame cut has 4 < 2S windows: its windows are also scored against all-zero audio (protocol quirk 1).
+  cuts = [dict(records[i], crops=records[i]["crops"][:length]) for i, length in ((0, 22), (1, 22), (2, 9))]
   batched, _ = utterance_scores(model, cuts, max_offset=3)
   naive, _ = utterance_scores(model, cuts, max_offset=3, naive=True)
-  assert len(batched) == 2 and batched[0].scores.shape == (18, 7)
+  assert [v.scores.shape for v in batched] == [(17, 7), (17, 7), (4, 7)]
   assert [v.id for v in batched] == [v.id for v in naive]
+  assert batched[0].padded is None and batched[2].padded.shape == (4,)
   for a, b in zip(batched, naive):
     np.testing.assert_array_equal(np.isnan(a.scores), np.isnan(b.scores))
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(a.padded if a.padded is not None else [], b.padded if b.padded is not None else [],
+                               atol=1e-5, rtol=0)
   lengths = (5, 7, 9, 11, 13, 15)
-  assert (protocol.protocol_results([v.scores for v in batched], lengths)["clip_lengths"]
-          == protocol.protocol_results([v.scores for v in naive], lengths)["clip_lengths"])
+  assert (protocol.protocol_results([v.scores for v in batched], lengths, padded=[v.padded for v in batched])
+          == protocol.protocol_results([v.scores for v in naive], lengths, padded=[v.padded for v in naive]))
 
 
 def test_validation_metrics_match_evaluate(model, records, results):
   metrics = validation_metrics(model, [records[i] for i in range(4)])
   expected = {f"val_accuracy_{k}": np.mean([v["accuracy"][k] for v in results["videos"][:4]]) for k in ("5", "15")}
-  assert metrics == pytest.approx(expected, abs=1e-12)
+  assert metrics == pytest.approx({**expected, "val_videos": 4}, abs=1e-12)
 
 
 def test_validation_records_spread_over_the_split(model):
@@ -78,16 +84,20 @@ def test_validation_records_spread_over_the_split(model):
   assert chosen == [split[0]["id"], split[len(split) // 2]["id"], split[len(split) - 1]["id"]]
 
 
-def test_short_videos_are_skipped_and_listed(model, records):
-  short = dict(records[0], id="short", crops=records[0]["crops"][:34])  # 34 < 5 + 2 x 15 frames
-  # Raw audio, when a record has it, bounds L: 36 frames of audio -> 32 windows.
+def test_every_video_with_a_window_counts(model, records):
+  """L - 5 windows per video (VocaLiST's test script); short videos count, videos without a window are listed."""
+  short = dict(records[0], id="short", crops=records[0]["crops"][:34])  # 29 windows < 2 x 15
+  # Raw audio, when a record has it, bounds L: 36 frames of audio -> 31 windows.
   clipped = dict(records[1], id="clipped", audio=np.zeros(36 * 640 + 100, np.int16))
-  out = evaluate(model, [short, clipped], clip_lengths=(5,))
-  assert out["skipped"] == [{"id": "short", "reason": "too short: 34 frames, audio for 50 frames; "
-                             "the +-15 band needs 35"}]
-  assert [(v["id"], v["frames"], v["windows"]) for v in out["videos"]] == [("clipped", 36, 32)]
+  none = dict(records[2], id="none", crops=records[2]["crops"][:5])
+  out = evaluate(model, [short, clipped, none], clip_lengths=(5,))
+  assert out["skipped"] == [{"id": "none", "reason": "too short: 5 frames, audio for 50 frames; "
+                             "the protocol needs 6 for one window"}]
+  assert [(v["id"], v["frames"], v["windows"]) for v in out["videos"]] == [("short", 34, 29), ("clipped", 36, 31)]
+  # The short video's 29 windows were also scored against all-zero audio: one more audio window.
+  assert out["encoder_windows"] == {"video": 60, "audio": 61}
   with pytest.raises(UserError, match="no usable video"):
-    evaluate(model, [short], clip_lengths=(5,))
+    evaluate(model, [none], clip_lengths=(5,))
   with pytest.raises(UserError, match="no records"):
     evaluate(model, [], clip_lengths=(5,))
 
@@ -96,7 +106,7 @@ def test_cli_writes_results_table_and_plots(trained_run, model, tmp_path, capsys
   from PIL import Image
 
   out = tmp_path / "eval"
-  assert _eval("--workdir", trained_run, "--limit", "3", "--out", str(out), "--json") == 0
+  assert _eval("--checkpoint", trained_run, "--limit", "3", "--out", str(out), "--json") == 0
   printed = json.loads(capsys.readouterr().out)
   with open(out / "results.json") as f:
     written = json.load(f)
@@ -113,27 +123,41 @@ def test_cli_writes_results_table_and_plots(trained_run, model, tmp_path, capsys
 
 
 def test_cli_default_output_folder_and_human_table(trained_run, model, capsys):
-  assert _eval("--workdir", trained_run, "--limit", "1", "--clip-lengths", "5,15") == 0
+  assert _eval("--checkpoint", trained_run, "--limit", "1", "--clip-lengths", "5,15") == 0
   text = capsys.readouterr().out
   assert f"| synthetic | ModEFormer (ours, step {model.step}) |" in text and "1 videos" in text
   assert os.path.isfile(os.path.join(trained_run, "eval", f"test-{model.step}", "results.json"))
 
 
+def test_cli_old_spellings_give_the_same_results_with_a_warning(trained_run, model, capsys):
+  """--workdir PATH --checkpoint STEP --max-offset S (the spelling before sync's and export's was adopted)."""
+  common = ["--limit", "1", "--clip-lengths", "5", "--json"]
+  assert _eval("--checkpoint", trained_run, "--which", str(model.step), "--max-offset-frames", "9", *common) == 0
+  new_out = json.loads(capsys.readouterr().out)
+  assert _eval("--workdir", trained_run, "--checkpoint", str(model.step), "--max-offset", "9", *common) == 0
+  captured = capsys.readouterr()
+  old_out = json.loads(captured.out)
+  assert old_out["clip_lengths"] == new_out["clip_lengths"] and old_out["model"] == new_out["model"]
+  assert old_out["protocol"]["max_offset"] == 9
+  warnings = [line for line in captured.err.splitlines() if "deprecated" in line]
+  assert len(warnings) == 3 and all(w.startswith("modeformer eval: warning: ") for w in warnings), warnings
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--data", "/nonexistent/prep"], "/nonexistent/prep: no such data folder"),
-    (["--checkpoint", "7"], "no checkpoint at step 7"),
-    (["--checkpoint", "newest"], "--checkpoint newest: expected last, best or a step number"),
+    (["--which", "7"], "no checkpoint at step 7"),
+    (["--which", "newest"], "--which newest: expected last, best or a step number"),
     (["--clip-lengths", "5,6"], "6 is not an odd number of frames"),
-    (["--max-offset", "0"], "must be >= 1"),
+    (["--max-offset-frames", "0"], "must be >= 1"),
 ])
 def test_cli_bad_input(trained_run, capsys, argv, message):
-  assert _eval("--workdir", trained_run, *argv) == 2
+  assert _eval("--checkpoint", trained_run, *argv) == 2
   err = capsys.readouterr().err.strip()
   assert message in err and len(err.splitlines()) == 1, err
 
 
 def test_cli_data_folder_without_dataset(trained_run, tmp_path, capsys):
-  assert _eval("--workdir", trained_run, "--data", str(tmp_path), "--dataset", "lrs2") == 2
+  assert _eval("--checkpoint", trained_run, "--data", str(tmp_path), "--dataset", "lrs2") == 2
   assert "no prepared dataset here" in capsys.readouterr().err
 
 
@@ -144,5 +168,5 @@ def test_cli_checkpoint_that_does_not_match_its_config(trained_run, tmp_path, ca
     config = json.load(f)
   config["model"]["mlp_dim"] *= 2
   (run / "config.json").write_text(json.dumps(config))
-  assert _eval("--workdir", str(run)) == 2
+  assert _eval("--checkpoint", str(run)) == 2
   assert "does not match the run's config.json" in capsys.readouterr().err

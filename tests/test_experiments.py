@@ -10,6 +10,8 @@ import pytest
 
 from modeformer_jax.evaluation import protocol
 
+pytestmark = pytest.mark.e2e
+
 # A model narrower than configs/tiny.py and few clips: each run trains and evaluates in seconds.
 TINY = ["--config", "tiny:synthetic", "--steps", "2", "--limit", "2", "--clip-lengths", "5,15",
         "--no-progress", "--config.model.width=32", "--config.model.video_widths=(4,8,8,16,32)",
@@ -28,14 +30,34 @@ def _rows(path):
     return json.load(f)
 
 
+def check_collected(rows, out, runs, steps):
+  """Each table row holds its run's evaluation (results.json, %), and each run trained `steps` steps with the
+  settings its name promises (`runs`: run folder -> config fields, as "group.field": value)."""
+  for row, (name, fields) in zip(rows, runs.items()):
+    run = out / "runs" / name
+    results = _rows(run / "eval" / "test" / "results.json")
+    assert row["accuracy"] == {k: pytest.approx(100 * v["accuracy"]) for k, v in results["clip_lengths"].items()}
+    assert results["model"]["step"] == steps and all(v["videos"] == 2 for v in results["clip_lengths"].values())
+    config = _rows(run / "config.json")
+    for field, value in fields.items():
+      group, key = field.split(".", 1)
+      node = config[group][0] if group == "stages" else config[group]
+      assert node[key] == value, (name, field)
+    assert os.path.isdir(run / "checkpoints" / str(steps))
+
+
 def test_negatives_sweep_trains_evaluates_and_collects(script, tmp_path, capsys):
-  argv = ["--out", str(tmp_path), "--negatives", "1,3", "--audio-budget", "32", *TINY]
+  # N = 3 with the video -> audio loss and with the audio -> video rows added (stages.N.symmetric).
+  argv = ["--out", str(tmp_path), "--num-negatives", "3", "--audio-budget", "32", "--symmetric", "both", *TINY]
   assert script("negatives_sweep").main(argv) == 0
   rows = _rows(tmp_path / "negatives_sweep.json")
-  assert [(r["N"], r["batch"], r["audio/step"]) for r in rows] == [(1, 16, 32), (3, 8, 32)]
-  assert all(0 <= r["accuracy"][k] <= 100 for r in rows for k in ("5", "15"))
+  assert [(r["N"], r["loss"], r["batch"], r["audio/step"]) for r in rows] == [(3, "v->a", 8, 32),
+                                                                              (3, "v->a + a->v", 8, 32)]
+  check_collected(rows, tmp_path, {"N3": {"stages.num_negatives": 3, "stages.symmetric": False},
+                                   "N3-symmetric": {"stages.num_negatives": 3, "stages.symmetric": True}}, steps=2)
   table = (tmp_path / "negatives_sweep.md").read_text()
-  assert "| dataset | N | batch | audio/step | 5 | 7 | 9 | 11 | 13 | 15 | params |" in table
+  assert "| dataset | N | loss | batch | audio/step | 5 | 7 | 9 | 11 | 13 | 15 | params |" in table
+  assert "Adding the audio -> video rows changes 5-frame accuracy by " in table and " points at N = 3." in table
   assert (tmp_path / "negatives_sweep.png").stat().st_size > 0
   assert (tmp_path / "runs" / "N3" / "eval" / "test" / "table.md").is_file()
   # A second invocation finds every run's results.json and only collects the table.
@@ -56,7 +78,7 @@ def test_print_commands_one_train_and_eval_pair_per_run(script, capsys):
   assert {"--config.data.data_dir=/data/prep", "--config.stages.0.num_negatives=11",
           "--config.stages.1.num_negatives=11", "--config.stages.0.batch_size=256",
           "--config.stages.1.batch_size=256"} <= set(train)
-  assert evaluate[:4] == ["modeformer", "eval", "--workdir", "sweeps/neg/runs/N11"]
+  assert evaluate[:4] == ["modeformer", "eval", "--checkpoint", "sweeps/neg/runs/N11"]
   assert evaluate[evaluate.index("--out") + 1] == "sweeps/neg/runs/N11/eval/test"
   assert "--config.stages.0.batch_size=1536" in lines[0]  # N = 1
 
@@ -87,7 +109,8 @@ def test_transformer_ablation_collects_finished_runs(script, tmp_path):
   rng = np.random.default_rng(0)
   for name, temporal, shift in (("modeformer", "transformer", 0), ("3d-syncnet", "pool", 4)):
     scores = rng.normal(size=(6, 40, 31))
-    scores[:, :, 15 + shift] += 10.0  # ModEFormer's windows peak in sync, 3D-SyncNet's 4 frames off
+    scores[:, :, 15 + shift] += 10.0  # ModEFormer's windows peak in sync, 3D-SyncNet's 4 frames off ...
+    scores[:, :, 15 - shift] += 5.0   # ... and 4 frames the other way where +4 lies outside the video
     results = protocol.protocol_results(list(scores), (5, 15))
     results.update(model={"temporal": temporal, "step": 2, "params": 1000}, data={"dataset": "synthetic"})
     (tmp_path / "runs" / name / "eval" / "test").mkdir(parents=True)

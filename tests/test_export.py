@@ -21,16 +21,16 @@ from modeformer_jax.export import parity
 from modeformer_jax.export.write import export
 from modeformer_jax.data import synth
 from modeformer_jax.errors import UserError
-from modeformer_jax.weights import state_dict
-from modeformer_jax.weights.export_folder import load_exported, read_weights
-from modeformer_jax.inference import (SyncModel, audio_windows, load_sync_model, num_windows, offset_similarities,
-                                      video_windows)
+from modeformer_jax.inference import SyncModel, audio_windows, load_sync_model, offset_similarities, video_windows
 from modeformer_jax.media.logmel import log_mel
 from modeformer_jax.models import build_model
-from modeformer_jax.weights import restore_weights
+from modeformer_jax.weights import restore_weights, state_dict
+from modeformer_jax.weights.export_folder import load_exported, read_weights
 
 torch = pytest.importorskip("torch")
 from modeformer_jax.export.torch_model import ModEFormer  # noqa: E402  (imports torch)
+
+pytestmark = pytest.mark.integration
 
 HAVE_ORT = importlib.util.find_spec("onnxruntime") is not None
 TOL = 1e-5  # max abs embedding difference, float32
@@ -65,7 +65,7 @@ def windows(trained_run) -> dict:
   clip = synth.render_clip(7, synth.speaker_style(3, 0), 2.0, size=pp.crop_size, fps=pp.fps,
                            sample_rate=pp.sample_rate)
   mel = log_mel(clip.audio, pp)
-  count = num_windows(len(clip.frames), len(clip.audio), model.spec)
+  count = model.spec.num_windows(len(clip.frames), len(mel), len(clip.audio))
   rng = np.random.default_rng(0)
   video = np.concatenate([video_windows(clip.frames, count, model.spec),
                           rng.integers(0, 256, (3, 5, 48, 96, 3), dtype=np.uint8)])
@@ -271,10 +271,10 @@ def test_torch_module_runs_without_jax(exported, windows, tmp_path):
 
 
 def test_eval_of_an_export_asks_for_data_and_finds_the_dataset(exported, tmp_path, capsys):
-  assert cli.main(["eval", "--workdir", exported, "--limit", "1"]) == 2
+  assert cli.main(["eval", "--checkpoint", exported, "--limit", "1"]) == 2
   assert "an exported model carries no data source: pass --data" in capsys.readouterr().err
-  assert cli.main(["eval", "--workdir", exported, "--data", str(tmp_path)]) == 2
+  assert cli.main(["eval", "--checkpoint", exported, "--data", str(tmp_path)]) == 2
   assert f"{tmp_path}: no lrs2 or lrs3 prepared here; pass --dataset" in capsys.readouterr().err
   (tmp_path / "lrs3").mkdir()
-  assert cli.main(["eval", "--workdir", exported, "--data", str(tmp_path)]) == 2
+  assert cli.main(["eval", "--checkpoint", exported, "--data", str(tmp_path)]) == 2
   assert "lrs3" in capsys.readouterr().err  # picked the only dataset there, which has no split yet

@@ -10,6 +10,8 @@ import sysconfig
 
 import pytest
 
+pytestmark = pytest.mark.e2e
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What the wheel is built from (the rest of the checkout is not part of the package).
 SOURCES = ("setup.cfg", "pyproject.toml", "README.md", "modeformer_jax", "configs")

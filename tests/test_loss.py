@@ -10,6 +10,8 @@ from jax.sharding import PartitionSpec as P
 
 from modeformer_jax.loss import info_nce, sharded_info_nce
 
+pytestmark = pytest.mark.unit
+
 MODES = ("hard", "in_batch", "both")
 
 
@@ -236,6 +238,63 @@ def test_a_duplicated_positive_no_longer_bounds_the_loss_at_log_2():
   # Rows 0, 2, 3 and 5 tie with a duplicate of their positive without the mask: 4 of 8 rows at log 2 at least.
   assert float(naive) >= 0.999 * 4 * np.log(2) / 8
   assert float(masked) < 1e-3
+
+
+def _np_audio_rows(video, audio, scale, ids=None):
+  """The audio -> video direction in float64 numpy: row j = clip j's positive audio against every video, target
+  video j; a video whose positive has row j's id (the same window as video j) is no candidate."""
+  b = len(video)
+  pos = None if ids is None else [tuple(x) for x in np.asarray(ids)[:, 0]]
+  ces, hits = [], []
+  for j in range(b):
+    cand = [i for i in range(b) if i == j or pos is None or pos[i] != pos[j]]
+    logits = scale * video[cand] @ audio[j, 0]
+    top = logits.max()
+    ces.append(top + np.log(np.exp(logits - top).sum()) - logits[cand.index(j)])
+    hits.append(np.argmax(logits) == cand.index(j))
+  return np.mean(ces), np.mean(hits)
+
+
+@pytest.mark.parametrize("negatives", MODES)
+def test_symmetric_adds_the_audio_to_video_rows(negatives):
+  """Value, accuracies and gradients of symmetric=True against the float64 reference (the mean of the two
+  directions), on a batch with duplicated audio, single-device, chunked, sharded and sharded chunked."""
+  video, audio, mask, ids = _with_duplicates()
+  scale = 10.0
+  v64, a64 = video.astype(np.float64), audio.astype(np.float64)
+  video_rows, video_acc = _np_loss(v64, a64, mask, scale, negatives, ids)
+  audio_rows, audio_acc = _np_audio_rows(v64, a64, scale, ids)
+  assert abs(audio_rows - _np_audio_rows(v64, a64, scale)[0]) > 1e-3  # rows 2 and 3 share their video window
+  mesh = _mesh((4, 2), ("data", "fsdp"))
+  placed = [jax.device_put(x, NamedSharding(mesh, P(("data", "fsdp")))) for x in (video, audio, mask, ids)]
+  common = dict(negatives=negatives, audio_ids=placed[3], symmetric=True)
+  sharded = dict(common, mesh=mesh, batch_axes=("data", "fsdp"))
+  runs = {"single": lambda v, a, m, s: info_nce(v, a, m, s, **common),
+          "chunked": lambda v, a, m, s: info_nce(v, a, m, s, chunk_size=3, **common),
+          "sharded": lambda v, a, m, s: sharded_info_nce(v, a, m, s, **sharded),
+          "sharded chunked": lambda v, a, m, s: sharded_info_nce(v, a, m, s, chunk_size=3, **sharded)}
+  grads = {}
+  for name, fn in runs.items():
+    loss, metrics, grads[name] = _value_and_grads(fn, *placed[:3], jnp.float32(scale))
+    np.testing.assert_allclose(loss, (video_rows + audio_rows) / 2, rtol=1e-5, err_msg=name)
+    assert float(metrics["accuracy"]) == pytest.approx(video_acc), name
+    assert float(metrics["audio_accuracy"]) == pytest.approx(audio_acc), name
+  for name in runs:
+    for got, want in zip(grads[name], grads["single"]):
+      np.testing.assert_allclose(got, want, atol=1e-5, err_msg=name)
+  # Against finite differences of the reference, on the positives' vectors and the scale.
+  reference = lambda v, a, s: (_np_loss(v, a, mask, s, negatives, ids)[0] + _np_audio_rows(v, a, s, ids)[0]) / 2
+  eps = 1e-6
+  for pos, x in ((0, v64), (1, a64)):
+    for idx in ((0, 0), (3, 5)) if pos == 0 else ((2, 0, 1), (3, 0, 4)):
+      plus, minus = x.copy(), x.copy()
+      plus[idx] += eps
+      minus[idx] -= eps
+      args = lambda y: (y, a64, scale) if pos == 0 else (v64, y, scale)
+      numeric = (reference(*args(plus)) - reference(*args(minus))) / (2 * eps)
+      assert float(grads["single"][pos][idx]) == pytest.approx(numeric, abs=2e-5), (pos, idx)
+  numeric = (reference(v64, a64, scale + eps) - reference(v64, a64, scale - eps)) / (2 * eps)
+  assert float(grads["single"][2]) == pytest.approx(numeric, abs=2e-5)
 
 
 def test_rejects_bad_arguments():

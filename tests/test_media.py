@@ -14,6 +14,8 @@ from modeformer_jax.errors import UserError
 from modeformer_jax.media import decode, faces, logmel
 from modeformer_jax.media.preprocess_config import preprocess_config
 
+pytestmark = pytest.mark.unit
+
 _TICKS = 90000  # video time base of the test files: exact for 25, 29.97, 30 and 50 fps and for ms jitter
 _BITS = 8  # frames show their index as 8 black/white vertical stripes, which survive H.264 intact
 

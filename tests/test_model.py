@@ -12,6 +12,8 @@ from modeformer_jax.models.layers import Conv, conv2d
 from modeformer_jax.models.modeformer import visual_cnn_table
 from modeformer_jax.models.summary import parameter_counts
 
+pytestmark = pytest.mark.unit
+
 TINY = dict(width=32, video_widths=(4, 8, 8, 16, 32), audio_widths=(4, 8, 8, 16, 32), depth=1, num_heads=4,
             mlp_dim=64)
 

@@ -16,6 +16,8 @@ import pytest
 from modeformer_jax.data import prep, synth
 from modeformer_jax.weights import restore_weights
 
+pytestmark = pytest.mark.e2e
+
 TINY_MODEL = ["--config.model.width=32", "--config.model.video_widths=(4,8,8,16,32)",
               "--config.model.audio_widths=(4,8,8,16,32)", "--config.model.depth=1", "--config.model.mlp_dim=64"]
 # Two stages (weights handed over between them), validation and the best checkpoint on every process.

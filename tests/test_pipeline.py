@@ -10,6 +10,8 @@ from modeformer_jax.data.records import open_split
 from modeformer_jax.errors import UserError
 from modeformer_jax.train import trainer
 
+pytestmark = pytest.mark.integration
+
 TINY_MODEL = ["--config.model.width=32", "--config.model.video_widths=(4,8,8,16,32)",
               "--config.model.audio_widths=(4,8,8,16,32)", "--config.model.depth=1", "--config.model.mlp_dim=64"]
 

@@ -25,6 +25,8 @@ from modeformer_jax.media.encode import write_video
 from modeformer_jax.media.logmel import log_mel
 from modeformer_jax.media.preprocess_config import preprocess_config
 
+pytestmark = pytest.mark.integration
+
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 BAD_SHOW = "9999999999999999999"
 NON_ASCII_SHOW = "émission_ü"

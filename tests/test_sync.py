@@ -22,6 +22,8 @@ from modeformer_jax.offsets import describe_offset
 from modeformer_jax.sync import batch, detect, syncnet_metrics, tracks
 from modeformer_jax.sync.correct import write_corrected
 
+pytestmark = pytest.mark.integration
+
 
 SECONDS = 3.0
 # name: (clip seed, speaker index, AV offset in the file's own frames, fps, audio rate, channels, frame size).
@@ -180,7 +182,7 @@ def test_offset_histogram_counts_per_window_best_offsets():
 def test_offsets_and_sign_on_generated_clips(clips):
   names = list(CLIPS)
   results = list(batch.detect_many(MouthEnergyScorer(), [clips[n] for n in names if n != "face256_lag3"],
-                                   face_centered=True, jobs=2))
+                                   face_centered=True, workers=2))
   results.append(detect.detect(MouthEnergyScorer(), clips["face256_lag3"]))  # the face detector's path
   found = {n: r.offset for n, r in zip(names, results)}
   assert sum(abs(found[n] - _expected(n)) <= 1 for n in names) >= len(names) - 1, found
@@ -203,10 +205,10 @@ def test_prepare_in_chunks(clips):
   pp = preprocess_config()
   path = clips["face256_lag3"]  # 75 frames of 256x256
   chunk_mb = 20 * 256 * 256 * 3 / 2 ** 20  # 20 frames
-  whole, chunked = (detect.prepare(path, pp, face_centered=True, chunk_mb=mb) for mb in (1024, chunk_mb))
+  whole, chunked = (detect.model_inputs(path, pp, face_centered=True, chunk_mb=mb) for mb in (1024, chunk_mb))
   np.testing.assert_array_equal(chunked.faces[0].crops, whole.faces[0].crops)
-  np.testing.assert_array_equal(chunked.mel, whole.mel)
-  whole, chunked = (detect.prepare(path, pp, chunk_mb=mb) for mb in (1024, chunk_mb))
+  np.testing.assert_array_equal(chunked.features, whole.features)
+  whole, chunked = (detect.model_inputs(path, pp, chunk_mb=mb) for mb in (1024, chunk_mb))
   # The chunks' tracks are joined into one face over the whole video.
   assert len(chunked.faces) == len(whole.faces) == 1 and chunked.faces[0].crops.shape == whole.faces[0].crops.shape
   assert chunked.valid.mean() > 0.9 and chunked.info == whole.info and chunked.num_tracks == 1
@@ -224,9 +226,9 @@ def test_a_chunk_without_a_face_is_left_out(tmp_path):
   frames[:40] = 128  # the first 1.6 s: no face (a cutaway)
   path = str(tmp_path / "cutaway.mp4")
   write_video(path, frames, 25.0, clip.audio, 16000, preset="ultrafast")
-  prepared = detect.prepare(path, preprocess_config(), chunk_mb=20 * 256 * 256 * 3 / 2 ** 20)
-  assert not prepared.valid[:40].any() and prepared.valid[40:].mean() > 0.9
-  result = detect.score(MouthEnergyScorer(), prepared, 15)
+  inputs = detect.model_inputs(path, preprocess_config(), chunk_mb=20 * 256 * 256 * 3 / 2 ** 20)
+  assert not inputs.valid[:40].any() and inputs.valid[40:].mean() > 0.9
+  result = detect.score(MouthEnergyScorer(), inputs, 15)
   assert result.windows_scored < result.windows_total - 35 and abs(result.offset + 3) <= 1
 
 
@@ -250,7 +252,7 @@ def test_correction_moves_audio_into_sync(clips, tmp_path):
 def test_cli_batch_with_json_summary_plots_and_correction(trained_run, clips, tmp_path, capsys):
   names = ("lead5", "lag4")
   status, out, err = _sync(capsys, *(clips[n] for n in names), "--checkpoint", trained_run, "--face-centered",
-                           "--json", "--jobs", "1", "--summary", tmp_path / "summary.csv", "--plot",
+                           "--json", "--workers", "1", "--summary", tmp_path / "summary.csv", "--plot",
                            tmp_path / "plots", "--correct", tmp_path / "fixed")
   assert status == 0, err
   rows = [json.loads(line) for line in out.splitlines()]
@@ -287,7 +289,7 @@ def test_an_interrupted_batch_resumes(trained_run, clips, tmp_path, capsys, monk
   paths = [clips[n] for n in ("lead5", "lag4", "sync")]
   summary = tmp_path / "summary.jsonl"
   journal = tmp_path / "summary.jsonl.partial"
-  args = [*paths, "--checkpoint", trained_run, "--face-centered", "--jobs", "0", "--summary", summary,
+  args = [*paths, "--checkpoint", trained_run, "--face-centered", "--workers", "0", "--summary", summary,
           "--correct", tmp_path / "fixed"]
   score_files, asked = batch.detect_many, []
 
@@ -348,7 +350,7 @@ def test_bad_inputs_fail_alone_in_a_batch(trained_run, clips, tmp_path, capsys):
   }
   (tmp_path / "notes.mp4").write_text("not a video\n")
   paths = [clips["face256_lag3"]] + [path for path, _ in bad.values()]
-  status, out, err = _sync(capsys, *paths, "--checkpoint", trained_run, "--jobs", "2")
+  status, out, err = _sync(capsys, *paths, "--checkpoint", trained_run, "--workers", "2")
   assert status == 1
   errors = [line for line in err.splitlines() if line.startswith("modeformer sync: error:")]
   assert len(errors) == len(bad)
@@ -377,7 +379,7 @@ def test_a_dying_worker_costs_only_its_file():
   # os.system as the work: cheap to import in a worker (a test module's function would pull in jax there),
   # and "kill -9 $PPID" dies the way a segfaulting decoder or the out-of-memory killer ends a worker.
   paths = ["true", "true", "kill -9 $PPID", "true", "true"]
-  results = list(batch._prepared(os.system, paths, jobs=2))
+  results = list(batch._in_workers(os.system, paths, workers=2))
   assert results[:2] == [0, 0] and results[3:] == [0, 0]
   assert results[2].path == paths[2] and "worker process reading it died" in results[2].reason
 

@@ -13,6 +13,8 @@ from modeformer_jax import cli
 from modeformer_jax.data import synth
 from modeformer_jax.media.encode import write_video
 
+pytestmark = pytest.mark.unit
+
 
 def _decode(path):
   """(frames uint8 [T, H, W, 3], audio float32 [C, S] trimmed to the stream duration, info dict)."""

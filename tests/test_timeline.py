@@ -32,6 +32,7 @@ def _segments(offsets_at, seconds=60.0, hop=2.0, noise=0.2, seed=0):
   return t, offsets_at(t) + noise * rng.standard_normal(len(t))
 
 
+@pytest.mark.unit
 def test_trend_tells_constant_drift_and_step_apart():
   t, y = _segments(lambda t: np.full_like(t, 3.0))
   found = trend.fit_trend(t, y, FPS, evidence=0.5)
@@ -54,6 +55,7 @@ def test_trend_tells_constant_drift_and_step_apart():
   assert found.kind == "irregular" and found.refusal()
 
 
+@pytest.mark.unit
 def test_trend_is_robust_and_modest():
   # Two wrong segments (a confident wrong peak) do not make a drift or a step of a constant offset.
   t, y = _segments(lambda t: np.full_like(t, -3.0))
@@ -67,6 +69,7 @@ def test_trend_is_robust_and_modest():
   assert trend.fit_trend([1.0, 3.0], [2.0, 2.2], FPS).kind == "constant"
 
 
+@pytest.mark.unit
 def test_a_step_is_placed_to_the_window():
   """Segments place a step between their centres; the windows place it where it is."""
   rng = np.random.default_rng(1)
@@ -106,6 +109,7 @@ def _face(video, audio, first=0, max_offset=5):
                              distances=full_distances)
 
 
+@pytest.mark.unit
 def test_segments_decide_offsets_and_the_speaking_face():
   """Two faces over 40 s: face 0 speaks (its video matches the audio 2 windows later) for 20 s, then face 1
   (matching it 1 window earlier); the last 8 s nobody's video matches. Every segment names the face that
@@ -140,6 +144,7 @@ def test_segments_decide_offsets_and_the_speaking_face():
   assert row["track"] == 1 and len(row["track_confidences"]) == 2 and row["av_offset_ms"] == 40.0
 
 
+@pytest.mark.unit
 def test_segment_layout_and_options():
   assert timeline.segment_frames(100, 250, 125) == [(0, 100)]
   assert timeline.segment_frames(600, 250, 125) == [(0, 250), (125, 375), (250, 500), (350, 600)]
@@ -163,6 +168,7 @@ def _envelope_lag(audio, reference, at, expected, search=240, rate=16000):
   return lags[int(np.argmax(score))]
 
 
+@pytest.mark.unit
 def test_drift_and_step_move_the_audio_as_recorded():
   """A drifting clip's audio is the in-sync audio moved by the offset at each time (within 3 ms, the drift over
   the 1 s compared); a stepped clip's jumps at the step; the video never changes."""
@@ -181,6 +187,7 @@ def test_drift_and_step_move_the_audio_as_recorded():
                              [2, -1 + 0.75, -1 + 1.5])
 
 
+@pytest.mark.unit
 def test_dialogue_faces_take_turns():
   turns = truth_timing.alternating_turns(3, 4.0, 1.5)
   assert turns[0][:2] == (0.0, turns[1][0]) and turns[-1][1] == 4.0 and [t[2] for t in turns[:2]] == [0, 1]
@@ -196,6 +203,7 @@ def test_dialogue_faces_take_turns():
   assert min(power) > 0.05 * max(power)
 
 
+@pytest.mark.e2e
 def test_synth_cli_records_drift_steps_and_turns(tmp_path, capsys):
   out = tmp_path / "timed"
   assert cli.main(["synth", "--out", str(out), "--layout", "lrs3", "--speakers", "1", "--clips-per-speaker", "2",
@@ -262,10 +270,11 @@ def timed_files(tmp_path_factory):
 
 
 def _scored(model, path, options, face_centered=True):
-  prepared = detect.prepare(path, model.config.preprocess, face_centered=face_centered, max_offset=MAX_OFFSET)
-  return detect.score(model, prepared, MAX_OFFSET, options)
+  inputs = detect.model_inputs(path, model.config.preprocess, face_centered=face_centered, max_offset=MAX_OFFSET)
+  return detect.score(model, inputs, MAX_OFFSET, options)
 
 
+@pytest.mark.integration
 def test_timeline_of_generated_files_finds_drift_and_step_at_no_model_cost(timed_files):
   model = CountingScorer()
   plain = _scored(model, timed_files["drift"], None)
@@ -285,6 +294,7 @@ def test_timeline_of_generated_files_finds_drift_and_step_at_no_model_cost(timed
   assert abs(step.before_frames - 4) < 0.6 and abs(step.after_frames + 3) < 0.6 and not step.correctable
 
 
+@pytest.mark.e2e
 def test_sync_timeline_cli_corrects_a_drift_and_refuses_a_step(timed_files, tmp_path, capsys, monkeypatch):
   """`sync --timeline --json --plot --correct` end to end (the stand-in as the model): the drift is resampled
   out (the copy's own timeline is constant, in sync), the step refused with its reason; the summary carries
@@ -295,7 +305,7 @@ def test_sync_timeline_cli_corrects_a_drift_and_refuses_a_step(timed_files, tmp_
   summary = tmp_path / "sync.csv"
   status = cli.main(["sync", timed_files["drift"], timed_files["step"], "--checkpoint", str(tmp_path),
                      "--face-centered", "--max-offset-frames", str(MAX_OFFSET), "--timeline", "4",
-                     "--timeline-hop", "2", "--json", "--jobs", "0", "--plot", str(tmp_path / "plots"),
+                     "--timeline-hop", "2", "--json", "--workers", "0", "--plot", str(tmp_path / "plots"),
                      "--correct", str(tmp_path / "fixed"), "--summary", str(summary)])
   out, err = capsys.readouterr()
   assert status == 1  # the step cannot be corrected
@@ -332,6 +342,7 @@ def _inner_segments(segments, turns):
   return inner, [int(truth_timing.speaking_face(turns, [s.centre_s])[0]) for s in inner]
 
 
+@pytest.mark.e2e
 def test_the_speaking_face_is_found_by_the_audio(two_shot, capsys, monkeypatch):
   """Both faces are tracked and scored against the audio; segments inside a turn name the face that talks,
   the JSON carries every track's boxes and the file's numbers are the speakers' (stand-in model)."""
@@ -358,6 +369,7 @@ def test_the_speaking_face_is_found_by_the_audio(two_shot, capsys, monkeypatch):
   assert sum(found["speaking_segments"]) == sum(s.decided for s in segments)
 
 
+@pytest.mark.integration
 def test_the_tiny_trained_model_times_a_step(trained_run, timed_files):
   """The session's briefly trained tiny model (not the stand-in) places the step of the stepped file within 2 s.
   It does not tell drift rates or speakers reliably (its crops of detected faces score at chance): the issue's
@@ -404,6 +416,7 @@ def timeline_targets(model, folder, options=timeline.TimelineOptions(4.0, 2.0)) 
           "inner_segments": len(inner)}
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_demo_model_meets_the_timeline_targets(tmp_path):
   """The issue's targets with the demo-sized model (`modeformer demo`, 600 steps: about 8 min of training on an

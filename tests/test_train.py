@@ -14,6 +14,8 @@ from modeformer_jax.config_loading import load_config
 from modeformer_jax.train import trainer
 from modeformer_jax.weights import restore_weights
 
+pytestmark = pytest.mark.integration
+
 # Narrower than configs/tiny.py so CPU steps take a fraction of a second.
 OVERRIDES = ["--config.model.width=32", "--config.model.video_widths=(4,8,8,16,32)",
              "--config.model.audio_widths=(4,8,8,16,32)", "--config.model.depth=1", "--config.model.mlp_dim=64",

@@ -25,6 +25,7 @@ def _write(path, shot):
   return str(path)
 
 
+@pytest.mark.unit
 def test_wide_shot_is_the_clip_in_a_scene():
   speaker, listener = synth.speaker_style(6, 0), synth.speaker_style(6, 1)
   shot = wide_shot.render_wide_shot(3, speaker, listener, 1.0, offset_frames=2, face_px=30)
@@ -40,6 +41,7 @@ def test_wide_shot_is_the_clip_in_a_scene():
   assert np.ptp(shot.listener_boxes[:, 0]) > 2 and np.ptp(shot.mouth_open) > 0.3
 
 
+@pytest.mark.integration
 def test_both_faces_tracked_on_wide_shots(tmp_path):
   """Faces 24-48 px tall in 454x256, after H.264: the speaker and the listener are each one track valid on
   >= 95% of the frames, where they are; sync's prepare reports coverage >= 95% and the face's height."""
@@ -61,6 +63,7 @@ def test_both_faces_tracked_on_wide_shots(tmp_path):
     assert min(abs(prepared.face_px - h) / h for h in heights) < 0.2, (heights, prepared.face_px)
 
 
+@pytest.mark.integration
 @pytest.mark.slow
 def test_trained_model_finds_offsets_on_wide_shots(trained_run, tmp_path):
   """The conftest's tiny model, trained on face-centred close-ups, on wide shots of unseen speakers: faces
@@ -90,6 +93,7 @@ def test_trained_model_finds_offsets_on_wide_shots(trained_run, tmp_path):
   assert sum(abs(found[o] - o) <= 1 for o in truth) >= 4, found
 
 
+@pytest.mark.e2e
 def test_synth_cli_writes_wide_shots(tmp_path, capsys):
   out = tmp_path / "wide"
   assert cli.main(["synth", "--out", str(out), "--layout", "lrs3", "--shot", "wide", "--speakers", "2",
@@ -114,6 +118,7 @@ def test_synth_cli_writes_wide_shots(tmp_path, capsys):
   assert os.path.getmtime(out / rows[0]["path"]) == written
 
 
+@pytest.mark.e2e
 def test_sync_cli_reports_a_small_face(trained_run, tmp_path, capsys):
   """`modeformer sync` on a wide shot: the face is found (BlazeFace), its height reported and flagged as small;
   with --face-detector haar the cascade finds no face that small and says so in one line."""
@@ -132,6 +137,7 @@ def test_sync_cli_reports_a_small_face(trained_run, tmp_path, capsys):
   assert len(errors) == 1 and f"{path}: no face found in 454x256 frames" in errors[0], errors
 
 
+@pytest.mark.integration
 def test_prep_reports_a_small_face(tmp_path):
   """`modeformer prep` on a folder of wide shots (boxes from the detector): each clip's face height in the
   report, a warning for faces under preprocess.small_face_px, and the summary line."""

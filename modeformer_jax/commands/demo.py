@@ -28,6 +28,7 @@ import os
 import sys
 import time
 
+from modeformer_jax.commands import options
 
 TINY_CONFIG = "tiny"  # shipped in the package (modeformer_jax/configs), so an installed demo finds it
 
@@ -53,9 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--steps", type=int, default=0,
                       help="training steps of the demo model (default 0: as many as --minutes allows)")
   parser.add_argument("--batch-size", type=int, default=32, help="training batch: unique clips per step (default 32)")
-  parser.add_argument("--negatives", type=int, default=1,
+  parser.add_argument("--num-negatives", type=int, default=1,
                       help="hard negatives per clip (default 1: at this size more unique clips per step beat "
-                      "more hard negatives, BENCHMARKS.md)")
+                      "more hard negatives, BENCHMARKS.md; formerly --negatives)")
+  options.add_deprecated(parser, "--negatives", "--num-negatives", type=int)
   parser.add_argument("--seed", type=int, default=0, help="seed of the generated data and the model (default 0)")
 
 
@@ -73,7 +75,7 @@ def _call(argv: list[str]) -> None:
 def _train_overrides(args: argparse.Namespace, prepared: str) -> list[str]:
   return [f"--config.data.data_dir={prepared}", "--config.stages.0.split=pretrain+train",
           f"--config.preprocess.lrs2_box={FACE_BOX}", f"--config.seed={args.seed}",
-          f"--config.stages.0.batch_size={args.batch_size}", f"--config.stages.0.num_negatives={args.negatives}"]
+          f"--config.stages.0.batch_size={args.batch_size}", f"--config.stages.0.num_negatives={args.num_negatives}"]
 
 
 def _planned_steps(args: argparse.Namespace, overrides: list[str], plan_path: str, elapsed_s: float) -> int:
@@ -84,7 +86,8 @@ def _planned_steps(args: argparse.Namespace, overrides: list[str], plan_path: st
   from modeformer_jax.train.budget import MIN_STEPS, plan_steps
 
   plan = plan_steps(load_config(TINY_CONFIG, overrides), args.batch_size, minutes=args.minutes, elapsed_s=elapsed_s,
-                    plan_path=plan_path, settings={k: getattr(args, k) for k in ("minutes", "batch_size", "negatives")})
+                    plan_path=plan_path,
+                    settings={"minutes": args.minutes, "batch_size": args.batch_size, "negatives": args.num_negatives})
   if plan.reused:
     print(f"training steps: {plan.steps} (planned by an earlier run, {plan_path})")
     return plan.steps
@@ -119,12 +122,12 @@ def run(args) -> int:
          f"--config.checkpoint_every={max(steps // 4, 1)}"])
 
   _step("4/6 eval: sync accuracy by clip length on the test split", started)
-  _call(["eval", "--workdir", run_dir, "--split", "test", "--out", eval_dir])
+  _call(["eval", "--checkpoint", run_dir, "--split", "test", "--out", eval_dir])
 
   _step("5/6 sync: offsets of clips shifted by a known amount", started)
   summary = os.path.join(w, "sync_summary.csv")
   _call(["sync", shifted, "--checkpoint", run_dir, "--face-centered", "--summary", summary,
-         "--plot", os.path.join(w, "sync_plots"), "--jobs", "1"])
+         "--plot", os.path.join(w, "sync_plots"), "--workers", "1"])
   truth = {}
   with open(os.path.join(shifted, "manifest.jsonl")) as f:
     for line in f:

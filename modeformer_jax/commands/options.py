@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Callable, TypeVar
 
 from modeformer_jax.errors import UserError
@@ -26,6 +27,25 @@ def parsed(flag: str, text: str, parse: Callable[[str], T]) -> T:
     return parse(text)
   except ValueError as e:
     raise UserError(f"{flag} {text}: {e}") from None
+
+
+class _Deprecated(argparse.Action):
+  """An old spelling of a flag: sets the new flag's value and says so on stderr, in one line."""
+
+  def __init__(self, option_strings, dest, new: str, **kwargs):
+    super().__init__(option_strings, dest, **kwargs)
+    self.new = new
+
+  def __call__(self, parser, namespace, values, option_string=None):
+    print(f"{parser.prog}: warning: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+    setattr(namespace, self.dest, values)
+
+
+def add_deprecated(parser: argparse.ArgumentParser, old: str, new: str, dest: str | None = None, **kwargs) -> None:
+  """`old` as a deprecated spelling of the flag `new`, kept for a release (hidden from --help). It sets `new`'s
+  value unless `dest` says otherwise; kwargs (type, ...) as add_argument's."""
+  parser.add_argument(old, dest=dest or new.lstrip("-").replace("-", "_"), action=_Deprecated, new=new,
+                      default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kwargs)
 
 
 def add_json(parser: argparse.ArgumentParser) -> None:

@@ -28,6 +28,7 @@ import json
 import os
 import shlex
 
+from modeformer_jax.commands import options
 from modeformer_jax.data import lrs_layout
 from modeformer_jax.errors import UserError
 
@@ -73,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--limit", type=int, default=None, help="only the first K clips of each split (a trial run)")
   parser.add_argument("--replace", action="store_true",
                       help="allow the new dataset to drop splits that the existing one holds")
-  parser.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
+  options.add_json(parser)
   parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 

@@ -42,7 +42,7 @@ files a summary table follows (with --json: a last line {"summary": {...}}).
 
 Examples:
   modeformer sync talk.mp4 --checkpoint runs/lrs2
-  modeformer sync clips/ --checkpoint exported/modeformer --face-centered --jobs 2 --summary sync.csv
+  modeformer sync clips/ --checkpoint exported/modeformer --face-centered --workers 2 --summary sync.csv
   modeformer sync talk.mov --checkpoint runs/lrs2 --correct talk_fixed.mov --plot talk.png
   modeformer sync interview.mp4 --checkpoint runs/lrs2 --timeline 10 --timeline-hop 5 --json
 
@@ -64,7 +64,7 @@ import sys
 from modeformer_jax.commands import options
 from modeformer_jax.errors import UserError
 
-_MAX_DEFAULT_JOBS = 8
+_MAX_DEFAULT_WORKERS = 8
 
 HELP = "detect audio-video offsets (AV offset > 0: audio leads), syncnet-style scores, batch, correction"
 
@@ -99,10 +99,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--correct", metavar="OUT",
                       help="write a copy with the audio shifted into sync (video packets copied, audio "
                       "re-encoded as AAC) and re-check it; OUT is a file for one input, a folder for several")
-  parser.add_argument("--jobs", type=int, default=None, metavar="N",
+  parser.add_argument("--workers", type=int, default=None, metavar="N",
                       help="worker processes decoding and tracking faces while the model runs; 0 = all in "
                       "this process. Each holds up to --decode-mb of decoded frames (default: 0 for one "
-                      "input, else the number of CPUs, at most 8)")
+                      "input, else the number of CPUs, at most 8; formerly --jobs)")
+  options.add_deprecated(parser, "--jobs", "--workers", type=int)
   parser.add_argument("--decode-mb", type=float, default=1024, metavar="MB",
                       help="decoded frames are cropped and dropped in chunks of at most this many megabytes "
                       "per file, so any length fits in memory; faces are tracked within a chunk (default "
@@ -174,8 +175,8 @@ def run(args: argparse.Namespace) -> int:
   which = options.parsed("--which", args.which, parse_which)
   if args.max_offset_frames < 1:
     raise UserError(f"--max-offset-frames: must be at least 1, got {args.max_offset_frames}")
-  if args.jobs is not None and args.jobs < 0:
-    raise UserError(f"--jobs: must be 0 or more, got {args.jobs}")
+  if args.workers is not None and args.workers < 0:
+    raise UserError(f"--workers: must be 0 or more, got {args.workers}")
   if args.min_face_px is not None and not args.min_face_px >= 4:
     raise UserError(f"--min-face-px: must be at least 4, got {args.min_face_px}")
   if not 0 < args.decode_mb < float("inf"):
@@ -196,9 +197,9 @@ def run(args: argparse.Namespace) -> int:
     pp.face_detector = args.face_detector or pp.face_detector
     pp.min_face_px = args.min_face_px or pp.min_face_px
     model.config.preprocess = pp
-  jobs = args.jobs if args.jobs is not None else (0 if len(items) == 1 else
-                                                  min(len(items), os.cpu_count() or 1, _MAX_DEFAULT_JOBS))
-  settings = dict(face_centered=args.face_centered, max_offset=args.max_offset_frames, jobs=jobs,
+  workers = args.workers if args.workers is not None else (0 if len(items) == 1 else
+                                                           min(len(items), os.cpu_count() or 1, _MAX_DEFAULT_WORKERS))
+  settings = dict(face_centered=args.face_centered, max_offset=args.max_offset_frames, workers=workers,
                   chunk_mb=args.decode_mb, max_faces=args.max_faces, timeline=timeline)
   # What changes the numbers: a journal written with other values is not resumed.
   journal = Journal(args.summary, {

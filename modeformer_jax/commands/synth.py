@@ -28,6 +28,7 @@ import json
 import time
 from pathlib import Path
 
+from modeformer_jax.commands import options
 from modeformer_jax.errors import UserError
 
 HELP = "generate a synthetic LRS2/LRS3-layout dataset of talking-face mp4s with known sync offsets"
@@ -84,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "SECONDS (0.6-1.4x), each silent with lips at rest while the other speaks")
   parser.add_argument("--face-px", type=float, default=None, metavar="PX",
                       help="wide shots: the speaker's face height in pixels (default: drawn from 24..48)")
-  parser.add_argument("--json", action="store_true", help="print a JSON summary to stdout")
+  options.add_json(parser)
 
 
 def _numbers(flag: str, values: list[str], kind: type = int) -> list:

@@ -72,7 +72,9 @@ def train_batches(config: ml_collections.ConfigDict, stage: ml_collections.Confi
 
   Yields dicts of host arrays, b = stage.batch_size / process_count rows: video uint8 [b, 5, 48, 96, 3],
   audio float32 [b, 1+N, 80, 16], audio_mask bool [b, 1+N], offsets int32 [b, 1+N] and audio_ids int32
-  [b, 1+N, 2] (record index, window start frame; equal ids are the same audio, see loss.py).
+  [b, 1+N, 2] (record index, window start frame; equal ids are the same audio, see loss.py). With
+  config.data.clip_frames = (lo, hi): video [b, hi, 48, 96, 3], audio [b, 1+N, 80, ceil(3.2 hi)] and video_mask
+  bool [b, hi] (windows.ExampleSampler).
   start: global batches already consumed (a resumed stage's step). process_index / process_count default to
   jax's.
   """
@@ -82,7 +84,8 @@ def train_batches(config: ml_collections.ConfigDict, stage: ml_collections.Confi
   windows = config.data.windows_per_record
   records = records_per_process_batch(stage.batch_size, windows, process_count)
   sampler = ExampleSampler(WindowSpec.from_config(config.preprocess), stage.num_negatives, stage.min_offset,
-                           stage.max_offset, Augment.from_config(config.data.augment), windows)
+                           stage.max_offset, Augment.from_config(config.data.augment), windows,
+                           tuple(config.data.get("clip_frames", ())) or None)
   ds = grain.MapDataset.source(source).map_with_index(_WithRecordIndex(len(source)))
   ds = ds.shuffle(seed=seed).repeat()
   if features := record_features(config.preprocess):  # SyncNet: MFCCs from the raw audio

@@ -13,7 +13,8 @@ import dataclasses
 import ml_collections
 import numpy as np
 
-from modeformer_jax.media.logmel import mel_window_start
+from modeformer_jax.data.features import features_field
+from modeformer_jax.media.logmel import mel_frames_covering, mel_window_start
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,18 +25,31 @@ class WindowSpec:
   mel_frames_per_second: int = 80
   fps: int = 25
   mouth_row_start: int = 48
+  features: str = "mel"  # the record field audio windows are cut from: "mel" (log-mel) or "mfcc" (SyncNet)
 
   @classmethod
   def from_config(cls, pp: ml_collections.ConfigDict) -> "WindowSpec":
     return cls(pp.video_window_frames, pp.mel_window_frames, pp.mel_frames_per_second, int(pp.fps),
-               pp.mouth_row_start)
+               pp.mouth_row_start, features_field(pp))
 
-  def num_starts(self, num_frames: int, num_mel: int) -> int:
-    """Number of window starts f = 0..L-1 whose video and audio windows both lie inside the record."""
+  def num_windows(self, num_frames: int, num_features: int, num_samples: int | None = None,
+                  samples_per_frame: int = 640) -> int:
+    """Windows f = 0..n-1 whose video window and audio window both lie inside the record (num_features audio
+    feature frames); with num_samples (raw audio), also inside the L = min(frames, samples // samples_per_frame)
+    frames that have audio (SPEC section 5)."""
     by_video = num_frames - self.video_frames + 1
-    # Largest f with mel_start(f) + mel_frames <= num_mel.
-    by_audio = ((num_mel - self.mel_frames) * self.fps) // self.mel_frames_per_second + 1
+    # Largest f with mel_start(f) + mel_frames <= num_features.
+    by_audio = ((num_features - self.mel_frames) * self.fps) // self.mel_frames_per_second + 1
+    if num_samples is not None:
+      by_video = min(by_video, num_samples // samples_per_frame - self.video_frames + 1)
     return max(0, min(by_video, by_audio))
+
+  num_starts = num_windows  # the old name, while callers move
+
+  def clip(self, video_frames: int) -> "WindowSpec":
+    """The geometry of clips of `video_frames` frames with the audio that covers them (ceil(3.2 T) mel frames)."""
+    return dataclasses.replace(self, video_frames=video_frames, mel_frames=mel_frames_covering(
+        video_frames, self.mel_frames_per_second, self.fps))
 
   def audio_windows(self, mel: np.ndarray, frames: np.ndarray) -> np.ndarray:
     """mel [M, F] (time-major, as stored), frames [K] -> [K, F, mel_frames] (frequency, time) float32."""
@@ -102,6 +116,10 @@ class ExampleSampler:
   frame) of each audio window, -1 where masked; two windows with the same id are the same audio, which the
   loss must not count as a negative (windows of one record drawn at overlapping positions). With windows > 1,
   each array gets a leading [windows] axis: windows drawn from one record read.
+
+  With clip_frames = (lo, hi) (variable-length models, AVST): a clip of T frames, T drawn uniformly from
+  lo..hi (fewer where the record is too short), and its audio windows of ceil(3.2 T) mel frames, zero-padded to
+  hi frames and ceil(3.2 hi) mel frames, with video_mask bool [hi] (the first T frames True).
   """
   spec: WindowSpec
   num_negatives: int
@@ -109,6 +127,7 @@ class ExampleSampler:
   max_offset: int
   augment: Augment = Augment()
   windows: int = 1
+  clip_frames: tuple[int, int] | None = None
 
   def __call__(self, record: dict, rng: np.random.Generator) -> dict:
     if self.windows == 1:
@@ -117,8 +136,13 @@ class ExampleSampler:
     return {k: np.stack([e[k] for e in examples]) for k in examples[0]}
 
   def one(self, record: dict, rng: np.random.Generator) -> dict:
-    crops, mel = record["crops"], record["mel"]
-    num_starts = self.spec.num_starts(len(crops), len(mel))
+    crops, mel = record["crops"], record[self.spec.features]
+    spec = self.spec
+    if self.clip_frames:
+      spec = spec.clip(int(rng.integers(self.clip_frames[0], self.clip_frames[1] + 1)))
+      while spec.video_frames > self.clip_frames[0] and spec.num_windows(len(crops), len(mel)) < 1:
+        spec = spec.clip(spec.video_frames - 1)
+    num_starts = spec.num_windows(len(crops), len(mel))
     if num_starts < 1:
       raise ValueError(f"record {record.get('id', '?')}: too short for one window "
                        f"({len(crops)} frames, {len(mel)} mel frames)")
@@ -129,8 +153,21 @@ class ExampleSampler:
     frames[1:1 + len(offsets)] += offsets
     mask = np.arange(k) < 1 + len(offsets)
     # A slice, so lazily decoded JPEG crops (records.JpegFrames) decode these 5 frames only.
-    video = self.augment.video(crops[start:start + self.spec.video_frames], self.spec.mouth_row_start, rng)
-    audio = self.augment.audio(self.spec.audio_windows(mel, frames), rng)
+    video = self.augment.video(crops[start:start + spec.video_frames], spec.mouth_row_start, rng)
+    audio = self.augment.audio(spec.audio_windows(mel, frames), rng)
     ids = np.where(mask[:, None], np.stack([np.full(k, record["index"]), frames], axis=1), -1)
-    return {"video": video, "audio": audio, "audio_mask": mask,
-            "offsets": np.where(mask, frames - start, 0).astype(np.int32), "audio_ids": ids.astype(np.int32)}
+    example = {"video": video, "audio": audio, "audio_mask": mask,
+               "offsets": np.where(mask, frames - start, 0).astype(np.int32), "audio_ids": ids.astype(np.int32)}
+    if self.clip_frames:
+      longest = self.spec.clip(self.clip_frames[1])
+      example["video"] = _pad_axis(video, 0, longest.video_frames)
+      example["audio"] = _pad_axis(audio, 2, longest.mel_frames)
+      example["video_mask"] = np.arange(longest.video_frames) < spec.video_frames
+    return example
+
+
+def _pad_axis(x: np.ndarray, axis: int, size: int) -> np.ndarray:
+  """x zero-padded at the end of `axis` to `size`."""
+  pad = [(0, 0)] * x.ndim
+  pad[axis] = (0, size - x.shape[axis])
+  return np.pad(x, pad)

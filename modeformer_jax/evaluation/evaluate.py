@@ -9,8 +9,10 @@ passes, kept to prove that both give the same numbers and to measure the saving 
 
 Usable length: L = min(frames, samples // (sample_rate / fps)) with samples = len(record["audio"]); records
 without raw audio use the mel length, samples = (M - 1) * hop_length, the fewest
-samples that give M mel frames (log_mel returns M = 1 + samples // hop), so L is never overstated. Videos
-with L < 5 + 2S frames are skipped and listed: none of their windows has the whole band inside.
+samples that give M mel frames (log_mel returns M = 1 + samples // hop), so L is never overstated. Every
+video with at least one window (L >= 6) is scored, however short, as VocaLiST's test script does; a video
+with fewer than 2S windows also gets each window's score against an all-zero audio window, which the script
+scores its candidates past the end against (protocol.py, quirk 1). Shorter videos are skipped and listed.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from modeformer_jax.data.features import record_features
 from modeformer_jax.errors import UserError
 from modeformer_jax.evaluation import protocol
 from modeformer_jax.evaluation.protocol import CLIP_LENGTHS
-from modeformer_jax.inference import (SyncModel, audio_windows, load_sync_model, num_windows, offset_similarities,
-                                      pair_scores, video_windows)
+from modeformer_jax.inference import (SyncModel, audio_windows, load_sync_model, offset_similarities, pair_scores,
+                                      video_windows)
 
 # Encoder rows gathered from consecutive videos before encoding: padding is paid once per group, not once per
 # video, and a group's uint8 video windows stay under ~300 MB (4096 ModEFormer mouth windows; SyncNet's whole
@@ -43,7 +45,8 @@ GROUP_BYTES = 4096 * 5 * 48 * 96 * 3
 class VideoScores:
   id: str
   length: int          # L: usable frames
-  scores: np.ndarray   # float32 [L - 4, 2S+1]; NaN where the candidate lies outside the utterance
+  scores: np.ndarray   # float32 [n, 2S+1], n = L - 5 windows; NaN where the candidate lies outside the utterance
+  padded: np.ndarray | None = None  # float32 [n]: each window against all-zero audio, where n < 2S (else None)
 
 
 def _samples(record: dict, pp: ml_collections.ConfigDict) -> int:
@@ -61,27 +64,38 @@ def _band_pairs(count: int, max_offset: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _jobs(model: SyncModel, records: Sequence[dict], indices: Iterable[int], max_offset: int, naive: bool,
           skipped: list[dict], bar: tqdm.tqdm) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
-  """(key, video encoder inputs, audio encoder inputs) per usable video; short ones go to `skipped`."""
+  """(key, video encoder inputs, audio encoder inputs) per usable video; those without a window go to `skipped`.
+
+  A video with fewer than 2S windows needs its windows' scores against all-zero audio (protocol.py, quirk 1):
+  one zero audio window after its own (naive mode: a (window, zero audio) pair per window after the band's).
+  """
   pp, spec = model.config.preprocess, model.spec
   samples_per_frame = pp.sample_rate // int(pp.fps)
-  needed = spec.video_frames + 2 * max_offset
   features = record_features(pp)
   for i in indices:
     record = features(records[i]) if features else records[i]
     vid = str(record.get("id", f"#{i}"))
     frames, samples = len(record["crops"]), _samples(record, pp)
-    # SyncNet's MFCC windows end one frame before the log-mel ones (L - 5 windows, as syncnet_python has).
-    count = min(num_windows(frames, samples, spec, samples_per_frame), spec.num_starts(frames, len(record["mel"])))
-    if count + spec.video_frames - 1 < needed:
+    length = min(frames, samples // samples_per_frame)
+    count = min(protocol.num_windows(length, spec.video_frames),
+                spec.num_windows(frames, len(record[spec.features])))
+    if count < 1:
       skipped.append({"id": vid, "reason": f"too short: {frames} frames, audio for {samples // samples_per_frame} "
-                      f"frames; the +-{max_offset} band needs {needed}"})
+                      f"frames; the protocol needs {spec.video_frames + 1} for one window"})
       bar.update(1)
       continue
-    video, audio = video_windows(record["crops"], count, spec), audio_windows(record["mel"], count, spec)
+    video, audio = video_windows(record["crops"], count, spec), audio_windows(record[spec.features], count, spec)
+    with_padded = count < 2 * max_offset
+    zero = np.zeros_like(audio[:1])
     if naive:
       f, d = _band_pairs(count, max_offset)
-      video, audio = video[f], audio[f + d]
-    yield (vid, count + spec.video_frames - 1, count), video, audio
+      if with_padded:
+        video, audio = np.concatenate([video[f], video]), np.concatenate([audio[f + d], np.repeat(zero, count, 0)])
+      else:
+        video, audio = video[f], audio[f + d]
+    elif with_padded:
+      audio = np.concatenate([audio, zero])
+    yield (vid, count + spec.video_frames, count, with_padded), video, audio
 
 
 def _embed_grouped(model: SyncModel, jobs: Iterator[tuple[Any, np.ndarray, np.ndarray]]
@@ -119,8 +133,8 @@ def _score_pairs(model: SyncModel, jobs: Iterator[tuple[Any, np.ndarray, np.ndar
 
 def utterance_scores(model: SyncModel, records: Sequence[dict], *, max_offset: int = 15, naive: bool = False,
                      limit: int | None = None, progress: bool = False) -> tuple[list[VideoScores], list[dict]]:
-  """Scores [L-4, 2S+1] of every usable video of `records` (the first `limit`), and the skipped ones
-  ({"id", "reason"}). Both modes give the same scores up to float rounding.
+  """Scores [L-5, 2S+1] (and padded scores, see VideoScores) of every usable video of `records` (the first
+  `limit`), and the skipped ones ({"id", "reason"}). Both modes give the same scores up to float rounding.
 
   Cross-modal models (VocaLiST) run their transformers and classifier once per pair in both modes; the
   default mode computes their CNN front-end tokens once per window (as embeddings are), the naive one runs
@@ -133,17 +147,27 @@ def utterance_scores(model: SyncModel, records: Sequence[dict], *, max_offset: i
   with tqdm.tqdm(total=total, desc="eval" + (" (naive)" if naive else ""), unit="video", file=sys.stderr,
                  disable=not progress, dynamic_ncols=True) as bar:
     jobs = _jobs(model, records, range(total), max_offset, naive, skipped, bar)
-    for (vid, length, count), v, a in (_score_pairs if naive and pairwise else _embed_grouped)(model, jobs):
+    for (vid, length, count, with_padded), v, a in (_score_pairs if naive and pairwise else _embed_grouped)(
+        model, jobs):
+      padded = None
       if naive or pairwise:
         f, d = _band_pairs(count, max_offset)
-        scores = np.full((count, 2 * max_offset + 1), np.nan, np.float32)
         if naive:
-          scores[f, d + max_offset] = v if pairwise else pair_scores(v, a, model.scoring)
-        else:
-          scores[f, d + max_offset] = model.classify(v[f], a[f + d])
+          values = v if pairwise else pair_scores(v, a, model.scoring)
+        else:  # front-end tokens: the band's pairs, then each window with the zero audio window a[count]
+          pair_v, pair_a = v[f], a[f + d]
+          if with_padded:
+            pair_v, pair_a = np.concatenate([pair_v, v]), np.concatenate([pair_a, np.repeat(a[count:], count, 0)])
+          values = model.classify(pair_v, pair_a)
+        scores = np.full((count, 2 * max_offset + 1), np.nan, np.float32)
+        scores[f, d + max_offset] = values[:len(f)]
+        if with_padded:
+          padded = values[len(f):]
       else:
-        scores = offset_similarities(v, a, max_offset, model.scoring)
-      out.append(VideoScores(vid, length, scores))
+        scores = offset_similarities(v, a[:count], max_offset, model.scoring)
+        if with_padded:
+          padded = pair_scores(v, a[count], model.scoring).astype(np.float32)
+      out.append(VideoScores(vid, length, scores, padded))
       bar.update(1)
   return out, skipped
 
@@ -166,11 +190,17 @@ def evaluate(model: SyncModel, records: Sequence[dict], *, clip_lengths: Sequenc
                                      progress=progress)
   seconds = time.perf_counter() - start
   _check_usable(videos, skipped, what)
-  results = protocol.protocol_results([v.scores for v in videos], clip_lengths, model.spec.video_frames)
+  results = protocol.protocol_results([v.scores for v in videos], clip_lengths, model.spec.video_frames,
+                                      [v.padded for v in videos])
   per_video = results.pop("per_video")
   offsets = results.pop("video_offsets")
   windows = sum(len(v.scores) for v in videos)
-  passes = sum(int(np.isfinite(v.scores).sum()) for v in videos) if naive else windows
+  padded_rows = sum(len(v.padded) for v in videos if v.padded is not None)
+  if naive:  # a pass of both encoders per pair of the band and per (window, zero audio) pair
+    pairs = sum(int(np.isfinite(v.scores).sum()) for v in videos) + padded_rows
+    passes = {"video": pairs, "audio": pairs}
+  else:  # a pass per window, and one zero audio window per video that needs it
+    passes = {"video": windows, "audio": windows + sum(v.padded is not None for v in videos)}
   return {
       "model": {"source": model.source, "step": model.step, "name": model.config.model.name,
                 "temporal": model.config.model.get("temporal"), "objective": model.config.model.get("objective"),
@@ -180,9 +210,13 @@ def evaluate(model: SyncModel, records: Sequence[dict], *, clip_lengths: Sequenc
       "protocol": {
           "max_offset": max_offset, "tolerance": protocol.TOLERANCE, "window_frames": model.spec.video_frames,
           "fps": float(model.config.preprocess.fps),
+          "reference": "VocaLiST's test_lrs2.py, its short-video quirks included (evaluation/protocol.py)",
           "length": "L = min(frames, samples // 640); samples = len(audio), or (mel frames - 1) * hop without audio",
-          "missing_candidates": "-inf (worst), also in every K-frame mean that includes them",
-          "context": "K frames: mean of windows f-(K-5)//2 .. f+(K-5)//2, clipped to the video",
+          "windows": "L - 5 per video (starts 0 .. L-6); every video with one counts",
+          "missing_candidates": "-1000, also inside K-frame means; with fewer than 2S windows the rows f < S score "
+                                "candidates past the end against all-zero audio",
+          "context": "K frames: mean of windows f-(K-5)//2 .. f+(K-5)//2, clipped to the video; with fewer than "
+                     "K-5 windows, K-5 rows (the truncated means at the centres 0..h-1 and n-h..n-1)",
           "offsets": "AV offsets as `modeformer sync` reports them: > 0 when the audio leads the video",
           "video_offset": "the offset whose mean score over the windows that have it is highest",
       },
@@ -192,7 +226,7 @@ def evaluate(model: SyncModel, records: Sequence[dict], *, clip_lengths: Sequenc
                   "accuracy": {k: acc[i] for k, acc in per_video.items()}}
                  for i, (v, o) in enumerate(zip(videos, offsets))],
       "skipped": skipped,
-      "encoder_windows": {"video": passes, "audio": passes},
+      "encoder_windows": passes,
       "seconds": seconds,
   }
 
@@ -228,12 +262,12 @@ def open_records(config: ml_collections.ConfigDict, split: str, data_dir: str | 
                   "split": split, "description": f"{source.path} split '{split}'"}
 
 
-def evaluate_run(path: str, *, checkpoint: str | int = "last", split: str = "test", data_dir: str | None = None,
+def evaluate_run(path: str, *, which: str | int = "last", split: str = "test", data_dir: str | None = None,
                  dataset: str | None = None, clip_lengths: Sequence[int] = CLIP_LENGTHS, max_offset: int = 15,
                  naive: bool = False, limit: int | None = None, batch_size: int = 64,
                  progress: bool = False) -> dict:
   """evaluate() of a run folder's checkpoint (or an exported model folder) on a split."""
-  model = load_sync_model(path, checkpoint, batch_size=batch_size)
+  model = load_sync_model(path, which, batch_size=batch_size)
   records, data = open_records(model.config, split, data_dir, dataset)
   return evaluate(model, records, clip_lengths=clip_lengths, max_offset=max_offset, naive=naive, limit=limit,
                   progress=progress, data=data)
@@ -255,6 +289,7 @@ def validation_metrics(model: SyncModel, records: Sequence[dict], clip_lengths: 
   in-memory subset."""
   videos, skipped = utterance_scores(model, records, max_offset=max_offset)
   _check_usable(videos, skipped, "validation records")
-  results = protocol.protocol_results([v.scores for v in videos], clip_lengths, model.spec.video_frames)
+  results = protocol.protocol_results([v.scores for v in videos], clip_lengths, model.spec.video_frames,
+                                      [v.padded for v in videos])
   return {**{f"val_accuracy_{k}": results["clip_lengths"][str(k)]["accuracy"] for k in clip_lengths},
           "val_videos": len(videos)}

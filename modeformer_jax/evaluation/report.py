@@ -36,10 +36,11 @@ SYNCNET_LABELS = {"contrastive": "SyncNet", "multiway": "PM", "infonce": "SyncNe
 
 
 def model_label(results: dict) -> str:
-  """The system's name in Table 1 terms (SyncNet, PM, VocaLiST, ModEFormer, 3D-SyncNet for the temporal
+  """The system's name in Table 1 terms (SyncNet, PM, VocaLiST, AVST, ModEFormer, 3D-SyncNet for the temporal
   pooling ablation), with the checkpoint step."""
   model = results["model"]
-  name = {"syncnet": SYNCNET_LABELS.get(model.get("objective"), "SyncNet"), "vocalist": "VocaLiST"}.get(
+  name = {"syncnet": SYNCNET_LABELS.get(model.get("objective"), "SyncNet"), "vocalist": "VocaLiST",
+          "avst": "AVST"}.get(
       model.get("name"), "3D-SyncNet" if model.get("temporal") == "pool" else "ModEFormer")
   step = model["step"]
   return f"{name} (ours{'' if step is None else f', step {step}'})"

@@ -38,6 +38,12 @@ def log_mel(audio: np.ndarray, cfg) -> np.ndarray:
   return out.astype(np.float32)
 
 
+def mel_frames_covering(video_frames, mel_frames_per_second: int, fps: int):
+  """Mel frames of the audio of `video_frames` video frames: ceil(frames * 80 / 25), 16 for the 5-frame window of
+  SPEC 1. Integer arithmetic, so exact; works elementwise on integer numpy and jax arrays."""
+  return -(-video_frames * mel_frames_per_second // fps)
+
+
 def mel_window_start(frame: int | np.ndarray, cfg) -> int | np.ndarray:
   """First mel frame of the audio window aligned with the video window starting at `frame` (SPEC 1).
 

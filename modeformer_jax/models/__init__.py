@@ -5,11 +5,12 @@ from __future__ import annotations
 import ml_collections
 from flax import nnx
 
+from modeformer_jax.models.avst import AVST
 from modeformer_jax.models.modeformer import ModEFormer
 from modeformer_jax.models.syncnet import SyncNet
 from modeformer_jax.models.vocalist import VocaLiST
 
-MODELS = {"modeformer": ModEFormer, "syncnet": SyncNet, "vocalist": VocaLiST}
+MODELS = {"modeformer": ModEFormer, "syncnet": SyncNet, "vocalist": VocaLiST, "avst": AVST}
 
 
 def build_model(cfg: ml_collections.ConfigDict, seed: int = 0) -> nnx.Module:

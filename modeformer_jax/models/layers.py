@@ -138,8 +138,9 @@ class ConvBlock(nnx.Module):
     self.bn = nnx.BatchNorm(out_features, momentum=bn_momentum, epsilon=1e-5, dtype=dtype, rngs=rngs)
     self.residual = residual
 
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
-    y = self.bn(self.conv(x), use_running_average=not train)
+  def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
+    """mask: bool, broadcastable to the output; BatchNorm's batch statistics count only where it is True."""
+    y = self.bn(self.conv(x), use_running_average=not train, mask=mask)
     if self.residual:
       y = y + x
     return jax.nn.relu(y)
@@ -187,20 +188,21 @@ class EncoderLayer(nnx.Module):
     self.activation = _ACTIVATIONS[activation]
     self.norm_first = norm_first
 
-  def _attend(self, x, deterministic, rngs):
-    y = self.attn(x, deterministic=deterministic, rngs=rngs)
+  def _attend(self, x, mask, deterministic, rngs):
+    y = self.attn(x, mask=mask, deterministic=deterministic, rngs=rngs)
     return self.dropout(y, deterministic=deterministic, rngs=rngs)
 
   def _mlp(self, x, deterministic, rngs):
     y = self.dropout(self.activation(self.mlp_in(x)), deterministic=deterministic, rngs=rngs)
     return self.dropout(self.mlp_out(y), deterministic=deterministic, rngs=rngs)
 
-  def __call__(self, x: jax.Array, *, deterministic: bool, rngs: nnx.Rngs | None) -> jax.Array:
-    """x: [B, L, width] -> [B, L, width]."""
+  def __call__(self, x: jax.Array, *, deterministic: bool, rngs: nnx.Rngs | None,
+               mask: jax.Array | None = None) -> jax.Array:
+    """x: [B, L, width] -> [B, L, width]; mask: bool [B, 1, L, L] (or broadcastable), query i sees key j where True."""
     if self.norm_first:
-      x = x + self._attend(self.ln1(x), deterministic, rngs)
+      x = x + self._attend(self.ln1(x), mask, deterministic, rngs)
       return x + self._mlp(self.ln2(x), deterministic, rngs)
-    x = self.ln1(x + self._attend(x, deterministic, rngs))
+    x = self.ln1(x + self._attend(x, mask, deterministic, rngs))
     return self.ln2(x + self._mlp(x, deterministic, rngs))
 
 

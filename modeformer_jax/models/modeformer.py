@@ -50,7 +50,7 @@ def audio_cnn_table(w: Sequence[int]) -> list[tuple]:
 
 
 # A block's forward pass recomputed in the backward pass instead of stored (model.remat).
-_rematerialised = nnx.remat(lambda layer, x, train: layer(x, train=train), static_argnums=(2,))
+_rematerialised = nnx.remat(lambda layer, x, mask, train: layer(x, train=train, mask=mask), static_argnums=(3,))
 
 
 class CNN(nnx.Module):
@@ -63,9 +63,14 @@ class CNN(nnx.Module):
         for row in table])
     self.remat = remat
 
-  def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+  def __call__(self, x: jax.Array, *, train: bool, mask: jax.Array | None = None) -> jax.Array:
+    """mask: bool, broadcastable to every block's output (padded time steps False; AVST's variable-length
+    clips): each block's output is zeroed there, so the next block sees what its zero padding would give, and
+    BatchNorm's batch statistics leave those steps out."""
     for block in self.blocks:
-      x = _rematerialised(block, x, train) if self.remat and train else block(x, train=train)
+      x = _rematerialised(block, x, mask, train) if self.remat and train else block(x, train=train, mask=mask)
+      if mask is not None:
+        x = jnp.where(mask, x, 0)
     return x
 
 

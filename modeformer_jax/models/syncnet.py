@@ -23,7 +23,7 @@ from flax import nnx
 
 from modeformer_jax.models.layers import ConvBlock, TemperatureMixin, l2_normalize
 
-OBJECTIVES = ("contrastive", "infonce", "multiway")
+SYNCNET_OBJECTIVES = ("contrastive", "infonce", "multiway")  # of loss.OBJECTIVES, those that train embeddings
 
 
 # (in, out, kernel, stride, padding, max-pool (window, stride, padding) or None); lip rows are (T, H, W).

@@ -2,7 +2,7 @@
 
 The model is compiled once (fixed batch size) and stays in the main process; workers never import jax. A
 worker returns a file's crops and mel (about 40 MB per minute of video), the main process embeds and scores
-them. At most 2 x jobs files are in flight, so memory stays bounded however many files there are. Results
+them. At most 2 x workers files are in flight, so memory stays bounded however many files there are. Results
 come back in input order. A file that fails becomes a Failure with a one-line reason; the others go on.
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 from modeformer_jax import atomic
 from modeformer_jax.errors import UserError
 from modeformer_jax.media.decode import MediaError
-from modeformer_jax.sync.detect import Prepared, SyncResult, prepare, score
+from modeformer_jax.sync.detect import ModelInputs, SyncResult, model_inputs, score
 from modeformer_jax.sync.timeline import TimelineOptions
 
 if TYPE_CHECKING:
@@ -72,27 +72,27 @@ def find_inputs(inputs: Sequence[str]) -> list[Item]:
   return items
 
 
-def _prepare_safe(path: str, pp: ml_collections.ConfigDict, face_centered: bool, max_offset: int,
-                  chunk_mb: float, max_faces: int) -> Prepared | Failure:
-  """prepare() that reports instead of raising (exceptions with custom __init__ do not survive pickling)."""
+def _inputs_or_failure(path: str, pp: ml_collections.ConfigDict, face_centered: bool, max_offset: int,
+                       chunk_mb: float, max_faces: int) -> ModelInputs | Failure:
+  """model_inputs() that reports instead of raising (exceptions with custom __init__ do not survive pickling)."""
   try:
-    return prepare(path, pp, face_centered=face_centered, max_offset=max_offset, chunk_mb=chunk_mb,
-                   max_faces=max_faces)
+    return model_inputs(path, pp, face_centered=face_centered, max_offset=max_offset, chunk_mb=chunk_mb,
+                        max_faces=max_faces)
   except UserError as e:
     return Failure.of(path, e)
   except Exception as e:  # a decoder or detector bug on one file must not end a batch of thousands
     return Failure(path, f"internal error: {type(e).__name__}: {e}")
 
 
-def _prepared(work: Callable[[str], Prepared | Failure], paths: Sequence[str],
-              jobs: int) -> Iterator[Prepared | Failure]:
-  """work(path) for every path, in order: in this process (jobs 0) or `jobs` worker processes.
+def _in_workers(work: Callable[[str], ModelInputs | Failure], paths: Sequence[str],
+                workers: int) -> Iterator[ModelInputs | Failure]:
+  """work(path) for every path, in order: in this process (workers 0) or `workers` worker processes.
 
   A worker that dies (a decoder crash, the out-of-memory killer) takes the pool with it. The file being
   waited for is then tried once more alone in a fresh pool, so the blame lands on the file that causes it;
   the other files go on in that fresh pool.
   """
-  if jobs == 0:
+  if workers == 0:
     yield from map(work, paths)
     return
   # forkserver: the main process holds jax's threads, which a fork would copy in an unknown state.
@@ -103,8 +103,8 @@ def _prepared(work: Callable[[str], Prepared | Failure], paths: Sequence[str],
       for attempt in range(2):
         try:
           if pool is None:
-            pool, pending = concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context), {}
-          for k in range(i, min(i + (2 * jobs if attempt == 0 else 1), len(paths))):
+            pool, pending = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context), {}
+          for k in range(i, min(i + (2 * workers if attempt == 0 else 1), len(paths))):
             if k not in pending:
               pending[k] = pool.submit(work, paths[k])
           result = pending.pop(i).result()
@@ -120,28 +120,28 @@ def _prepared(work: Callable[[str], Prepared | Failure], paths: Sequence[str],
 
 
 def detect_many(model: SyncModel, paths: Sequence[str], *, face_centered: bool = False, max_offset: int = 15,
-                jobs: int = 0, chunk_mb: float = 1024.0, max_faces: int = 4, timeline: TimelineOptions | None = None,
-                desc: str = "sync") -> Iterator[SyncResult | Failure]:
+                workers: int = 0, chunk_mb: float = 1024.0, max_faces: int = 4,
+                timeline: TimelineOptions | None = None, desc: str = "sync") -> Iterator[SyncResult | Failure]:
   """One SyncResult or Failure per path, in order, with a tqdm bar on stderr (when it is a terminal).
 
-  chunk_mb bounds the decoded frames each file holds at once, max_faces the faces scored (see detect.prepare);
-  timeline: each file's offsets over time (see detect.score).
+  chunk_mb bounds the decoded frames each file holds at once, max_faces the faces scored (see
+  detect.model_inputs); timeline: each file's offsets over time (see detect.score).
   """
   from functools import partial
 
   from tqdm import tqdm
 
-  work = partial(_prepare_safe, pp=model.config.preprocess, face_centered=face_centered, max_offset=max_offset,
+  work = partial(_inputs_or_failure, pp=model.config.preprocess, face_centered=face_centered, max_offset=max_offset,
                  chunk_mb=chunk_mb, max_faces=max_faces)
   with tqdm(total=len(paths), desc=desc, unit="file", file=sys.stderr, disable=None) as bar:
-    for prepared in _prepared(work, list(paths), jobs):
-      if isinstance(prepared, Prepared):
+    for result in _in_workers(work, list(paths), workers):
+      if isinstance(result, ModelInputs):
         try:
-          prepared = score(model, prepared, max_offset, timeline)
+          result = score(model, result, max_offset, timeline)
         except UserError as e:
-          prepared = Failure.of(prepared.path, e)
+          result = Failure.of(result.path, e)
       bar.update()
-      yield prepared
+      yield result
 
 
 # ---------------------------------------------------------------------------------------------------------

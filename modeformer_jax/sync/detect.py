@@ -1,4 +1,4 @@
-"""Offset detection on one video: decode -> faces -> crops -> log-mel (`prepare`, no model, runs in worker
+"""Offset detection on one video: decode -> faces -> crops -> log-mel (`model_inputs`, no model, runs in worker
 processes) -> embeddings -> per-window scores -> syncnet_python numbers and the offset histogram (`score`,
 with the model, in the main process).
 
@@ -32,11 +32,11 @@ _VIDEO_CHUNK = 1024
 
 
 @dataclasses.dataclass
-class Prepared:
+class ModelInputs:
   """What the model needs from one file; made without the model. T frames at the model's rate (25 fps)."""
   path: str
   faces: list[FaceCrops]  # every face tracked (the one whose mouth moves most first); face_centered: the frame
-  mel: np.ndarray  # float32 [M, F] audio features of the T frames (log-mel [M, 80], SyncNet: MFCC [M, 13])
+  features: np.ndarray  # float32 [M, F] audio features of the T frames (log-mel [M, 80], SyncNet: MFCC [M, 13])
   num_frames: int  # T
   face_centered: bool  # whole frame taken as the face, no detection
   num_tracks: int  # the most face tracks found in one chunk (0 with face_centered)
@@ -58,8 +58,8 @@ def min_frames(max_offset: int, window: int = 5) -> int:
   return window + 2 * max_offset
 
 
-def prepare(path: str, pp: ml_collections.ConfigDict, *, face_centered: bool = False,
-            max_offset: int = 15, chunk_mb: float = 1024.0, max_faces: int = 4) -> Prepared:
+def model_inputs(path: str, pp: ml_collections.ConfigDict, *, face_centered: bool = False,
+                      max_offset: int = 15, chunk_mb: float = 1024.0, max_faces: int = 4) -> ModelInputs:
   """Decodes `path` (any rate -> pp.fps, any audio -> pp.sample_rate mono), finds the faces, crops, log-mel.
 
   Faces: with face_centered the whole frame is the face (LRS2-style crops, pp.lrs2_box), as `modeformer prep`
@@ -113,10 +113,10 @@ def prepare(path: str, pp: ml_collections.ConfigDict, *, face_centered: bool = F
           "audio_streams": media.audio_streams, "video_seconds": round(media.video_seconds, 3),
           "audio_seconds": round(media.audio_seconds, 3), "width": size[0], "height": size[1]}
   tick = time.perf_counter()
-  mel = audio_features(media.audio[:num_frames * hop], pp)  # log-mel, or MFCC for SyncNet
+  features = audio_features(media.audio[:num_frames * hop], pp)  # log-mel, or MFCC for SyncNet
   timings["mel"] = time.perf_counter() - tick
   heights = found[0].boxes[found[0].valid, 3]
-  return Prepared(path=path, faces=found, mel=mel, num_frames=num_frames, face_centered=face_centered,
+  return ModelInputs(path=path, faces=found, features=features, num_frames=num_frames, face_centered=face_centered,
                   num_tracks=0 if face_centered else stitcher.max_tracks,
                   face_px=float(np.median(heights)) if heights.size else 0.0, info=info, timings=timings)
 
@@ -256,9 +256,9 @@ def _track_json(index: int, start: int, boxes: np.ndarray) -> dict[str, Any]:
           "boxes": [[round(float(v), 1) for v in box] if ok else None for box, ok in zip(boxes, seen)]}
 
 
-def score(model: SyncModel, prepared: Prepared, max_offset: int = 15,
+def score(model: SyncModel, inputs: ModelInputs, max_offset: int = 15,
           timeline: timelines.TimelineOptions | None = None) -> SyncResult:
-  """Embeds every 5-frame window of a prepared file once per modality (the video once per face) and scores
+  """Embeds every 5-frame window of a file's inputs once per modality (the video once per face) and scores
   offsets -S..S.
 
   Windows that touch a frame without a face are dropped from every statistic. With model.syncnet_compat the
@@ -280,11 +280,11 @@ def score(model: SyncModel, prepared: Prepared, max_offset: int = 15,
                     "and has no embeddings for offset detection; evaluate it with `modeformer eval`")
   tick = time.perf_counter()
   spec = model.spec
-  path = prepared.path
-  # prepare cut the audio to the frames, so L = T (SPEC 5); SyncNet's MFCC windows reach one frame less far.
-  count = spec.num_starts(prepared.num_frames, len(prepared.mel))
-  audio = model.embed_audio(audio_windows(prepared.mel, count, spec))
-  embedded = [(face, _embed_face(model, face, count, audio.shape[1])) for face in prepared.faces]
+  path = inputs.path
+  # model_inputs cut the audio to the frames, so L = T (SPEC 5); SyncNet's MFCC windows reach one frame less far.
+  count = spec.num_windows(inputs.num_frames, len(inputs.features))
+  audio = model.embed_audio(audio_windows(inputs.features, count, spec))
+  embedded = [(face, _embed_face(model, face, count, audio.shape[1])) for face in inputs.faces]
   model_seconds = time.perf_counter() - tick
 
   tick = time.perf_counter()
@@ -303,7 +303,7 @@ def score(model: SyncModel, prepared: Prepared, max_offset: int = 15,
   for k, face in enumerate(scores):
     sims[chosen == k], distances[chosen == k] = face.sims[chosen == k], face.distances[chosen == k]
   window_ok = ~np.isnan(sims).all(axis=1)
-  valid = prepared.valid
+  valid = inputs.valid
   if not np.isfinite(sims).any(axis=0).all():
     raise MediaError(path, f"face found in {valid.mean():.0%} of the frames: too few 5-frame windows "
                      f"with a face throughout ({int(window_ok.sum())}) to score offsets up to +-{max_offset}")
@@ -311,17 +311,17 @@ def score(model: SyncModel, prepared: Prepared, max_offset: int = 15,
   histogram = syncnet_metrics.offset_histogram(sims)
   with np.errstate(all="ignore"):
     similarity = np.nanmean(sims, axis=0)
-  timings = {**prepared.timings, "model": model_seconds, "scoring": time.perf_counter() - tick}
+  timings = {**inputs.timings, "model": model_seconds, "scoring": time.perf_counter() - tick}
   return SyncResult(
       path=path, offset=scores.offset, fps=float(spec.fps), min_dist=scores.min_dist,
       confidence=scores.confidence, offsets=histogram.offsets, similarity=similarity[::-1],
       mdist=scores.mdist[::-1], histogram=histogram.counts, mode=histogram.mode,
       framewise_conf=scores.framewise_conf_filtered, windows_scored=int(window_ok.sum()), windows_total=count,
-      face_coverage=float(valid.mean()), num_tracks=prepared.num_tracks,
-      face_mode="centered" if prepared.face_centered else "detected", face_px=prepared.face_px,
-      small_face=prepared.face_px < with_face_defaults(model.config.preprocess).small_face_px,
-      num_frames=prepared.num_frames, info=prepared.info, timings=timings, crop_size=prepared.faces[0].crops.shape[1],
-      tracks=[] if prepared.face_centered else [(face.start, face.boxes) for face in prepared.faces],
+      face_coverage=float(valid.mean()), num_tracks=inputs.num_tracks,
+      face_mode="centered" if inputs.face_centered else "detected", face_px=inputs.face_px,
+      small_face=inputs.face_px < with_face_defaults(model.config.preprocess).small_face_px,
+      num_frames=inputs.num_frames, info=inputs.info, timings=timings, crop_size=inputs.faces[0].crops.shape[1],
+      tracks=[] if inputs.face_centered else [(face.start, face.boxes) for face in inputs.faces],
       timeline=found, timeline_shown=timeline is not None)
 
 
@@ -369,6 +369,9 @@ def _face_scores(model: SyncModel, face: FaceCrops, video: np.ndarray, audio: np
 
 
 def detect(model: SyncModel, path: str, *, face_centered: bool = False, max_offset: int = 15) -> SyncResult:
-  """prepare + score in this process: one file's report."""
-  return score(model, prepare(path, model.config.preprocess, face_centered=face_centered,
-                              max_offset=max_offset), max_offset)
+  """model_inputs + score in this process: one file's report."""
+  return score(model, model_inputs(path, model.config.preprocess, face_centered=face_centered,
+                                   max_offset=max_offset), max_offset)
+
+
+Prepared, prepare = ModelInputs, model_inputs  # the old names, while callers move

@@ -1,6 +1,6 @@
 """Every face of a file over its whole length, from the face tracks found chunk by chunk.
 
-`detect.prepare` decodes a file in chunks and media.faces tracks faces within each chunk. Here the tracks of
+`detect.model_inputs` decodes a file in chunks and media.faces tracks faces within each chunk. Here the tracks of
 consecutive chunks are joined into faces over the whole file (a face continues the one whose last box it
 overlaps, as the tracker links detections), each cropped only where it is on screen. The model then scores
 every face against the audio, so the face that speaks can be told from the ones that listen segment by

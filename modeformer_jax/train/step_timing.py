@@ -36,7 +36,7 @@ def time_step(config: ml_collections.ConfigDict, batch: int, steps: int, warmup:
   tx = optimizer(stage)
   state = init_state(model, tx, mesh)
   step = make_train_step(model, tx, mesh, state, negatives=stage.negatives, chunk_size=config.loss_chunk_size,
-                         seed=config.seed)
+                         seed=config.seed, symmetric=stage.get("symmetric", False))
   data = global_batch(random_batch(batch, stage.num_negatives), mesh)
   t = time.perf_counter()
   compiled = step.lower(state, data).compile()

@@ -77,13 +77,14 @@ def state_sharding(mesh: Mesh, state: TrainState) -> TrainState:
 
 
 def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, state: TrainState, *,
-                    negatives: str, chunk_size: int, seed: int) -> Callable:
+                    negatives: str, chunk_size: int, seed: int, symmetric: bool = False) -> Callable:
   """(state, global batch) -> (state, metrics). The input state's buffers are donated.
 
   The batch holds data/pipeline.py's arrays (audio_ids optional) and optionally "stop" bool [B]: each
   process's rows say whether it was asked to stop (SIGTERM); metrics["stop"] is then their logical or.
 
-  The loss is the model's objective (loss.objective_loss): InfoNCE over `negatives` for ModEFormer.
+  The loss is the model's objective (loss.objective_loss): InfoNCE over `negatives` for ModEFormer, with its
+  audio -> video rows too when `symmetric`.
 
   Dropout keys are fold_in(seed, step), so a resumed run draws the same masks as an uninterrupted one. A step
   whose loss or gradient is not finite leaves the state unchanged and reports finite=False; the trainer stops.
@@ -97,10 +98,11 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, 
     def loss_fn(params):
       rngs = nnx.Rngs(dropout=key)  # created inside the traced function, which mutates its counter
       net = model.merge(params, state.batch_stats)
-      outputs = net(batch["video"], batch["audio"], train=True, rngs=rngs)
+      clips = {"video_mask": batch["video_mask"]} if "video_mask" in batch else {}  # variable-length clips (AVST)
+      outputs = net(batch["video"], batch["audio"], train=True, rngs=rngs, **clips)
       loss, metrics = objective_loss(net, outputs, batch["audio_mask"], mesh=mesh, batch_axes=BATCH_AXES,
                                      negatives=negatives, chunk_size=chunk_size or None,
-                                     audio_ids=batch.get("audio_ids"))
+                                     audio_ids=batch.get("audio_ids"), symmetric=symmetric)
       stats = nnx.to_pure_dict(nnx.state(net, nnx.BatchStat))
       return loss, (metrics, stats)
 

@@ -115,7 +115,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
         resume_meta = None
       batches = train_batches(config, stage, seed=config.seed * 1000 + stage_index, start=stage_step)
       train_step = make_train_step(model, tx, mesh, state, negatives=stage.negatives,
-                                   chunk_size=config.loss_chunk_size, seed=config.seed)
+                                   chunk_size=config.loss_chunk_size, seed=config.seed,
+                                   symmetric=stage.get("symmetric", False))
       schedule = learning_rate(stage)
       logger.start_stage(stage.name, total=stage.steps, done=stage_step, batch_size=stage.batch_size)
 
