@@ -2,7 +2,8 @@
 
 Quality, on generated clips of several speakers: "found", the share of frames where a face track of
 media.faces.detect_faces is valid and on the speaker (box centre within 0.3 face heights of the generator's
-face box); "chosen", the share of frames where the track `sync` crops (sync.detect.pick_speaker's) is.
+face box); "chosen", the share of frames where the face sync.tracks ranks first (the mouth that moves most:
+the video-only guess at the speaker; `sync` scores every face against the audio) is.
 Two kinds of clip: close-ups (LRS3 framing, 224x224, the face ~140 px tall) and wide shots
 (data/synth/wide_shot.py: 454x256, the face 24-48 px tall, moving, a silent second face, a microphone, clutter).
 
@@ -26,7 +27,7 @@ from modeformer_jax.data import synth
 from modeformer_jax.data.synth import wide_shot
 from modeformer_jax.media import faces
 from modeformer_jax.media.preprocess_config import preprocess_config
-from modeformer_jax.sync.detect import pick_speaker
+from modeformer_jax.sync.tracks import Stitcher
 
 DETECTORS = ("blazeface", "haar")
 
@@ -63,7 +64,10 @@ def measure(detector: str, data: list[tuple[np.ndarray, np.ndarray]]) -> tuple[f
       return t.valid & (np.abs(t.boxes[:, :2] + t.boxes[:, 2:] / 2 - centre).max(axis=1) < 0.3 * truth[:, 3])
 
     found += int(np.any([on_speaker(t) for t in track.tracks] or [np.zeros(len(frames), bool)], axis=0).sum())
-    chosen_found += int(on_speaker(pick_speaker(frames, track, pp)[0]).sum())
+    stitcher = Stitcher(pp)
+    stitcher.add(frames, track)
+    ranked = stitcher.faces(len(frames))
+    chosen_found += int(on_speaker(ranked[0]).sum()) if ranked else 0
     frames_total += len(frames)
   return found / frames_total, chosen_found / frames_total, seconds / (frames_total / 25 / 60)
 

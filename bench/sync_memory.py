@@ -71,7 +71,7 @@ def child(video: str, setting: str, chunk_mb: float) -> None:
   with open("/proc/self/status") as status:
     peak_mb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
   print(json.dumps({"setting": setting, "peak_mb": peak_mb, "seconds": seconds,
-                    "coverage": float(prepared.valid.mean()), "frames": len(prepared.crops)}))
+                    "coverage": float(prepared.valid.mean()), "frames": prepared.num_frames}))
 
 
 def main(argv=None) -> int:

@@ -14,6 +14,7 @@ encoder once before timing.
                                                    # window: minutes per minute of video on 2 CPU cores)
   python bench/sync_speed.py --models tiny --video talk.mp4
   python bench/sync_speed.py --models tiny --size 1920x1080 --seconds 10   # 1080p wide shot
+  python bench/sync_speed.py --models tiny --timeline 10   # also: a timeline's windows embedded and cost
 
 stage_seconds() is the per-stage measurement on any model with SyncModel's interface (spec, config.preprocess,
 embed_video, embed_audio), so another backend (e.g. the exported PyTorch model) can be timed the same way.
@@ -33,6 +34,7 @@ from modeformer_jax.data.synth.wide_shot import render_wide_shot
 from modeformer_jax.inference import SyncModel
 from modeformer_jax.media.encode import write_video
 from modeformer_jax.sync.detect import model_inputs, score
+from modeformer_jax.sync.timeline import TimelineOptions
 from modeformer_jax.train.train_step import init_model
 
 # faces: detection and tracking; crop: the crops (of each candidate face where there are several).
@@ -83,6 +85,28 @@ def stage_seconds(model, video: str, *, face_centered: bool = False, max_offset:
   return dict(score(model, inputs, max_offset).timings)
 
 
+def timeline_cost(model, video: str, seconds: float, *, face_centered: bool = False,
+                  max_offset: int = 15) -> dict[str, dict[str, float]]:
+  """One pass over `video` without and with a timeline of `seconds` segments (every seconds / 2): the windows
+  each embeds and its seconds per stage, on the same model inputs."""
+  inputs = model_inputs(video, model.config.preprocess, face_centered=face_centered, max_offset=max_offset)
+  counts = {"windows": 0}
+
+  def counting(embed):
+    def wrapped(batch):
+      counts["windows"] += len(batch)
+      return embed(batch)
+    return wrapped
+
+  model.embed_video, model.embed_audio = counting(model.embed_video), counting(model.embed_audio)
+  out = {}
+  for name, options in (("one pass", None), (f"timeline {seconds:g} s", TimelineOptions(seconds))):
+    counts["windows"] = 0
+    timings = score(model, inputs, max_offset, options).timings
+    out[name] = {"windows": counts["windows"], "model": timings["model"], "scoring": timings["scoring"]}
+  return out
+
+
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--seconds", type=float, default=60.0, help="length of the generated video")
@@ -90,6 +114,9 @@ def main(argv=None) -> int:
   parser.add_argument("--models", default="default,tiny", help="comma-separated: default, tiny")
   parser.add_argument("--face-centered", action="store_true", help="skip face detection (whole frame)")
   parser.add_argument("--size", help="WxH: generate a wide shot of this size (e.g. 1920x1080) instead of 256x256")
+  parser.add_argument("--timeline", type=float, metavar="SECONDS",
+                      help="also time a `sync --timeline SECONDS` pass against a plain one (windows embedded, "
+                      "model and scoring seconds)")
   args = parser.parse_args(argv)
   names = [m for m in args.models.split(",") if m]
   if not set(names) <= set(MODELS):
@@ -103,10 +130,12 @@ def main(argv=None) -> int:
       video = make_video(os.path.join(work, "talk.mp4"), args.seconds, wide=wide)
       print(f"generated {args.seconds:g} s of {args.size or '256x256'} video in {time.perf_counter() - start:.1f} s",
             file=sys.stderr)
-    timings, minutes = {}, None
+    timings, costs, minutes = {}, {}, None
     for name in names:
       model = random_model(MODELS[name])
       timings[name] = stage_seconds(model, video, face_centered=args.face_centered)
+      if args.timeline:
+        costs[name] = timeline_cost(model, video, args.timeline, face_centered=args.face_centered)
       if minutes is None:
         from modeformer_jax.media.decode import probe
         minutes = (probe(video)["duration"] or args.seconds) / 60
@@ -125,6 +154,12 @@ def main(argv=None) -> int:
   for n in names:
     other = totals[n] - timings[n]["model"] / minutes
     print(f"  {n}: non-model share of total {other / totals[n]:.1%}, x real time {60 / totals[n]:.2f}")
+  for n, cost in costs.items():
+    plain, timed = cost.values()
+    extra = timed["scoring"] - plain["scoring"]
+    print(f"  {n}: {list(cost)[1]} / one pass: windows embedded {timed['windows']} / {plain['windows']} = "
+          f"{timed['windows'] / plain['windows']:.2f}, model {timed['model'] / plain['model']:.2f}x, scoring "
+          f"+{extra:.2f} s ({extra / (totals[n] * minutes):.1%} of the pass)")
   return 0
 
 

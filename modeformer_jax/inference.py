@@ -145,18 +145,20 @@ def pair_scores(video: np.ndarray, audio: np.ndarray, scoring: str = "cosine") -
   raise ValueError(f"pair_scores: embeddings cannot be scored by {scoring!r}")
 
 
-def offset_similarities(video: np.ndarray, audio: np.ndarray, max_offset: int, scoring: str = "cosine") -> np.ndarray:
+def offset_similarities(video: np.ndarray, audio: np.ndarray, max_offset: int, scoring: str = "cosine",
+                        start: int = 0) -> np.ndarray:
   """Score (pair_scores) of video window f with audio window f + d, d = -S..S.
 
-  video [L, D], audio [L', D] -> [L, 2S+1], column j is offset d = j - S; NaN where f + d falls outside the
-  utterance (callers decide what a missing candidate scores: the protocol scores it as the worst).
+  video [L, D] (windows start .. start + L - 1), audio [L', D] (windows 0 .. L' - 1) -> [L, 2S+1], column j
+  is offset d = j - S; NaN where f + d falls outside the audio (callers decide what a missing candidate
+  scores: the protocol scores it as the worst). One offset at a time, so memory stays at [L, D].
   """
-  length = len(video)
-  offsets = np.arange(-max_offset, max_offset + 1)
-  idx = np.arange(length)[:, None] + offsets[None]
-  valid = (idx >= 0) & (idx < len(audio))
-  sims = pair_scores(video[:, None], audio[np.clip(idx, 0, max(len(audio) - 1, 0))], scoring)
-  return np.where(valid, sims, np.nan).astype(np.float32)
+  rows = start + np.arange(len(video))
+  sims = np.full((len(video), 2 * max_offset + 1), np.nan, np.float32)
+  for j, d in enumerate(range(-max_offset, max_offset + 1)):
+    inside = (rows + d >= 0) & (rows + d < len(audio))
+    sims[inside, j] = pair_scores(video[inside], audio[rows[inside] + d], scoring)
+  return sims
 
 
 def load_sync_model(path: str, which: str | int = "last", batch_size: int = 64) -> SyncModel:

@@ -19,7 +19,7 @@ from modeformer_jax.media import filters
 from modeformer_jax.media.encode import write_video
 from modeformer_jax.media.preprocess_config import preprocess_config
 from modeformer_jax.offsets import describe_offset
-from modeformer_jax.sync import batch, detect, syncnet_metrics
+from modeformer_jax.sync import batch, detect, syncnet_metrics, tracks
 from modeformer_jax.sync.correct import write_corrected
 
 pytestmark = pytest.mark.integration
@@ -206,12 +206,13 @@ def test_prepare_in_chunks(clips):
   path = clips["face256_lag3"]  # 75 frames of 256x256
   chunk_mb = 20 * 256 * 256 * 3 / 2 ** 20  # 20 frames
   whole, chunked = (detect.model_inputs(path, pp, face_centered=True, chunk_mb=mb) for mb in (1024, chunk_mb))
-  np.testing.assert_array_equal(chunked.crops, whole.crops)
+  np.testing.assert_array_equal(chunked.faces[0].crops, whole.faces[0].crops)
   np.testing.assert_array_equal(chunked.features, whole.features)
   whole, chunked = (detect.model_inputs(path, pp, chunk_mb=mb) for mb in (1024, chunk_mb))
-  assert chunked.crops.shape == whole.crops.shape and chunked.valid.mean() > 0.9
-  assert chunked.info == whole.info and chunked.num_tracks == 1
-  difference = np.abs(chunked.crops.astype(np.int16) - whole.crops).mean(axis=(1, 2, 3))
+  # The chunks' tracks are joined into one face over the whole video.
+  assert len(chunked.faces) == len(whole.faces) == 1 and chunked.faces[0].crops.shape == whole.faces[0].crops.shape
+  assert chunked.valid.mean() > 0.9 and chunked.info == whole.info and chunked.num_tracks == 1
+  difference = np.abs(chunked.faces[0].crops.astype(np.int16) - whole.faces[0].crops).mean(axis=(1, 2, 3))
   assert difference.mean() < 1.5 and np.all(difference[:15] == 0), difference.round(1)  # first chunk's start
   model = MouthEnergyScorer()
   assert detect.score(model, whole, 15).offset == _expected("face256_lag3")
@@ -383,9 +384,9 @@ def test_a_dying_worker_costs_only_its_file():
   assert results[2].path == paths[2] and "worker process reading it died" in results[2].reason
 
 
-def test_the_speaking_face_is_chosen(tmp_path):
+def test_the_moving_mouth_ranks_first(tmp_path):
   # Two faces OpenCV finds; only the right one moves its mouth. The left one is larger, so the detector's
-  # own ranking (largest x longest) would take it.
+  # own ranking (largest x longest) would put it first.
   from test_media import _draw_face
 
   frames = np.full((30, 240, 320, 3), 90, np.uint8)
@@ -394,8 +395,10 @@ def test_the_speaking_face_is_chosen(tmp_path):
     _draw_face(frames[i], 235, 120, 42, mouth_open=(0.1, 0.9, 0.5)[i % 3])
   track = detect.faces.detect_faces(frames, preprocess_config())
   assert track.num_tracks == 2 and track.boxes[0, 0] < 160
-  chosen, crops = detect.pick_speaker(frames, track, preprocess_config())
-  assert chosen.boxes[0, 0] > 160 and crops.shape == (30, 96, 96, 3) and chosen.num_tracks == 2
+  stitcher = tracks.Stitcher(preprocess_config())
+  stitcher.add(frames, track)
+  ranked = stitcher.faces(30)
+  assert len(ranked) == 2 and ranked[0].boxes[0, 0] > 160 and ranked[0].crops.shape == (30, 96, 96, 3)
 
 
 def test_trained_model_finds_offsets(trained_run, tmp_path):

@@ -23,6 +23,7 @@ from modeformer_jax.media.mfcc import audio_features, mfcc  # noqa: E402
 from modeformer_jax.media.preprocess_config import syncnet_preprocess_config  # noqa: E402
 from modeformer_jax.models.summary import parameter_counts  # noqa: E402
 from modeformer_jax.sync import detect  # noqa: E402
+from modeformer_jax.sync.tracks import whole_frame  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -183,9 +184,9 @@ def test_sync_numbers_equal_syncnet_python(torch_syncnet, imported):
   clip = synth.render_clip(21, synth.speaker_style(5, 2), 1.8, 3, size=224)
   audio = np.clip(np.round(clip.audio * 32768), -32768, 32767).astype(np.int16)
   pp = imported.config.preprocess
-  inputs = detect.ModelInputs(path="clip", crops=clip.frames, features=audio_features(audio, pp),
-                               valid=np.ones(len(clip.frames), bool), face_centered=True, num_tracks=0,
-                               face_px=224.0, info={}, timings={})
+  inputs = detect.ModelInputs(path="clip", faces=[whole_frame(clip.frames, (0, 0, 224, 224))],
+                               features=audio_features(audio, pp), num_frames=len(clip.frames), face_centered=True,
+                               num_tracks=0, face_px=224.0, info={}, timings={})
   ours = detect.score(imported, inputs, MAX_OFFSET)
   offset, min_dist, confidence = _syncnet_python_evaluate(torch_syncnet, clip.frames[..., ::-1], audio, MAX_OFFSET)
   assert ours.windows_total == min(len(clip.frames), len(audio) // 640) - 5

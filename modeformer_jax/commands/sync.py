@@ -6,9 +6,10 @@ Every report says it in words too ("audio leads video by 120 ms").
 
 Any file PyAV reads (mp4, mkv, mov, avi, webm; H.264, HEVC, ...) at any frame rate and audio format is
 converted to 25 fps and 16 kHz mono (phone video turned upright). Faces are found by BlazeFace (or the Haar
-cascade) and tracked; with several faces the one whose mouth moves most is scored. Frames without a face are
-left out (every 5-frame window touching one); coverage and face height are reported. --face-centered skips
-detection for videos that are face crops already (LRS2/LRS3-style).
+cascade) and tracked; with several faces each is scored against the audio and the speaking one is reported
+(see "Over time" below). Frames without a face are left out (every 5-frame window touching one); coverage and
+face height are reported. --face-centered skips detection for videos that are face crops already
+(LRS2/LRS3-style).
 
 Numbers per file (syncnet_python's definitions over the 5-frame windows and shifts -S..S):
   AV offset   S - argmin over shifts of mdist (mdist = mean window distance per shift)
@@ -25,6 +26,16 @@ python_speech_features MFCCs).
 Also reported: the mean similarity at every offset, the histogram of each window's best offset and its mode
 (ModEFormer's per-window analysis), syncnet's framewise confidence (median-filtered over 9), face coverage.
 
+Over time (--timeline SECONDS): the file is cut into segments of SECONDS every --timeline-hop (default half
+of it) and each gets its AV offset and Confidence, from the windows embedded once for the whole file (no extra
+model time). A segment whose Confidence is below --min-confidence (default: what chance gives on this file,
+the 99th percentile of segments scored against audio from elsewhere in the file) says it cannot decide. From
+the decided segments one line says whether the offset is constant, drifts linearly (ms per minute, with its
+error) or steps at a time; --correct then shifts (constant), resamples the audio (drift) or refuses (step).
+With several faces each face is scored and every segment names the one whose video matches the audio best,
+with each face's Confidence; the file's numbers are the speaking face's, segment by segment (10 s segments
+when --timeline is not given). --json adds every face track's boxes per frame.
+
 Output: text per file (lines `AV offset:`, `Min dist:`, `Confidence:` as syncnet_python prints them, then
 ours), or with --json one JSON object per file per line (a failed file gives {"path", "error"}); with several
 files a summary table follows (with --json: a last line {"summary": {...}}).
@@ -33,6 +44,7 @@ Examples:
   modeformer sync talk.mp4 --checkpoint runs/lrs2
   modeformer sync clips/ --checkpoint exported/modeformer --face-centered --workers 2 --summary sync.csv
   modeformer sync talk.mov --checkpoint runs/lrs2 --correct talk_fixed.mov --plot talk.png
+  modeformer sync interview.mp4 --checkpoint runs/lrs2 --timeline 10 --timeline-hop 5 --json
 
 With --summary FILE a batch resumes: every file is recorded in FILE.partial as it finishes, a rerun of the
 same command scores only the files not recorded (failed ones are tried again), and FILE is written whole at
@@ -96,6 +108,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="decoded frames are cropped and dropped in chunks of at most this many megabytes "
                       "per file, so any length fits in memory; faces are tracked within a chunk (default "
                       "%(default)s: about 7 s of 1080p, 1 min of 640x360)")
+  parser.add_argument("--timeline", type=float, metavar="SECONDS",
+                      help="also report the offset over time: segments of SECONDS (e.g. 10), each with its AV "
+                      "offset, Confidence and speaking face, and whether the offset is constant, drifts or "
+                      "steps; in the text, --json and --plot")
+  parser.add_argument("--timeline-hop", type=float, metavar="SECONDS",
+                      help="a segment every SECONDS (default: half of --timeline, so segments overlap by half)")
+  parser.add_argument("--min-confidence", type=float, metavar="C",
+                      help="a segment needs this syncnet Confidence to report an offset (default: set per file, "
+                      "the 99th percentile of segments scored against audio from elsewhere in the file)")
+  parser.add_argument("--max-faces", type=int, default=4, metavar="N",
+                      help="score at most N faces per file, the N whose mouths move most; each face costs a pass "
+                      "of the video encoder (default: %(default)s)")
   parser.add_argument("--summary", metavar="FILE",
                       help="write per-file rows and the averages (LSE-D, LSE-C) as .csv or .jsonl. The batch "
                       "is resumable: each finished file is recorded in FILE.partial, and rerunning the same "
@@ -120,6 +144,24 @@ def _outputs(flag: str, target: str | None, items, suffix: str | None) -> dict[s
   return out
 
 
+def _timeline(args: argparse.Namespace):
+  """The --timeline options (None without --timeline)."""
+  from modeformer_jax.sync.timeline import TimelineOptions
+
+  if args.timeline is None:
+    for flag, value in (("--timeline-hop", args.timeline_hop), ("--min-confidence", args.min_confidence)):
+      if value is not None:
+        raise UserError(f"{flag}: needs --timeline SECONDS")
+    return None
+  if not 0.5 <= args.timeline < float("inf"):
+    raise UserError(f"--timeline: segments must be at least 0.5 s long, got {args.timeline}")
+  if args.timeline_hop is not None and not 0.04 <= args.timeline_hop < float("inf"):
+    raise UserError(f"--timeline-hop: must be at least one frame (0.04 s), got {args.timeline_hop}")
+  if args.min_confidence is not None and not abs(args.min_confidence) < float("inf"):
+    raise UserError(f"--min-confidence: must be a number, got {args.min_confidence}")
+  return TimelineOptions(args.timeline, args.timeline_hop, args.min_confidence)
+
+
 def run(args: argparse.Namespace) -> int:
   from modeformer_jax.inference import load_sync_model
   from modeformer_jax.media.preprocess_config import with_face_defaults
@@ -139,6 +181,9 @@ def run(args: argparse.Namespace) -> int:
     raise UserError(f"--min-face-px: must be at least 4, got {args.min_face_px}")
   if not 0 < args.decode_mb < float("inf"):
     raise UserError(f"--decode-mb: must be a positive number, got {args.decode_mb}")
+  if args.max_faces < 1:
+    raise UserError(f"--max-faces: must be at least 1, got {args.max_faces}")
+  timeline = _timeline(args)
   if args.summary:
     batch.summary_format(args.summary)
   items = batch.find_inputs(args.inputs)
@@ -155,13 +200,15 @@ def run(args: argparse.Namespace) -> int:
   workers = args.workers if args.workers is not None else (0 if len(items) == 1 else
                                                            min(len(items), os.cpu_count() or 1, _MAX_DEFAULT_WORKERS))
   settings = dict(face_centered=args.face_centered, max_offset=args.max_offset_frames, workers=workers,
-                  chunk_mb=args.decode_mb)
+                  chunk_mb=args.decode_mb, max_faces=args.max_faces, timeline=timeline)
   # What changes the numbers: a journal written with other values is not resumed.
   journal = Journal(args.summary, {
       "checkpoint": os.path.realpath(args.checkpoint), "which": args.which,
       "face_centered": args.face_centered, "max_offset_frames": args.max_offset_frames,
       "syncnet_compat": model.syncnet_compat, "decode_mb": args.decode_mb,
-      "face_detector": args.face_detector, "min_face_px": args.min_face_px}) if args.summary else None
+      "face_detector": args.face_detector, "min_face_px": args.min_face_px, "max_faces": args.max_faces,
+      "timeline": args.timeline, "timeline_hop": args.timeline_hop,
+      "min_confidence": args.min_confidence}) if args.summary else None
   # Scored files are resumed; failed ones are tried again, and rows of files no longer given are left out.
   done = journal.rows if journal else {}
   rows = {item.path: done[item.path] for item in items if done.get(item.path, {}).get("status") == "ok"}
@@ -211,7 +258,8 @@ def _emit(result, plot: str | None, recheck: tuple | None, as_json: bool, severa
     copy = ({"path": dst, "error": check.reason} if isinstance(check, batch.Failure) else
             {"path": dst, "av_offset_frames": check.offset, "sign": describe_offset(check.offset, check.fps),
              "min_dist": round(check.min_dist, 4), "confidence": round(check.confidence, 4),
-             "in_sync": abs(check.offset) <= 1})
+             "in_sync": abs(check.offset) <= 1,
+             **({"timeline": check.timeline.to_json()} if check.timeline_shown else {})})
     if "error" in copy:
       print(f"modeformer sync: error: {dst}: corrected copy: {check.reason}", file=sys.stderr)
   if as_json:
@@ -226,4 +274,6 @@ def _emit(result, plot: str | None, recheck: tuple | None, as_json: bool, severa
     lines.append(f"Corrected: \t{copy['path']}: re-check AV offset {copy['av_offset_frames']} ({copy['sign']}), "
                  f"Min dist {copy['min_dist']:.3f}, Confidence {copy['confidence']:.3f}"
                  + ("" if copy["in_sync"] else " -- NOT within +-1 frame"))
+    if "timeline" in copy:
+      lines.append(f"Corrected trend:\t{copy['timeline']['trend']['text']}")
   print("\n".join(lines) + ("\n" if several else ""), flush=True)

@@ -7,11 +7,18 @@ listening. Whole speakers are assigned to splits. With --offsets-frames a fracti
 audio shifted; manifest.jsonl records offset_frames per clip (> 0: the audio leads the video, i.e. the sound
 of video frame i is at audio frame i - offset).
 
+For `modeformer sync --timeline`: --drift-ms-per-min gives clips a clock drift (the offset grows linearly),
+--step-frames an offset change mid-clip (an edit), and --turns (wide shots) two faces taking turns to speak;
+the manifest records the truth (drift_ms_per_min, step_s, step_to_frames, turns).
+
 Rerunning into the same --out with the same settings skips finished clips, so an interrupted run resumes.
 
-Example:
+Examples:
   modeformer synth --out data/lrs2_synth --layout lrs2 --speakers 10 --clips-per-speaker 10 --seconds 3 \\
       --seed 0 --offsets-frames=-6,-3,3,6
+  modeformer synth --out data/drift --layout lrs3 --speakers 2 --clips-per-speaker 1 --seconds 60 \\
+      --drift-ms-per-min 80
+  modeformer synth --out data/dialogue --layout lrs3 --shot wide --turns 6 --face-px 90 --seconds 40
 """
 
 from __future__ import annotations
@@ -64,14 +71,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "face 24-48 px tall moving about, a silent second face, a microphone in front of the jaw "
                       "and a cluttered background (for face detection; LRS2-layout prep would crop it as a "
                       "face-centred frame, so prepare wide shots as lrs3 or folder) (default: %(default)s)")
+  parser.add_argument("--drift-ms-per-min", nargs="+", default=[], metavar="RATES",
+                      help="clock drift: the offset grows by RATE ms per minute (> 0: the audio comes earlier and "
+                      "earlier; a 30 fps camera against 29.97 fps audio drifts 80 ms/min); comma- or "
+                      "space-separated, each clip draws one (default: no drift)")
+  parser.add_argument("--step-frames", nargs="+", default=[], metavar="CHANGES",
+                      help="an edit mid-clip: from --step-at on the offset changes by CHANGE frames; each clip "
+                      "draws one (default: no step)")
+  parser.add_argument("--step-at", type=float, default=None, metavar="SECONDS",
+                      help="when the offset changes (default: drawn from the middle third of each clip)")
+  parser.add_argument("--turns", type=float, default=None, metavar="SECONDS",
+                      help="wide shots: a dialogue; the second face speaks too, the two taking turns of about "
+                      "SECONDS (0.6-1.4x), each silent with lips at rest while the other speaks")
+  parser.add_argument("--face-px", type=float, default=None, metavar="PX",
+                      help="wide shots: the speaker's face height in pixels (default: drawn from 24..48)")
   options.add_json(parser)
 
 
-def _offsets(values: list[str]) -> list[int]:
+def _numbers(flag: str, values: list[str], kind: type = int) -> list:
+  """A comma- or space-separated list of numbers of `kind`."""
   try:
-    return [int(v) for item in values for v in item.split(",") if v.strip()]
+    return [kind(v) for item in values for v in item.split(",") if v.strip()]
   except ValueError:
-    raise UserError(f"--offsets-frames: expected integers like -6,-3,3,6, got {' '.join(values)!r}") from None
+    example = "-6,-3,3,6" if kind is int else "-40,40.5"
+    raise UserError(f"{flag}: expected {kind.__name__}s like {example}, got {' '.join(values)!r}") from None
 
 
 def _check(args: argparse.Namespace, offsets: list[int]) -> float:
@@ -93,6 +116,15 @@ def _check(args: argparse.Namespace, offsets: list[int]) -> float:
     raise UserError(f"--sample-rate: AAC takes {rates} Hz, got {args.sample_rate}")
   if round(args.seconds * args.fps) < 1:
     raise UserError(f"--seconds: {args.seconds} s at {args.fps} fps is less than one frame")
+  if args.step_at is not None and not args.step_frames:
+    raise UserError("--step-at: needs --step-frames")
+  if args.step_at is not None and not 0 < args.step_at < args.seconds:
+    raise UserError(f"--step-at: must be inside the clip (0..{args.seconds} s), got {args.step_at}")
+  for flag, value in (("--turns", args.turns), ("--face-px", args.face_px)):
+    if value is not None and args.shot != "wide":
+      raise UserError(f"{flag}: needs --shot wide")
+    if value is not None and not 0 < value < float("inf"):
+      raise UserError(f"{flag}: must be positive, got {value}")
   if args.offset_fraction is None:
     return 0.5 if offsets else 0.0
   if not offsets:
@@ -105,7 +137,11 @@ def _check(args: argparse.Namespace, offsets: list[int]) -> float:
 def run(args: argparse.Namespace) -> int:
   from modeformer_jax.data import synth
 
-  offsets = _offsets(args.offsets_frames)
+  offsets = _numbers("--offsets-frames", args.offsets_frames)
+  drifts = _numbers("--drift-ms-per-min", args.drift_ms_per_min, float)
+  steps = _numbers("--step-frames", args.step_frames)
+  if any(not abs(d) < float("inf") for d in drifts):
+    raise UserError(f"--drift-ms-per-min: must be finite, got {drifts}")
   fraction = _check(args, offsets)
   try:
     args.out.mkdir(parents=True, exist_ok=True)
@@ -115,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
   rows = synth.write_dataset(args.out, args.layout, args.speakers, args.clips_per_speaker, args.seconds,
                              args.seed, offsets_frames=offsets, offset_fraction=fraction,
                              workers=args.workers, fps=args.fps, sample_rate=args.sample_rate,
-                             channels=args.channels, shot=args.shot)
+                             channels=args.channels, shot=args.shot, drifts_ms_per_min=drifts, steps_frames=steps,
+                             step_at=args.step_at, turn_seconds=args.turns, face_px=args.face_px)
   summary = {
       "out": str(args.out), "layout": args.layout, "clips": len(rows),
       "speakers": {split: len({r["speaker"] for r in rows if r["split"] == split})
@@ -123,6 +160,9 @@ def run(args: argparse.Namespace) -> int:
       "clips_per_split": {split: sum(r["split"] == split for r in rows)
                           for split in dict.fromkeys(r["split"] for r in rows)},
       "shifted_clips": sum(r["offset_frames"] != 0 for r in rows),
+      "drifting_clips": sum(r["drift_ms_per_min"] != 0 for r in rows),
+      "stepped_clips": sum(r["step_s"] is not None for r in rows),
+      "dialogues": sum(r["turns"] is not None for r in rows),
       "bytes": sum(r["bytes"] for r in rows), "manifest": str(args.out / synth.MANIFEST),
       "wall_seconds": round(time.perf_counter() - start, 2),
   }
@@ -130,6 +170,8 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(summary))
   else:
     splits = ", ".join(f"{split} {n}" for split, n in summary["clips_per_split"].items())
-    print(f"{len(rows)} clips ({splits}; {summary['shifted_clips']} shifted), "
+    timed = "".join(f", {summary[k]} {word}" for k, word in (("drifting_clips", "drifting"), ("stepped_clips", "stepped"),
+                                                           ("dialogues", "dialogues")) if summary[k])
+    print(f"{len(rows)} clips ({splits}; {summary['shifted_clips']} shifted{timed}), "
           f"{summary['bytes'] / 1e6:.1f} MB, manifest {summary['manifest']}")
   return 0

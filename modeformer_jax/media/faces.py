@@ -185,8 +185,7 @@ def _link(detections: Mapping[int, np.ndarray], min_iou: float,
     boxes = np.asarray(detections[frame], np.float32).reshape(-1, 4)
     taken_tracks, taken_boxes = set(), set()
     if tracks and len(boxes):
-      iou = _iou(_scaled(np.stack([track[-1][1] for track in tracks]), box_scale),
-                 _scaled(boxes, box_scale))  # [tracks, boxes]
+      iou = scaled_iou(np.stack([track[-1][1] for track in tracks]), boxes, box_scale)  # [tracks, boxes]
       for ti, bi in zip(*np.unravel_index(np.argsort(-iou, axis=None), iou.shape)):
         if iou[ti, bi] < min_iou:
           break
@@ -196,6 +195,12 @@ def _link(detections: Mapping[int, np.ndarray], min_iou: float,
           taken_boxes.add(bi)
     tracks.extend([(frame, boxes[bi])] for bi in range(len(boxes)) if bi not in taken_boxes)
   return tracks
+
+
+def scaled_iou(a: np.ndarray, b: np.ndarray, scale: float) -> np.ndarray:
+  """IoU of every box in a [N, 4] with every one in b [M, 4], both scaled by `scale` about their centres, as
+  the tracker compares them (a track's last box with a detection): [N, M]."""
+  return _iou(_scaled(a, scale), _scaled(b, scale))
 
 
 def _scaled(boxes: np.ndarray, scale: float) -> np.ndarray:

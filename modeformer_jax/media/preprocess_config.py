@@ -130,7 +130,7 @@ def syncnet_preprocess_config() -> ml_collections.ConfigDict:
   c.mfcc_append_energy = True
   # syncnet_python's crop_video: half-size s and centre median-filtered over 13 frames, the frame padded with
   # 110, rows cy - s .. cy + s (1 + 2 c), columns cx - s (1 + c) .. cx + s (1 + c), resized to crop_size.
-  c.face_crop = "syncnet"  # "ours" (crop_faces with face_crop_scale / shift_y) or "syncnet"
+  c.face_crop = "syncnet"  # "ours" (media/crops.face_crops with face_crop_scale / shift_y) or "syncnet"
   c.syncnet_crop_scale = 0.4
   c.syncnet_pad_value = 110
   c.syncnet_median_frames = 13

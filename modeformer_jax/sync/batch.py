@@ -26,6 +26,7 @@ from modeformer_jax import atomic
 from modeformer_jax.errors import UserError
 from modeformer_jax.media.decode import MediaError
 from modeformer_jax.sync.detect import ModelInputs, SyncResult, model_inputs, score
+from modeformer_jax.sync.timeline import TimelineOptions
 
 if TYPE_CHECKING:
   from modeformer_jax.inference import SyncModel
@@ -72,10 +73,11 @@ def find_inputs(inputs: Sequence[str]) -> list[Item]:
 
 
 def _inputs_or_failure(path: str, pp: ml_collections.ConfigDict, face_centered: bool, max_offset: int,
-                       chunk_mb: float) -> ModelInputs | Failure:
+                       chunk_mb: float, max_faces: int) -> ModelInputs | Failure:
   """model_inputs() that reports instead of raising (exceptions with custom __init__ do not survive pickling)."""
   try:
-    return model_inputs(path, pp, face_centered=face_centered, max_offset=max_offset, chunk_mb=chunk_mb)
+    return model_inputs(path, pp, face_centered=face_centered, max_offset=max_offset, chunk_mb=chunk_mb,
+                        max_faces=max_faces)
   except UserError as e:
     return Failure.of(path, e)
   except Exception as e:  # a decoder or detector bug on one file must not end a batch of thousands
@@ -118,22 +120,24 @@ def _in_workers(work: Callable[[str], ModelInputs | Failure], paths: Sequence[st
 
 
 def detect_many(model: SyncModel, paths: Sequence[str], *, face_centered: bool = False, max_offset: int = 15,
-                workers: int = 0, chunk_mb: float = 1024.0, desc: str = "sync") -> Iterator[SyncResult | Failure]:
+                workers: int = 0, chunk_mb: float = 1024.0, max_faces: int = 4,
+                timeline: TimelineOptions | None = None, desc: str = "sync") -> Iterator[SyncResult | Failure]:
   """One SyncResult or Failure per path, in order, with a tqdm bar on stderr (when it is a terminal).
 
-  chunk_mb bounds the decoded frames each file holds at once (see detect.model_inputs).
+  chunk_mb bounds the decoded frames each file holds at once, max_faces the faces scored (see
+  detect.model_inputs); timeline: each file's offsets over time (see detect.score).
   """
   from functools import partial
 
   from tqdm import tqdm
 
   work = partial(_inputs_or_failure, pp=model.config.preprocess, face_centered=face_centered, max_offset=max_offset,
-                 chunk_mb=chunk_mb)
+                 chunk_mb=chunk_mb, max_faces=max_faces)
   with tqdm(total=len(paths), desc=desc, unit="file", file=sys.stderr, disable=None) as bar:
     for result in _in_workers(work, list(paths), workers):
       if isinstance(result, ModelInputs):
         try:
-          result = score(model, result, max_offset)
+          result = score(model, result, max_offset, timeline)
         except UserError as e:
           result = Failure.of(result.path, e)
       bar.update()
@@ -144,18 +148,25 @@ def detect_many(model: SyncModel, paths: Sequence[str], *, face_centered: bool =
 # Summary.
 
 _COLUMNS = ("path", "status", "av_offset_frames", "av_offset_ms", "sign", "min_dist", "confidence",
-            "histogram_mode_frames", "face_coverage", "face_px", "windows_scored", "duration_s", "corrected_path",
-            "corrected_av_offset_frames", "error")
+            "histogram_mode_frames", "face_coverage", "face_px", "windows_scored", "duration_s", "trend_kind",
+            "trend_offset_ms", "drift_ms_per_min", "drift_error_ms_per_min", "step_s", "trend", "trend_refusal",
+            "corrected_path", "corrected_av_offset_frames", "corrected_trend", "error")
 
 
 def summary_row(result: SyncResult | Failure) -> dict:
-  """One file's flat row (the _COLUMNS)."""
+  """One file's flat row (the _COLUMNS); the trend_* columns are filled with a timeline (sync --timeline)."""
   if isinstance(result, Failure):
     row = {"path": result.path, "status": "failed", "error": result.reason}
   else:
     full = result.to_json()
     row = {k: full[k] for k in _COLUMNS if k in full}
     row["status"] = "ok"
+    if result.timeline_shown:
+      trend = result.timeline.trend
+      row.update(trend_kind=trend.kind, trend_offset_ms=full["timeline"]["trend"]["offset_ms"],
+                 drift_ms_per_min=full["timeline"]["trend"]["drift_ms_per_min"],
+                 drift_error_ms_per_min=full["timeline"]["trend"]["drift_error_ms_per_min"],
+                 step_s=full["timeline"]["trend"]["step_s"], trend=trend.text(), trend_refusal=trend.refusal())
   return {k: row.get(k) for k in _COLUMNS}
 
 
@@ -163,9 +174,10 @@ def with_correction(row: dict, copy_path: str, recheck: SyncResult | Failure) ->
   """The row with its corrected copy and that copy's re-check (or the reason it failed)."""
   row = {**row, "corrected_path": copy_path}
   if isinstance(recheck, Failure):
-    row.update(corrected_av_offset_frames=None, error=f"corrected copy: {recheck.reason}")
+    row.update(corrected_av_offset_frames=None, corrected_trend=None, error=f"corrected copy: {recheck.reason}")
   else:
-    row.update(corrected_av_offset_frames=recheck.offset, error=None)
+    row.update(corrected_av_offset_frames=recheck.offset, error=None,
+               corrected_trend=recheck.timeline.trend.text() if recheck.timeline_shown else None)
   return row
 
 

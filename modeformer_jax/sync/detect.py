@@ -22,7 +22,8 @@ from modeformer_jax.media.decode import MediaError, read_media
 from modeformer_jax.media.mfcc import audio_features
 from modeformer_jax.media.preprocess_config import with_face_defaults
 from modeformer_jax.offsets import describe_offset
-from modeformer_jax.sync import syncnet_metrics
+from modeformer_jax.sync import syncnet_metrics, timeline as timelines
+from modeformer_jax.sync.tracks import FaceCrops, Stitcher, whole_frame
 
 if TYPE_CHECKING:  # jax loads only where the model runs, not in the decode workers
   from modeformer_jax.inference import SyncModel
@@ -35,16 +36,24 @@ _VIDEO_CHUNK = 1024
 class ModelInputs:
   """What the model needs from one file; made without the model. T frames at the model's rate (25 fps)."""
   path: str
-  crops: np.ndarray  # uint8 [T, crop, crop, 3] face crops
+  faces: list[FaceCrops]  # every face tracked (the one whose mouth moves most first); face_centered: the frame
   features: np.ndarray  # float32 [M, F] audio features of the T frames (log-mel [M, 80], SyncNet: MFCC [M, 13])
-  valid: np.ndarray  # bool [T] a face was seen on this frame
+  num_frames: int  # T
   face_centered: bool  # whole frame taken as the face, no detection
-  num_tracks: int  # face tracks found (0 with face_centered)
-  face_px: float  # median face box height in source pixels where a face was seen (face_centered: the box's)
+  num_tracks: int  # the most face tracks found in one chunk (0 with face_centered)
+  face_px: float  # median box height in source pixels of the first face where seen (face_centered: the box's)
   info: dict[str, Any]  # source streams: fps, sample rate, channels, durations
   # Seconds per stage: decode, faces (detection + tracking), crop (the speaker's crops; with several faces, each
   # candidate's), mel.
   timings: dict[str, float]
+
+  @property
+  def valid(self) -> np.ndarray:
+    """bool [T]: some face was seen on this frame."""
+    out = np.zeros(self.num_frames, bool)
+    for face in self.faces:
+      out[face.start:face.stop] |= face.valid
+    return out
 
 
 def min_frames(max_offset: int, window: int = 5) -> int:
@@ -53,48 +62,41 @@ def min_frames(max_offset: int, window: int = 5) -> int:
 
 
 def model_inputs(path: str, pp: ml_collections.ConfigDict, *, face_centered: bool = False,
-                 max_offset: int = 15, chunk_mb: float = 1024.0) -> ModelInputs:
-  """Decodes `path` (any rate -> pp.fps, any audio -> pp.sample_rate mono), finds the face, crops, log-mel.
+                      max_offset: int = 15, chunk_mb: float = 1024.0, max_faces: int = 4) -> ModelInputs:
+  """Decodes `path` (any rate -> pp.fps, any audio -> pp.sample_rate mono), finds the faces, crops, log-mel.
 
   Faces: with face_centered the whole frame is the face (LRS2-style crops, pp.lrs2_box), as `modeformer prep`
-  treats LRS2. Otherwise the face tracks of media.faces.detect_faces (BlazeFace or the Haar cascade); when
-  there are several, the most speech-active one wins (see pick_speaker). Crops are made as `modeformer prep`
-  makes them (media/crops.face_crops: pp.face_crop_scale / face_crop_shift_y, or syncnet_python's crop_video
-  for face_crop "syncnet").
+  treats LRS2. Otherwise the face tracks of media.faces.detect_faces (BlazeFace or the Haar cascade): every
+  face (at most max_faces, those whose mouths move most), so that `score` can tell the speaking one by the audio
+  (sync.tracks). Crops are made as `modeformer prep` makes them (media/crops.face_crops: pp.face_crop_scale /
+  face_crop_shift_y, or syncnet_python's crop_video for face_crop "syncnet").
 
   The decoded frames are never all in memory: they are cropped in chunks of at most chunk_mb megabytes as
-  they are decoded, and only the crops are kept (27 KB a frame at 96x96). Faces are tracked and the speaker
-  picked within each chunk (about 7 s of 1080p at the default), so `num_tracks` is the most found in one chunk.
+  they are decoded, and only the crops are kept (27 KB a frame per face at 96x96). Faces are tracked within
+  each chunk (about 7 s of 1080p at the default) and joined across chunks by position.
 
   Raises:
     MediaError: unreadable file, missing stream, too short for +-max_offset, or no face at all.
   """
   tick = time.perf_counter()
   timings = {"decode": 0.0, "faces": 0.0, "crop": 0.0}
-  crops, valid, size, heights = [], [], [], []
-  num_tracks = 0
+  whole, size, box = [], [], []
+  stitcher = None if face_centered else Stitcher(pp)
 
   def crop(frames: np.ndarray) -> None:
-    nonlocal num_tracks
     started = time.perf_counter()
     height, width = frames.shape[1:3]
     size[:] = [width, height]
     if face_centered:
       boxes = faces.fixed_boxes(len(frames), height, width, pp.lrs2_box)
-      crops.append(face_crops(frames, boxes, pp, centered=True)[0])
-      valid.append(np.ones(len(frames), bool))
-      heights.append(boxes[:, 3])
+      whole.append(face_crops(frames, boxes, pp, centered=True)[0])
+      box[:] = boxes[0]
     else:
       tracks = faces.detect_faces(frames, pp)
       detected = time.perf_counter()
       timings["faces"] += detected - started
       started = detected
-      # A chunk without a face gets whole-frame crops, masked out by `valid`.
-      track, chunk_crops = pick_speaker(frames, tracks, pp)
-      crops.append(chunk_crops)
-      valid.append(track.valid)
-      heights.append(track.boxes[track.valid, 3])
-      num_tracks = max(num_tracks, track.num_tracks)
+      stitcher.add(frames, tracks)
     timings["crop"] += time.perf_counter() - started
 
   media = read_media(path, fps=pp.fps, sample_rate=pp.sample_rate, on_frames=crop, chunk_mb=chunk_mb)
@@ -108,9 +110,8 @@ def model_inputs(path: str, pp: ml_collections.ConfigDict, *, face_centered: boo
     raise MediaError(path, f"too short: {num_frames} frames ({num_frames / pp.fps:.2f} s) with both video and "
                      f"audio; offsets up to +-{max_offset} frames need at least {need} "
                      f"({pp.video_window_frames} + 2 x {max_offset})")
-  crops = _joined(crops, num_frames)
-  valid = np.concatenate(valid)[:num_frames]
-  if not face_centered and not valid.any():
+  found = [whole_frame(_joined(whole, num_frames), box)] if face_centered else stitcher.faces(num_frames)[:max_faces]
+  if not any(face.valid.any() for face in found):
     raise MediaError(path, f"no face found in {width}x{height} frames (faces smaller than about "
                      f"{_smallest_face(pp, width, height):.0f} px are not looked for; videos that are face crops "
                      "already, e.g. LRS2, are scored on the whole frame with face_centered: `modeformer sync "
@@ -122,10 +123,10 @@ def model_inputs(path: str, pp: ml_collections.ConfigDict, *, face_centered: boo
   tick = time.perf_counter()
   features = audio_features(media.audio[:num_frames * hop], pp)  # log-mel, or MFCC for SyncNet
   timings["mel"] = time.perf_counter() - tick
-  heights = np.concatenate(heights)
-  return ModelInputs(path=path, crops=crops, features=features, valid=valid, face_centered=face_centered,
-                     num_tracks=num_tracks, face_px=float(np.median(heights)) if heights.size else 0.0, info=info,
-                     timings=timings)
+  heights = found[0].boxes[found[0].valid, 3]
+  return ModelInputs(path=path, faces=found, features=features, num_frames=num_frames, face_centered=face_centered,
+                  num_tracks=0 if face_centered else stitcher.max_tracks,
+                  face_px=float(np.median(heights)) if heights.size else 0.0, info=info, timings=timings)
 
 
 def _smallest_face(pp: ml_collections.ConfigDict, width: int, height: int) -> float:
@@ -148,40 +149,6 @@ def _joined(parts: list[np.ndarray], count: int) -> np.ndarray:
     at += len(part)
   parts.clear()
   return out
-
-
-def pick_speaker(frames: np.ndarray, track: faces.FaceTrack,
-                 pp: ml_collections.ConfigDict) -> tuple[faces.FaceTrack, np.ndarray]:
-  """The face track that talks, and its crops uint8 [T, crop, crop, 3].
-
-  No track: the whole-frame box detect_faces gives (its frames invalid). One track: that one. Several: among
-  the tracks seen at least half as often as the most-seen one, the one whose mouth half changes most between
-  consecutive frames beyond what its upper half changes (head motion, lighting and compression noise move
-  both halves; speech moves the mouth). It is a cheap stand-in for
-  audio-visual speaker detection and picks the wrong face when a silent listener chews or grimaces.
-  """
-  def crop(t: faces.FaceTrack) -> np.ndarray:
-    return face_crops(frames, t.boxes, pp)[0]
-
-  if track.num_tracks <= 1:
-    return track, crop(track)
-  most = max(t.coverage for t in track.tracks)
-  best = None
-  for candidate in track.tracks:
-    if candidate.coverage < 0.5 * most:
-      continue
-    crops = crop(candidate)
-    pairs = candidate.valid[1:] & candidate.valid[:-1]
-    if not pairs.any():
-      continue
-    change = np.abs(np.diff(crops.astype(np.int16), axis=0))[pairs]  # [P, crop, crop, 3]
-    half = pp.mouth_row_start or crops.shape[1] // 2  # whole-face models (SyncNet) start at row 0
-    mouth, upper = change[:, half:].mean(), change[:, :half].mean()
-    if best is None or mouth - upper > best[0]:
-      best = (mouth - upper, candidate, crops)
-  if best is None:  # no track seen on two consecutive frames: fall back to the detector's ranking
-    return track, crop(track)
-  return dataclasses.replace(best[1], tracks=track.tracks), best[2]
 
 
 @dataclasses.dataclass
@@ -209,6 +176,11 @@ class SyncResult:
   info: dict[str, Any]
   timings: dict[str, float]  # seconds: decode, faces, crop, mel, model, scoring
   crop_size: int = 96
+  # Detected faces: (first frame, boxes float32 [n, 4] (x, y, w, h) source pixels, NaN where not seen) per track.
+  tracks: list[tuple[int, np.ndarray]] = dataclasses.field(default_factory=list)
+  # Segments: which track speaks when (several tracks), and the offsets over time (`timeline_shown`: asked for).
+  timeline: timelines.Timeline | None = None
+  timeline_shown: bool = False
 
   @property
   def offset_ms(self) -> float:
@@ -237,6 +209,11 @@ class SyncResult:
         "face_tracks": self.num_tracks, "faces": self.face_mode, "face_px": round(self.face_px, 1),
         "small_face": self.small_face, "duration_s": round(self.duration, 3),
         "fps": self.fps, **self.info, "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
+        **({"tracks": [_track_json(k, start, boxes) for k, (start, boxes) in enumerate(self.tracks)]}
+           if self.tracks else {}),
+        **({"speaking_segments": self.timeline.speaker_shares(len(self.tracks))}
+           if self.timeline and len(self.tracks) > 1 else {}),
+        **({"timeline": self.timeline.to_json()} if self.timeline_shown else {}),
     }
 
   def text(self) -> str:
@@ -254,6 +231,10 @@ class SyncResult:
     faces_line = ("whole frame (--face-centered)" if self.face_mode == "centered" else
                   f"{self.face_coverage:.0%} of frames ({self.num_tracks} track{'s' * (self.num_tracks != 1)}), "
                   f"{self.face_px:.0f} px tall")
+    if self.timeline and len(self.tracks) > 1:
+      shares = self.timeline.speaker_shares(len(self.tracks))
+      faces_line += (f"; speaking by the audio: " + ", ".join(f"track {k} in {n}" for k, n in enumerate(shares))
+                     + f" of {len(self.timeline.segments)} segments")
     lines = [
         f"AV offset: \t{self.offset} ({describe_offset(self.offset, self.fps)})",
         f"Min dist: \t{self.min_dist:.3f}",
@@ -272,52 +253,68 @@ class SyncResult:
     if self.at_search_edge:
       lines.append("Note: \tthe offset is at the edge of the search range, the true one may be larger "
                    "(raise --max-offset-frames)")
+    if self.timeline_shown:
+      lines.extend(self.timeline.text(len(self.tracks)))
     return "\n".join(lines)
 
 
-def score(model: SyncModel, inputs: ModelInputs, max_offset: int = 15) -> SyncResult:
-  """Embeds every 5-frame window of a file's inputs once per modality and scores offsets -S..S.
+def _track_json(index: int, start: int, boxes: np.ndarray) -> dict[str, Any]:
+  seen = ~np.isnan(boxes[:, 0])
+  return {"track": index, "first_frame": start, "frames": len(boxes), "coverage": round(float(seen.mean()), 4),
+          "boxes": [[round(float(v), 1) for v in box] if ok else None for box, ok in zip(boxes, seen)]}
+
+
+def score(model: SyncModel, inputs: ModelInputs, max_offset: int = 15,
+          timeline: timelines.TimelineOptions | None = None) -> SyncResult:
+  """Embeds every 5-frame window of a file's inputs once per modality (the video once per face) and scores
+  offsets -S..S.
 
   Windows that touch a frame without a face are dropped from every statistic. With model.syncnet_compat the
   distances are syncnet_python's (sync.syncnet_metrics.padded_distances: candidates past the ends scored
   against zero-padded audio embeddings, averaged with the others); otherwise candidates past the ends are left
   out, and distances are sqrt(2 - 2 cos) for unit embeddings or Euclidean for raw ones.
 
+  timeline: cut the file into segments and report each (sync.timeline). With several faces the segments are
+  cut anyway (timeline.TimelineOptions' defaults when None): each window is scored with the face that speaks
+  in its segment, so the file's numbers are the speaking face's.
+
   Raises:
     MediaError: too few windows with a face to score every shift.
   """
-  from modeformer_jax.inference import audio_windows, offset_similarities, video_windows
+  from modeformer_jax.inference import audio_windows
 
   if model.scoring == "pairwise":
     raise UserError(f"{model.config.model.name} is a cross-modal classifier: it scores (video, audio) pairs "
                     "and has no embeddings for offset detection; evaluate it with `modeformer eval`")
   tick = time.perf_counter()
   spec = model.spec
-  path, crops = inputs.path, inputs.crops
+  path = inputs.path
   # model_inputs cut the audio to the frames, so L = T (SPEC 5); SyncNet's MFCC windows reach one frame less far.
-  count = spec.num_starts(len(crops), len(inputs.features))
-  video = np.concatenate([
-      model.embed_video(video_windows(crops[s:s + _VIDEO_CHUNK + spec.video_frames - 1],
-                                      min(_VIDEO_CHUNK, count - s), spec))
-      for s in range(0, count, _VIDEO_CHUNK)])
+  count = spec.num_windows(inputs.num_frames, len(inputs.features))
   audio = model.embed_audio(audio_windows(inputs.features, count, spec))
+  embedded = [(face, _embed_face(model, face, count, audio.shape[1])) for face in inputs.faces]
   model_seconds = time.perf_counter() - tick
 
   tick = time.perf_counter()
-  # [L, 2S+1], column j = audio moved by j - S; higher = better (minus the distance for Euclidean models).
-  sims = offset_similarities(video, audio, max_offset, model.scoring)
-  window_ok = np.lib.stride_tricks.sliding_window_view(inputs.valid, spec.video_frames).all(axis=1)[:count]
-  sims[~window_ok] = np.nan
-  if not np.isfinite(sims).any(axis=0).all():
-    raise MediaError(path, f"face found in {inputs.valid.mean():.0%} of the frames: too few 5-frame windows "
-                     f"with a face throughout ({int(window_ok.sum())}) to score offsets up to +-{max_offset}")
-  if model.syncnet_compat:
-    distances = syncnet_metrics.padded_distances(video, audio, max_offset)
-    distances[~window_ok] = np.nan
-  elif model.scoring == "euclidean":
-    distances = -sims.astype(np.float64)
+  distances_of = lambda video, audio, first: _distances(model, video, audio, first, max_offset=max_offset)[1]
+  scores = [_face_scores(model, face, video, audio, count, max_offset) for face, video in embedded]
+  found = None
+  if timeline is not None or len(scores) > 1:
+    found = timelines.build(scores, audio, timeline or timelines.TimelineOptions(), float(spec.fps), max_offset,
+                            spec.video_frames, distances_of)
+    chosen = found.window_face
   else:
-    distances = syncnet_metrics.similarity_to_distance(sims)
+    chosen = np.zeros(count, int)
+  # [L, 2S+1], column j = audio moved by j - S; higher = better (minus the distance for Euclidean models).
+  sims = np.full((count, 2 * max_offset + 1), np.nan, np.float32)
+  distances = np.full((count, 2 * max_offset + 1), np.nan)
+  for k, face in enumerate(scores):
+    sims[chosen == k], distances[chosen == k] = face.sims[chosen == k], face.distances[chosen == k]
+  window_ok = ~np.isnan(sims).all(axis=1)
+  valid = inputs.valid
+  if not np.isfinite(sims).any(axis=0).all():
+    raise MediaError(path, f"face found in {valid.mean():.0%} of the frames: too few 5-frame windows "
+                     f"with a face throughout ({int(window_ok.sum())}) to score offsets up to +-{max_offset}")
   scores = syncnet_metrics.syncnet_scores(distances)
   histogram = syncnet_metrics.offset_histogram(sims)
   with np.errstate(all="ignore"):
@@ -328,10 +325,55 @@ def score(model: SyncModel, inputs: ModelInputs, max_offset: int = 15) -> SyncRe
       confidence=scores.confidence, offsets=histogram.offsets, similarity=similarity[::-1],
       mdist=scores.mdist[::-1], histogram=histogram.counts, mode=histogram.mode,
       framewise_conf=scores.framewise_conf_filtered, windows_scored=int(window_ok.sum()), windows_total=count,
-      face_coverage=float(inputs.valid.mean()), num_tracks=inputs.num_tracks,
+      face_coverage=float(valid.mean()), num_tracks=inputs.num_tracks,
       face_mode="centered" if inputs.face_centered else "detected", face_px=inputs.face_px,
       small_face=inputs.face_px < with_face_defaults(model.config.preprocess).small_face_px,
-      num_frames=len(crops), info=inputs.info, timings=timings, crop_size=crops.shape[1])
+      num_frames=inputs.num_frames, info=inputs.info, timings=timings, crop_size=inputs.faces[0].crops.shape[1],
+      tracks=[] if inputs.face_centered else [(face.start, face.boxes) for face in inputs.faces],
+      timeline=found, timeline_shown=timeline is not None)
+
+
+def _embed_face(model: SyncModel, face: FaceCrops, count: int, width: int) -> np.ndarray:
+  """Video embeddings [n, D] of the face's windows: those starting at face.start .. face.start + n - 1, the
+  ones wholly within its frames and the file's L = count windows."""
+  from modeformer_jax.inference import video_windows
+
+  spec = model.spec
+  n = max(0, min(face.stop - spec.video_frames + 1, count) - face.start)
+  if n == 0:
+    return np.zeros((0, width), np.float32)
+  return np.concatenate([
+      model.embed_video(video_windows(face.crops[s:s + _VIDEO_CHUNK + spec.video_frames - 1],
+                                      min(_VIDEO_CHUNK, n - s), spec))
+      for s in range(0, n, _VIDEO_CHUNK)])
+
+
+def _distances(model: SyncModel, video: np.ndarray, audio: np.ndarray, first: int, *,
+               max_offset: int) -> tuple[np.ndarray, np.ndarray]:
+  """(similarities float32 [n, 2S+1], distances float64 [n, 2S+1]) of video windows first .. first + n - 1
+  against the audio, as `score` documents."""
+  from modeformer_jax.inference import offset_similarities
+
+  sims = offset_similarities(video, audio, max_offset, model.scoring, start=first)
+  if model.syncnet_compat:
+    return sims, syncnet_metrics.padded_distances(video, audio, max_offset, start=first)
+  if model.scoring == "euclidean":
+    return sims, -sims.astype(np.float64)
+  return sims, syncnet_metrics.similarity_to_distance(sims)
+
+
+def _face_scores(model: SyncModel, face: FaceCrops, video: np.ndarray, audio: np.ndarray, count: int,
+                 max_offset: int) -> timelines.FaceScores:
+  """One face's windows scored over the whole file (NaN rows where it is not on all 5 frames)."""
+  first, n = face.start, len(video)
+  ok = np.lib.stride_tricks.sliding_window_view(face.valid, model.spec.video_frames).all(axis=1)[:n]
+  sims = np.full((count, 2 * max_offset + 1), np.nan, np.float32)
+  distances = np.full((count, 2 * max_offset + 1), np.nan)
+  if n:
+    part_sims, part_distances = _distances(model, video, audio, first, max_offset=max_offset)
+    part_sims[~ok], part_distances[~ok] = np.nan, np.nan
+    sims[first:first + n], distances[first:first + n] = part_sims, part_distances
+  return timelines.FaceScores(first=first, video=video, ok=ok, sims=sims, distances=distances)
 
 
 def detect(model: SyncModel, path: str, *, face_centered: bool = False, max_offset: int = 15) -> SyncResult:

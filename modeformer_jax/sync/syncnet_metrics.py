@@ -33,8 +33,9 @@ FRAMEWISE_KERNEL = 9
 PAIRWISE_EPS = 1e-6
 
 
-def padded_distances(video: np.ndarray, audio: np.ndarray, max_offset: int) -> np.ndarray:
-  """syncnet_python's calc_pdist: video [L, D], audio [L, D] embeddings -> distances [L, 2S+1].
+def padded_distances(video: np.ndarray, audio: np.ndarray, max_offset: int, start: int = 0) -> np.ndarray:
+  """syncnet_python's calc_pdist: video [L, D] (windows start .. start + L - 1), audio [L', D] embeddings
+  -> distances [L, 2S+1].
 
   The audio embeddings are zero-padded by S rows at both ends, so a candidate past either end is the
   distance to a zero vector and counts in every mean; column j is audio window f + j - S as elsewhere.
@@ -42,7 +43,7 @@ def padded_distances(video: np.ndarray, audio: np.ndarray, max_offset: int) -> n
   """
   video = np.asarray(video, np.float64)
   padded = np.pad(np.asarray(audio, np.float64), ((max_offset, max_offset), (0, 0)))
-  idx = np.arange(len(video))[:, None] + np.arange(2 * max_offset + 1)[None]
+  idx = start + np.arange(len(video))[:, None] + np.arange(2 * max_offset + 1)[None]
   return np.linalg.norm(video[:, None] - padded[idx] + PAIRWISE_EPS, axis=-1)
 
 

@@ -179,3 +179,23 @@ def articulation_track(seed: int, style: SpeakerStyle, t_lo: float, t_hi: float,
   phase -= phase[-start]
   gain = np.exp(0.2 * _control_noise(seed, 2, start, length, 0.4 * CONTROL_RATE))
   return Track(start, channels, f0, phase, gain, words)
+
+
+def silenced_outside(track: Track, style: SpeakerStyle, intervals: Sequence[tuple[float, float]]) -> Track:
+  """The track with the speaker quiet outside `intervals` (absolute seconds): lips at rest, no voice or noise
+  sources; the switch is smoothed over about 40 ms, as a speaker starts and stops. Pitch, head motion and the
+  words inside the intervals stay."""
+  times = (track.start + np.arange(track.channels.shape[1])) / CONTROL_RATE
+  talking = np.zeros(len(times))
+  for start, end in intervals:
+    talking[(times >= start) & (times < end)] = 1.0
+  talking = _smooth(talking, 0.02 * CONTROL_RATE)
+  rest = _values(style.rest_open, 0.1)
+  channels = track.channels.copy()
+  for name in ("open", "round"):
+    row = CHANNEL[name]
+    channels[row] = rest[row] + (channels[row] - rest[row]) * talking
+  for name in ("voice", "n_lo", "n_mid", "n_hi", "nasal"):
+    channels[CHANNEL[name]] *= talking
+  words = [w for w in track.words if any(start <= (w[1] + w[2]) / 2 < end for start, end in intervals)]
+  return dataclasses.replace(track, channels=channels, words=words)

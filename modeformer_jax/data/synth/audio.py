@@ -43,15 +43,21 @@ def _formant_gains(freqs: np.ndarray, open_: np.ndarray, round_: np.ndarray, nas
   return gain * ((1 - nasal) + nasal / (1 + (freqs / 500) ** 2))
 
 
-def render_audio(seed: int, track: Track, style: SpeakerStyle, first: int, length: int, sample_rate: int,
-                  rng: np.random.Generator) -> np.ndarray:
-  """float32 [length] audio for absolute samples first .. first + length - 1."""
-  m = np.arange(first, first + length)
-  t = m / sample_rate
+def render_audio(seed: int, track: Track, style: SpeakerStyle, positions: np.ndarray, sample_rate: int,
+                 rng: np.random.Generator) -> np.ndarray:
+  """float32 [N] audio: sample n renders the track at absolute time positions[n] / sample_rate.
+
+  positions float64 [N]: first, first + 1, ... for a clip in constant sync (the track's own samples); a drift
+  or a step moves them off whole samples or makes them jump. The noise floor and the noise sources follow the
+  output samples (from round(positions[0]) on), the speech follows the track at `positions`.
+  """
+  positions = np.asarray(positions, np.float64)
+  length, first = len(positions), int(round(positions[0]))
+  t = positions / sample_rate
   top = min(7600.0, 0.45 * sample_rate)  # speech band, and below Nyquist
   # Harmonic amplitudes at a coarse grid of absolute sample indices (every `hop`), linearly interpolated.
   hop = max(1, sample_rate // CONTROL_RATE)
-  j = np.arange(first // hop, (first + length) // hop + 2)
+  j = np.arange(int(np.floor(positions.min())) // hop, (int(np.floor(positions.max())) + 1) // hop + 2)
   tj = j * hop / sample_rate
   open_, round_, nasal, voice = (track.at(tj, track.channels[CHANNEL[c]])
                                  for c in ("open", "round", "nasal", "voice"))
@@ -63,7 +69,7 @@ def render_audio(seed: int, track: Track, style: SpeakerStyle, first: int, lengt
   amps *= np.clip((top - freqs) / 300, 0, 1)
   amps /= np.sqrt(0.5 * np.sum(amps ** 2, axis=0)) + 1e-9  # unit RMS: loudness comes from `voice` alone
   amps *= voice
-  pos = (m - j[0] * hop) / hop
+  pos = (positions - j[0] * hop) / hop
   idx = pos.astype(np.int64)
   frac = pos - idx
   phase = track.at(t, track.phase)

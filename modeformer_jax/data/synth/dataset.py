@@ -17,6 +17,7 @@ import numpy as np
 from modeformer_jax import atomic
 from modeformer_jax.data.synth import streams, wide_shot
 from modeformer_jax.data.synth.clip import render_clip
+from modeformer_jax.data.synth.timing import alternating_turns
 from modeformer_jax.data.synth.layout import (FACE_SCALE, FRAME_SIZE, LAYOUTS, clip_path, speaker_id, speaker_splits,
                                               transcript_file)
 from modeformer_jax.data.synth.speakers import SpeakerStyle, speaker_style
@@ -24,7 +25,9 @@ from modeformer_jax.data.synth.speakers import SpeakerStyle, speaker_style
 MANIFEST = "manifest.jsonl"
 # A manifest row whose fields match these (and whose files are on disk) is a finished clip on a rerun.
 _JOB_FIELDS = ("path", "layout", "split", "speaker", "clip", "fps", "sample_rate", "channels", "seconds",
-               "offset_frames", "seed", "shot")
+               "offset_frames", "seed", "shot", "drift_ms_per_min", "step_s", "step_to_frames", "turns", "face_px")
+# What rows written before a field existed mean by its absence.
+_ABSENT = {"shot": "closeup", "drift_ms_per_min": 0.0}
 SHOTS = ("closeup", "wide")  # wide: synth.wide_shot (a small face in a busy 454x256 scene)
 
 
@@ -33,14 +36,20 @@ def _make_clip(out_dir: str, job: dict, style: SpeakerStyle, threads: int) -> di
   from modeformer_jax.media.encode import write_video  # av loads in the workers only
 
   layout = job["layout"]
+  timing = dict(drift_ms_per_min=job["drift_ms_per_min"],
+                step=None if job["step_s"] is None else (job["step_s"], job["step_to_frames"]))
+  extra = {}
   if job["shot"] == "wide":
     listener = speaker_style(job["dataset_seed"], 1_000_000 + job["speaker_index"])
+    turns = None if job["turns"] is None else [tuple(turn) for turn in job["turns"]]
     clip = wide_shot.render_wide_shot(job["seed"], style, listener, job["seconds"], job["offset_frames"],
-                                      fps=job["fps"], sample_rate=job["sample_rate"])
+                                      face_px=job["face_px"], fps=job["fps"], sample_rate=job["sample_rate"],
+                                      turns=turns, **timing)
     size = np.array([wide_shot.WIDTH, wide_shot.HEIGHT] * 2, np.float32)  # box table relative to the frame
+    extra["listener_boxes"] = np.round(clip.listener_boxes, 2).tolist()
   else:
     clip = render_clip(job["seed"], style, job["seconds"], job["offset_frames"], FRAME_SIZE[layout], job["fps"],
-                       job["sample_rate"], FACE_SCALE[layout])
+                       job["sample_rate"], FACE_SCALE[layout], **timing)
     size = FRAME_SIZE[layout]
   path = Path(out_dir) / job["path"]
   path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,7 +58,7 @@ def _make_clip(out_dir: str, job: dict, style: SpeakerStyle, threads: int) -> di
   audio = clip.audio if job["channels"] == 1 else np.repeat(clip.audio[:, None], job["channels"], axis=1)
   size = write_video(path, clip.frames, job["fps"], audio, job["sample_rate"], threads=threads)
   return {**job, "num_frames": len(clip.frames), "transcript": clip.transcript,
-          "face_boxes": np.round(clip.face_boxes, 2).tolist(),
+          "face_boxes": np.round(clip.face_boxes, 2).tolist(), **extra,
           "mouth_centers": np.round(clip.mouth_centers, 2).tolist(),
           "mouth_open": np.round(clip.mouth_open, 4).tolist(), "bytes": size}
 
@@ -69,7 +78,7 @@ def read_manifest(out_dir: str | os.PathLike) -> list[dict]:
 
 
 def _finished(out_dir: Path, job: dict, row: dict | None) -> bool:
-  if row is None or any(row.get(k, "closeup" if k == "shot" else None) != job[k] for k in _JOB_FIELDS):
+  if row is None or any(row.get(k, _ABSENT.get(k)) != job[k] for k in _JOB_FIELDS):
     return False
   mp4 = out_dir / job["path"]
   return mp4.is_file() and mp4.stat().st_size == row.get("bytes") and mp4.with_suffix(".txt").is_file()
@@ -77,8 +86,17 @@ def _finished(out_dir: Path, job: dict, row: dict | None) -> bool:
 
 def plan_dataset(layout: str, speakers: int, clips_per_speaker: int, seconds: float, seed: int,
                  offsets_frames: Sequence[int] = (), offset_fraction: float = 0.5, fps: float = 25.0,
-                 sample_rate: int = 16000, channels: int = 1, shot: str = "closeup") -> list[dict]:
-  """The clips write_dataset makes, in manifest order: the manifest fields known before rendering."""
+                 sample_rate: int = 16000, channels: int = 1, shot: str = "closeup",
+                 drifts_ms_per_min: Sequence[float] = (), steps_frames: Sequence[int] = (),
+                 step_at: float | None = None, turn_seconds: float | None = None,
+                 face_px: float | None = None) -> list[dict]:
+  """The clips write_dataset makes, in manifest order: the manifest fields known before rendering.
+
+  Each clip draws its drift from drifts_ms_per_min (none: 0) and an offset change from steps_frames (none:
+  no step), made at step_at seconds or, without it, at a time drawn from the clip's middle third. Wide shots
+  with turn_seconds are dialogues whose two faces take turns of about that long (synth.timing); face_px sets
+  the wide shots' face height (default drawn from 24..48 px per clip).
+  """
   if layout not in LAYOUTS:
     raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
   if shot not in SHOTS:
@@ -91,6 +109,12 @@ def plan_dataset(layout: str, speakers: int, clips_per_speaker: int, seconds: fl
     raise ValueError(f"channels must be 1..7, got {channels}")
   if not 0 <= offset_fraction <= 1:
     raise ValueError(f"offset_fraction must be in [0, 1], got {offset_fraction}")
+  if step_at is not None and not (steps_frames and 0 < step_at < seconds):
+    raise ValueError(f"step_at {step_at}: needs steps_frames and a time inside the clip (0..{seconds} s)")
+  if (turn_seconds is not None or face_px is not None) and shot != "wide":
+    raise ValueError("turn_seconds and face_px are for wide shots (shot 'wide')")
+  if turn_seconds is not None and not turn_seconds > 0:
+    raise ValueError(f"turn_seconds must be positive, got {turn_seconds}")
   jobs, ids = [], set()
   for s, split in enumerate(speaker_splits(layout, speakers)):
     speaker = speaker_id(layout, seed, s)
@@ -102,18 +126,28 @@ def plan_dataset(layout: str, speakers: int, clips_per_speaker: int, seconds: fl
       rng = streams.generator(seed, s, c, 0x0ff5e7)
       shifted = bool(offsets_frames) and rng.random() < offset_fraction
       offset = int(rng.choice(list(offsets_frames))) if shifted else 0
+      # Drifts, steps and turns draw from a stream of their own: the offsets above stay as they were.
+      timing = streams.generator(seed, s, c, 0xd21f7)
+      drift = float(timing.choice(list(drifts_ms_per_min))) if drifts_ms_per_min else 0.0
+      step_s = step_to = None
+      if steps_frames:
+        step_to = offset + int(timing.choice(list(steps_frames)))
+        step_s = round(float(step_at if step_at is not None else timing.uniform(seconds / 3, 2 * seconds / 3)), 3)
+      clip_seed = int(np.random.SeedSequence([seed, s, c]).generate_state(1)[0])
+      turns = None if turn_seconds is None else [list(t) for t in alternating_turns(clip_seed, seconds, turn_seconds)]
       jobs.append({"path": clip_path(layout, split, speaker, clip), "layout": layout, "split": split,
                    "speaker": speaker, "clip": clip, "fps": float(fps), "sample_rate": int(sample_rate),
                    "channels": int(channels), "seconds": float(seconds), "offset_frames": offset, "shot": shot,
-                   "seed": int(np.random.SeedSequence([seed, s, c]).generate_state(1)[0]),
-                   "dataset_seed": int(seed), "speaker_index": s})
+                   "seed": clip_seed, "dataset_seed": int(seed), "speaker_index": s, "drift_ms_per_min": drift,
+                   "step_s": step_s, "step_to_frames": step_to, "turns": turns,
+                   "face_px": None if face_px is None else float(face_px)})
   return jobs
 
 
 def write_dataset(out_dir: str | os.PathLike, layout: str, speakers: int, clips_per_speaker: int,
                   seconds: float, seed: int, offsets_frames: Sequence[int] = (), offset_fraction: float = 0.5,
                   workers: int | None = None, fps: float = 25.0, sample_rate: int = 16000, channels: int = 1,
-                  progress: bool = True, shot: str = "closeup") -> list[dict]:
+                  progress: bool = True, shot: str = "closeup", **timing) -> list[dict]:
   """Writes a stand-in dataset under out_dir and returns its manifest rows (in manifest order).
 
   Clips already complete from an earlier run with the same settings (manifest row matches, files present)
@@ -122,16 +156,20 @@ def write_dataset(out_dir: str | os.PathLike, layout: str, speakers: int, clips_
   lists pretrain/train/val/test.txt are written.
 
   shot "wide" renders synth.wide_shot scenes (454x256, a small face, a silent listener) instead of close-ups.
+  timing: plan_dataset's drifts_ms_per_min, steps_frames, step_at, turn_seconds and face_px.
 
   A row: path (relative to out_dir), layout, split, speaker, clip, fps, sample_rate, channels, seconds,
-  offset_frames (> 0: audio leads), shot, seed (render_clip's), dataset_seed, speaker_index, num_frames,
-  transcript, face_boxes [T][x, y, w, h] px, mouth_centers [T][cx, cy] px, mouth_open [T] 0..1, bytes (mp4).
+  offset_frames (> 0: audio leads; before the step, at time 0 with a drift), shot, seed (render_clip's),
+  dataset_seed, speaker_index, drift_ms_per_min, step_s and step_to_frames (the offset from step_s on; both
+  null without a step), turns ([start, end, face] seconds, face 0 the speaker and 1 the listener; null unless a
+  dialogue), face_px (null: drawn), num_frames, transcript, face_boxes [T][x, y, w, h] px (wide shots also
+  listener_boxes), mouth_centers [T][cx, cy] px, mouth_open [T] 0..1, bytes (mp4).
   """
   from tqdm import tqdm
 
   out = Path(out_dir)
   jobs = plan_dataset(layout, speakers, clips_per_speaker, seconds, seed, offsets_frames, offset_fraction,
-                      fps, sample_rate, channels, shot)
+                      fps, sample_rate, channels, shot, **timing)
   out.mkdir(parents=True, exist_ok=True)
   # Temporary files of a killed run would otherwise look like clips to a folder listing.
   for folder in {(out / job["path"]).parent for job in jobs}:

@@ -7,7 +7,9 @@ render_clip (so audio, offsets and mouth motion are the generator's own) and cut
 background: the clip is rendered twice with two flat background colours and everything else equal, and
 alpha = 1 - (difference of the renders) / (difference of the colours), exact up to rounding, so the
 composite keeps the renderer's antialiased edges. The listener is another speaker rendered with a mouth that
-cannot open: the head sways, the eyes blink, the lips stay closed.
+cannot open: the head sways, the eyes blink, the lips stay closed. In a dialogue (`turns`) the listener is a
+second speaker instead: the two take turns (synth.timing), each silent with lips at rest in the other's turns,
+and the audio holds both voices.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from modeformer_jax.data.synth import streams
 from modeformer_jax.data.synth.clip import RenderedClip, render_clip
 from modeformer_jax.data.synth.speakers import SpeakerStyle
+from modeformer_jax.data.synth.timing import AudioTiming, talking_intervals
 
 WIDTH, HEIGHT = 454, 256  # the TED-style wide shot of issue 18
 _SPRITE = 160  # the speaker is rendered at this size, then scaled down to face_px
@@ -32,7 +35,7 @@ class WideShot:
   frames: np.ndarray  # uint8 [T, HEIGHT, WIDTH, 3] RGB
   audio: np.ndarray  # float32 [S] in [-1, 1]
   face_boxes: np.ndarray  # float32 [T, 4] the speaker's face (x, y, w, h): the face ellipse's bounding box
-  listener_boxes: np.ndarray  # float32 [T, 4] the second, silent face
+  listener_boxes: np.ndarray  # float32 [T, 4] the second face (silent, or the other speaker of a dialogue)
   mouth_centers: np.ndarray  # float32 [T, 2]
   mouth_open: np.ndarray  # float32 [T]
   transcript: str
@@ -40,20 +43,33 @@ class WideShot:
   fps: float
   sample_rate: int
   offset_frames: int
+  timing: AudioTiming = AudioTiming()  # the offset over time (drift, step)
+  # A dialogue's (start, end, face) seconds, face 0 the speaker and 1 the listener; None: the speaker talks alone.
+  turns: list[tuple[float, float, int]] | None = None
+  listener_mouth_open: np.ndarray | None = None  # float32 [T] in a dialogue
 
 
 def render_wide_shot(seed: int, speaker: SpeakerStyle, listener: SpeakerStyle | None, seconds: float,
                      offset_frames: int = 0, face_px: float | None = None, width: int = WIDTH,
-                     height: int = HEIGHT, fps: float = 25.0, sample_rate: int = 16000) -> WideShot:
+                     height: int = HEIGHT, fps: float = 25.0, sample_rate: int = 16000, *,
+                     drift_ms_per_min: float = 0.0, step: tuple[float, int] | None = None,
+                     turns: list[tuple[float, float, int]] | None = None) -> WideShot:
   """Renders one wide shot (deterministic in all arguments); face_px is the speaker's face height (default:
   drawn from 24..48 px by the seed); listener None leaves the second face out (listener_boxes are then NaN).
+  drift_ms_per_min and step time the audio as render_clip does. turns (synth.timing.alternating_turns) makes
+  it a dialogue: the listener talks in the turns of face 1, the speaker in those of face 0.
 
-  Returns frames uint8 [T, height, width, 3] and audio float32 [S] as render_clip does for the same
-  seed, speaker, seconds and offset (the audio is that clip's).
+  Returns frames uint8 [T, height, width, 3] and audio float32 [S]; without turns the audio is render_clip's
+  for the same seed, speaker, seconds and timing.
   """
+  if turns is not None and listener is None:
+    raise ValueError("a dialogue (turns) needs a listener to take turns with")
   rng = streams.generator(seed, 0x1de)
   face_px = rng.uniform(24, 48) if face_px is None else face_px
-  clip, alpha = _cut_out(seed, speaker, seconds, offset_frames, fps, sample_rate)
+  timing = dict(drift_ms_per_min=drift_ms_per_min, step=step)
+  clip, alpha = _cut_out(seed, speaker, seconds, offset_frames, fps, sample_rate, **timing,
+                         talking=None if turns is None else talking_intervals(turns, 0))
+  audio = clip.audio
   count = len(clip.frames)
   scale = face_px / float(np.median(clip.face_boxes[:, 3]))
   scene = np.repeat(_busy_background(rng, height, width)[None], count, axis=0)
@@ -64,9 +80,13 @@ def render_wide_shot(seed: int, speaker: SpeakerStyle, listener: SpeakerStyle | 
   centre_x = width * (0.36 + 0.04 * np.sin(2 * np.pi * t / rng.uniform(5, 8) + phase[0]))
   centre_y = height * (0.45 + 0.05 * np.sin(2 * np.pi * t / rng.uniform(3, 5) + phase[1]))
   # The listener is a speaker whose mouth cannot open: head, eyes and lighting move, the lips barely.
-  if listener is not None:
+  if listener is not None and turns is None:
     silent = dataclasses.replace(listener, open_max=0.0, rest_open=0.0)
     listener_clip, listener_alpha = _cut_out(seed + 1, silent, seconds, 0, fps, sample_rate)
+  elif listener is not None:
+    listener_clip, listener_alpha = _cut_out(seed + 1, listener, seconds, offset_frames, fps, sample_rate, **timing,
+                                             talking=talking_intervals(turns, 1))
+    audio = np.clip(audio + listener_clip.audio, -1, 1)
   listener_scale = scale * rng.uniform(0.8, 1.1)
   listener_x = width * (0.8 + 0.02 * np.sin(2 * np.pi * t / rng.uniform(3, 5)))
   listener_y = height * (0.42 + 0.01 * np.sin(2 * np.pi * t / rng.uniform(2, 4)))
@@ -83,16 +103,19 @@ def render_wide_shot(seed: int, speaker: SpeakerStyle, listener: SpeakerStyle | 
     face_boxes[i] = _box_in_scene(clip.face_boxes[i], placed)
     mouths[i] = np.asarray(placed[:2]) + clip.mouth_centers[i] * placed[2]
   _microphone(scene, rng, face_boxes)
-  return WideShot(frames=scene, audio=clip.audio, face_boxes=face_boxes, listener_boxes=listener_boxes,
-                  mouth_centers=mouths, mouth_open=clip.mouth_open, transcript=clip.transcript, words=clip.words,
-                  fps=fps, sample_rate=sample_rate, offset_frames=offset_frames)
+  words = clip.words if turns is None else sorted(clip.words + listener_clip.words, key=lambda w: w[1])
+  return WideShot(frames=scene, audio=audio, face_boxes=face_boxes, listener_boxes=listener_boxes,
+                  mouth_centers=mouths, mouth_open=clip.mouth_open, transcript=" ".join(w for w, _, _ in words),
+                  words=words, fps=fps, sample_rate=sample_rate, offset_frames=offset_frames, timing=clip.timing,
+                  turns=turns, listener_mouth_open=None if turns is None else listener_clip.mouth_open)
 
 
 def _cut_out(seed: int, style: SpeakerStyle, seconds: float, offset_frames: int, fps: float,
-             sample_rate: int) -> tuple[RenderedClip, np.ndarray]:
-  """The clip rendered on the dark key, and its alpha float32 [T, S, S] (1 = the person)."""
+             sample_rate: int, **timing) -> tuple[RenderedClip, np.ndarray]:
+  """The clip rendered on the dark key (render_clip's timing and talking keywords passed on), and its alpha
+  float32 [T, S, S] (1 = the person)."""
   render = lambda key: render_clip(seed, dataclasses.replace(style, background=((key,) * 3, (key,) * 3)),
-                                         seconds, offset_frames, _SPRITE, fps, sample_rate)
+                                   seconds, offset_frames, _SPRITE, fps, sample_rate, **timing)
   dark, light = render(_KEY_DARK), render(_KEY_LIGHT)
   diff = light.frames.astype(np.float32).mean(axis=3) - dark.frames.astype(np.float32).mean(axis=3)
   # The frame's lighting scales the key difference too: each frame's corner (background) gives its scale.

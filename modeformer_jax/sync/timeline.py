@@ -1,0 +1,281 @@
+"""Offsets over time and who is speaking: `modeformer sync --timeline SECONDS`.
+
+The file is cut into segments (window_s long, one every hop_s) and each segment gets syncnet_python's numbers
+from the rows of the per-window distance matrices that fall in it: no window is embedded again, so a timeline
+costs no model time beyond the one pass over the file (per face). With several faces every face is scored and
+the segment's speaker is the face whose video matches the audio best (highest Confidence).
+
+A segment is decided when its speaker's Confidence reaches the threshold; the others say so instead of giving
+a number. The automatic threshold is what chance gives on this file: every face's windows scored again against
+the file's own audio rotated by several seconds (so no candidate shift is the true one), segment by segment,
+and the 99th percentile of those Confidences taken. That costs a few matrix products on the embeddings already
+made, adapts to the model's scale (our cosine distances, SyncNet's Euclidean ones) and to the segment length,
+and means about 1 segment in 100 without sync evidence is decided by chance.
+
+Decided segments feed sync.trend: a constant offset, a linear drift or a step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from modeformer_jax.sync.trend import Trend, fit_trend
+
+# Fewer scored windows than this (0.4 s) leave a face out of a segment.
+MIN_WINDOWS = 10
+# The automatic threshold: this quantile of the Confidences of segments scored against rotated audio.
+NULL_QUANTILE = 0.99
+# Rotations of the audio for the automatic threshold: enough for about this many chance segments, within limits.
+_NULL_SAMPLES = 400
+_MIN_ROTATIONS, _MAX_ROTATIONS = 4, 16
+# Segments that choose the speaking face when several faces are scored and no --timeline is given.
+SPEAKER_WINDOW_S = 10.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TimelineOptions:
+  """How the file is cut: window_s long segments every hop_s (default half a window); min_confidence None is
+  the automatic threshold."""
+  window_s: float = SPEAKER_WINDOW_S
+  hop_s: float | None = None
+  min_confidence: float | None = None
+
+  @property
+  def hop(self) -> float:
+    return self.window_s / 2 if self.hop_s is None else self.hop_s
+
+  def check(self) -> None:
+    """Raises ValueError on lengths that cannot cut a file (named as the library's parameters)."""
+    if not 0.5 <= self.window_s < float("inf"):
+      raise ValueError(f"window_s {self.window_s}: a segment must be at least 0.5 s long")
+    if not 0.04 <= self.hop < float("inf"):
+      raise ValueError(f"hop_s {self.hop}: must be at least one frame (0.04 s)")
+    if self.min_confidence is not None and not np.isfinite(self.min_confidence):
+      raise ValueError(f"min_confidence {self.min_confidence}: must be a number")
+
+
+@dataclasses.dataclass
+class FaceScores:
+  """One face's windows scored against the file's audio."""
+  first: int  # window index of video[0]
+  video: np.ndarray  # float32 [n, D] embeddings of windows first .. first + n - 1
+  ok: np.ndarray  # bool [n] the face is on all 5 frames of the window
+  sims: np.ndarray  # float32 [L, 2S+1] similarities over all L windows of the file (NaN: missing, no face)
+  distances: np.ndarray  # float64 [L, 2S+1] syncnet distances, NaN likewise
+
+
+@dataclasses.dataclass
+class Segment:
+  """One segment's verdict. Offsets in frames (> 0: audio leads), None where undecided."""
+  start_s: float
+  end_s: float
+  windows: int  # scored windows of the face reported
+  offset: int | None
+  offset_fine: float | None  # between whole frames: the parabola through mdist around its minimum
+  confidence: float | None  # the reported face's syncnet Confidence in this segment
+  min_dist: float | None
+  track: int | None  # the face track whose video matches the audio best (index into the result's tracks)
+  track_confidences: list[float | None]  # every face's Confidence (None: too little of it in the segment)
+  decided: bool
+  note: str = ""
+
+  @property
+  def centre_s(self) -> float:
+    return 0.5 * (self.start_s + self.end_s)
+
+  def to_json(self, fps: float) -> dict[str, Any]:
+    r = lambda x, d=4: None if x is None else round(float(x), d)
+    return {"start_s": round(self.start_s, 3), "end_s": round(self.end_s, 3), "decided": self.decided,
+            "av_offset_frames": self.offset, "av_offset_ms": r(self.offset and self.offset * 1000 / fps, 1)
+            if self.offset is not None else None, "offset_fine_frames": r(self.offset_fine, 3),
+            "confidence": r(self.confidence), "min_dist": r(self.min_dist), "windows": self.windows,
+            "track": self.track, "track_confidences": [r(c) for c in self.track_confidences],
+            "note": self.note}
+
+
+@dataclasses.dataclass
+class Timeline:
+  options: TimelineOptions
+  fps: float
+  threshold: float | None  # Confidence a segment needs to be decided (None: could not be set automatically)
+  threshold_from: str  # how it was set, in words
+  segments: list[Segment]
+  trend: Trend
+  window_face: np.ndarray  # int [L] the face each window's row is taken from (-1: none)
+
+  def to_json(self) -> dict[str, Any]:
+    return {"window_s": self.options.window_s, "hop_s": self.options.hop,
+            "min_confidence": None if self.threshold is None else round(self.threshold, 4),
+            "min_confidence_from": self.threshold_from,
+            "segments": [s.to_json(self.fps) for s in self.segments], "trend": self.trend.to_json()}
+
+  def speaker_shares(self, num_faces: int) -> list[int]:
+    """Decided segments per face."""
+    return [sum(s.decided and s.track == k for s in self.segments) for k in range(num_faces)]
+
+  def text(self, num_faces: int) -> list[str]:
+    """The timeline as lines: a header, one line per segment, the trend."""
+    decided = sum(s.decided for s in self.segments)
+    threshold = "none" if self.threshold is None else f"{self.threshold:.3f}"
+    lines = [f"Timeline: \t{self.options.window_s:g} s segments every {self.options.hop:g} s: {decided} of "
+             f"{len(self.segments)} decided (Confidence >= {threshold}, {self.threshold_from})"]
+    several = num_faces > 1
+    head = f"  {'start':>7} {'end':>7} {'offset':>6} {'ms':>6} {'conf':>6}" + ("  face  (each face's conf)" if several
+                                                                              else "")
+    lines.append(head)
+    for s in self.segments:
+      line = f"  {s.start_s:>7.1f} {s.end_s:>7.1f} "
+      if s.decided:
+        line += f"{s.offset:>+6d} {s.offset * 1000 / self.fps:>+6.0f} {s.confidence:>6.3f}"
+      else:
+        conf = "-" if s.confidence is None else f"{s.confidence:.3f}"
+        line += f"{'?':>6} {'':>6} {conf:>6}"
+      if several:
+        scores = ", ".join("-" if c is None else f"{c:.3f}" for c in s.track_confidences)
+        line += f"  {'-' if s.track is None else s.track:>4}  ({scores})"
+      if s.note:
+        line += f"  {s.note}"
+      lines.append(line)
+    lines.append(f"Trend: \t{self.trend.text()}")
+    return lines
+
+
+def segment_frames(num_frames: int, window: int, hop: int) -> list[tuple[int, int]]:
+  """[start, stop) frame ranges of the segments: every `hop` frames from 0 while a whole window fits, then one
+  ending at the last frame if the hops left frames out; a file shorter than a window is one segment."""
+  if num_frames <= window:
+    return [(0, num_frames)]
+  out = [(s, s + window) for s in range(0, num_frames - window + 1, hop)]
+  if out[-1][1] < num_frames:
+    out.append((num_frames - window, num_frames))
+  return out
+
+
+def _segment_stats(distances: np.ndarray, bounds: list[tuple[int, int]]) -> list[tuple | None]:
+  """Per segment (windows [a, b)): (scored windows, mdist [2S+1]) or None with fewer than MIN_WINDOWS."""
+  present = ~np.isnan(distances)
+  rows = present.any(axis=1)
+  zero = np.zeros((1, distances.shape[1]))
+  sums = np.concatenate([zero, np.cumsum(np.where(present, distances, 0.0), axis=0)])
+  counts = np.concatenate([zero, np.cumsum(present, axis=0)])
+  scored = np.concatenate([[0], np.cumsum(rows)])
+  out = []
+  for a, b in bounds:
+    n = int(scored[b] - scored[a])
+    count = counts[b] - counts[a]
+    if n < MIN_WINDOWS or not (count > 0).all():
+      out.append(None)
+      continue
+    out.append((n, (sums[b] - sums[a]) / count))
+  return out
+
+
+def _confidence(mdist: np.ndarray) -> float:
+  return float(np.median(mdist) - mdist.min())
+
+
+def _fine_offset(mdist: np.ndarray) -> float:
+  """AV offset (frames) at the minimum of mdist, refined by the parabola through it and its neighbours."""
+  max_offset = len(mdist) // 2
+  j = int(np.argmin(mdist))
+  shift = 0.0
+  if 0 < j < len(mdist) - 1:
+    left, mid, right = mdist[j - 1], mdist[j], mdist[j + 1]
+    curve = left - 2 * mid + right
+    if curve > 0:
+      shift = float(np.clip(0.5 * (left - right) / curve, -0.5, 0.5))
+  return max_offset - (j + shift)
+
+
+def _rotations(count: int, max_offset: int, video_frames: int, wanted: int) -> list[int]:
+  """Audio rotations (windows) that keep every candidate shift away from the true alignment by at least a
+  window: min(r, count - r) >= 2 S + video_frames; evenly spread, at most `wanted`."""
+  lo, hi = 2 * max_offset + video_frames, count - 2 * max_offset - video_frames
+  if hi < lo:
+    return []
+  return sorted({int(round(r)) for r in np.linspace(lo, hi, min(wanted, hi - lo + 1))})
+
+
+def null_confidences(faces: list[FaceScores], audio: np.ndarray, bounds: list[tuple[int, int]],
+                     distances_of: Callable[[np.ndarray, np.ndarray, int], np.ndarray], max_offset: int,
+                     video_frames: int) -> np.ndarray:
+  """Confidences of the segments with every face scored against rotated audio: float [N] (see module doc)."""
+  count = len(audio)
+  wanted = int(np.clip(np.ceil(_NULL_SAMPLES / max(1, len(bounds) * len(faces))), _MIN_ROTATIONS,
+                       _MAX_ROTATIONS))
+  out = []
+  for r in _rotations(count, max_offset, video_frames, wanted):
+    rotated = np.roll(audio, -r, axis=0)
+    for face in faces:
+      distances = np.full((count, 2 * max_offset + 1), np.nan)
+      part = distances_of(face.video, rotated, face.first)
+      part[~face.ok] = np.nan
+      distances[face.first:face.first + len(part)] = part
+      out.extend(_confidence(stats[1]) for stats in _segment_stats(distances, bounds) if stats is not None)
+  return np.asarray(out, np.float64)
+
+
+def build(faces: list[FaceScores], audio: np.ndarray, options: TimelineOptions, fps: float, max_offset: int,
+          video_frames: int, distances_of: Callable[[np.ndarray, np.ndarray, int], np.ndarray]) -> Timeline:
+  """The timeline of one file.
+
+  Args:
+    faces: every face's scores (one for a single face or a face-centred file).
+    audio: float32 [L, D] the audio embeddings of the L windows.
+    distances_of: (video [n, D], audio [L, D], first window) -> distances [n, 2S+1], as the faces' were made.
+  """
+  options.check()
+  count = len(audio)
+  num_frames = count + video_frames - 1
+  frames = segment_frames(num_frames, max(video_frames, round(options.window_s * fps)),
+                          max(1, round(options.hop * fps)))
+  bounds = [(a, max(a, min(b - video_frames + 1, count))) for a, b in frames]  # windows wholly inside
+  stats = [_segment_stats(face.distances, bounds) for face in faces]
+  if options.min_confidence is not None:
+    threshold, source = float(options.min_confidence), "given"
+  else:
+    null = null_confidences(faces, audio, bounds, distances_of, max_offset, video_frames)
+    if len(null):
+      threshold = float(np.quantile(null, NULL_QUANTILE))
+      source = f"auto: {NULL_QUANTILE:.0%} of {len(null)} segments against audio from elsewhere in the file"
+    else:
+      threshold = None
+      source = f"auto impossible: under {2 * (2 * max_offset + video_frames)} windows; give min_confidence"
+  segments = []
+  for i, (a, b) in enumerate(frames):
+    confs = [None if s[i] is None else _confidence(s[i][1]) for s in stats]
+    known = [k for k, c in enumerate(confs) if c is not None]
+    seg = dict(start_s=a / fps, end_s=b / fps, track_confidences=confs)
+    if not known:
+      segments.append(Segment(**seg, windows=0, offset=None, offset_fine=None, confidence=None, min_dist=None,
+                              track=None, decided=False, note="no face"))
+      continue
+    best = max(known, key=lambda k: confs[k])
+    decided = threshold is not None and confs[best] >= threshold
+    windows, mdist = stats[best][i]
+    note = "" if decided else ("no threshold" if threshold is None else
+                               f"confidence {confs[best]:.3f} < {threshold:.3f}: too low to decide")
+    segments.append(Segment(**seg, windows=windows, offset=max_offset - int(np.argmin(mdist)) if decided else None,
+                            offset_fine=_fine_offset(mdist) if decided else None, confidence=confs[best],
+                            min_dist=float(mdist.min()), track=best, decided=decided, note=note))
+  window_face = _window_faces(segments, count, video_frames, fps)
+  rows = np.full_like(faces[0].sims, np.nan)
+  for k, face in enumerate(faces):
+    rows[window_face == k] = face.sims[window_face == k]
+  decided = [s for s in segments if s.decided]
+  trend = fit_trend(np.array([s.centre_s for s in decided]), np.array([s.offset_fine for s in decided]), fps,
+                    evidence=min(1.0, options.hop / options.window_s), window_scores=rows,
+                    window_times=(np.arange(count) + video_frames / 2) / fps)
+  return Timeline(options=options, fps=fps, threshold=threshold, threshold_from=source, segments=segments,
+                  trend=trend, window_face=window_face)
+
+
+def _window_faces(segments: list[Segment], count: int, video_frames: int, fps: float) -> np.ndarray:
+  """int [L]: the face of the segment whose centre is nearest each window's centre (-1: that segment has none)."""
+  centres = np.array([s.centre_s for s in segments]) * fps
+  nearest = np.searchsorted(0.5 * (centres[1:] + centres[:-1]), np.arange(count) + video_frames / 2)
+  return np.array([-1 if s.track is None else s.track for s in segments])[nearest]
