@@ -138,7 +138,7 @@ def test_unusable_files_give_one_line_each(tmp_path, capsys, trained_run):
   reasons = {"audio_only.m4a": "no video stream", "video_only.mp4": "no audio stream", "short.mp4": "too short",
              "one_frame.mp4": "too short", "text.mp4": "not a media file"}
   status = cli.main(["sync", *(str(tmp_path / n) for n in files), "--checkpoint", trained_run, "--face-centered",
-                     "--jobs", "0"])
+                     "--workers", "0"])
   out, err = capsys.readouterr()
   assert status == 1
   for name, reason in reasons.items():

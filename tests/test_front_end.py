@@ -37,9 +37,11 @@ def test_prep_and_sync_crop_a_detected_face_alike(tmp_path):
   record = _prepared(str(tmp_path / "src"), str(tmp_path / "out"), "folder", "train", "raw")["train/spk0/clip0.mp4"]
 
   pp = preprocess_config()
-  inputs = detect.prepare(str(path), pp, max_offset=5)
-  assert inputs.valid.all() and record["crops"].shape == inputs.crops.shape == (40, 96, 96, 3)
-  np.testing.assert_array_equal(record["crops"], inputs.crops)
+  inputs = detect.model_inputs(str(path), pp, max_offset=5)
+  speaker = inputs.faces[0]
+  assert inputs.valid.all() and speaker.start == 0
+  assert record["crops"].shape == speaker.crops.shape == (40, 96, 96, 3)
+  np.testing.assert_array_equal(record["crops"], speaker.crops)
   frames = read_media(str(path)).frames[:len(record["crops"])]
   again, squares = face_crops(frames, record["boxes"], pp, centered=True)
   np.testing.assert_array_equal(again, record["crops"])
@@ -54,10 +56,10 @@ def test_prep_and_sync_crop_face_centred_frames_alike(tmp_path, storage):
                              workers=1, progress=False)
   records = _prepared(str(tmp_path / "src"), str(tmp_path / "out"), "lrs2", row["split"], storage)
   (source, record), = records.items()
-  inputs = detect.prepare(os.path.join(tmp_path, "src", source), preprocess_config(), face_centered=True,
-                          max_offset=5)
-  expected = inputs.crops
+  inputs = detect.model_inputs(os.path.join(tmp_path, "src", source), preprocess_config(), face_centered=True,
+                                max_offset=5)
+  expected = inputs.faces[0].crops
   if storage == "jpeg":  # the JPEG error is all that differs: sync's crops through prep's codec are prep's
-    expected = decode_jpeg_frames(encode_jpeg_frames(inputs.crops, PrepOptions("lrs2").jpeg_quality))
-    assert 0 < np.abs(expected.astype(int) - inputs.crops).mean() < 3
+    expected = decode_jpeg_frames(encode_jpeg_frames(expected, PrepOptions("lrs2").jpeg_quality))
+    assert 0 < np.abs(expected.astype(int) - inputs.faces[0].crops).mean() < 3
   np.testing.assert_array_equal(record["crops"], expected)

@@ -44,7 +44,7 @@ def test_wide_shot_is_the_clip_in_a_scene():
 @pytest.mark.integration
 def test_both_faces_tracked_on_wide_shots(tmp_path):
   """Faces 24-48 px tall in 454x256, after H.264: the speaker and the listener are each one track valid on
-  >= 95% of the frames, where they are; sync's prepare reports coverage >= 95% and the face's height."""
+  >= 95% of the frames, where they are; sync's model_inputs reports coverage >= 95% and the face's height."""
   pp = preprocess_config()
   for k, face_px in enumerate(FACE_PX):
     shot = wide_shot.render_wide_shot(40 + k, synth.speaker_style(8, k), synth.speaker_style(8, 10 + k), 2.0,
@@ -57,7 +57,7 @@ def test_both_faces_tracked_on_wide_shots(tmp_path):
       on_face = [np.mean(t.valid & (np.abs(t.boxes[:, :2] + t.boxes[:, 2:] / 2 - centre).max(axis=1)
                                     < 0.3 * truth[:, 3])) for t in track.tracks]
       assert max(on_face) >= 0.95, (face_px, on_face)
-    prepared = detect.prepare(path, pp, max_offset=5)
+    prepared = detect.model_inputs(path, pp, max_offset=5)
     assert prepared.valid.mean() >= 0.95, (face_px, prepared.valid.mean())
     heights = [np.median(shot.face_boxes[:, 3]), np.median(shot.listener_boxes[:, 3])]
     assert min(abs(prepared.face_px - h) / h for h in heights) < 0.2, (heights, prepared.face_px)
@@ -86,7 +86,7 @@ def test_trained_model_finds_offsets_on_wide_shots(trained_run, tmp_path):
     # No listener here: which of two faces talks is pick_speaker's guess from video alone (BENCHMARKS.md).
     shot = wide_shot.render_wide_shot(seed, synth.speaker_style(98, seed), None, 4.0, offset, face_px=40)
     path = _write(tmp_path / f"wide{offset}.mp4", shot)
-    result = detect.score(model, detect.prepare(path, pp), 15)
+    result = detect.score(model, detect.model_inputs(path, pp), 15)
     assert result.face_coverage >= 0.95
     found[offset] = result.offset
   print("trained model on wide shots, true -> detected offsets:", found)
