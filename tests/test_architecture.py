@@ -2,7 +2,7 @@
 
 Every import of a modeformer_jax module runs down the layers; packages of one layer do not import each other;
 no modules import each other in a circle; commands/ is imported by cli.py only (experiments, bench and tests use
-the library); nothing imports the old paths that stay behind as one-line re-exports for unmerged callers.
+the library).
 
 `python tests/test_architecture.py [ROOT]` prints the package import graph of a checkout (ARCHITECTURE.md's).
 """
@@ -40,15 +40,6 @@ LAYER = {unit: i for i, (_, units) in enumerate(LAYERS) for unit in units}
 # Modules that make one unit with others: the config defaults, their loader and the configs; the entry point and
 # the subcommands it runs.
 UNITS = {"config_defaults": "config", "config_loading": "config", "configs": "config", "cli": "commands"}
-# Moved; these paths re-export the new owner in one line until the branches that still use them have merged.
-SHIMS = {"modeformer_jax.export.load": "modeformer_jax.weights.export_folder",
-         "modeformer_jax.export.convert": "modeformer_jax.weights.state_dict",
-         "modeformer_jax.data.synthetic": "modeformer_jax.data.synth.in_memory"}
-SHIM_NAMES = {("modeformer_jax.train.checkpoints", name): "modeformer_jax.weights.run_folder"
-              for name in ("restore_weights", "read_config", "write_config")}
-SHIM_NAMES[("modeformer_jax.train.train_step", "Model")] = "modeformer_jax.models.functional"
-SHIM_NAMES[("modeformer_jax.sync.detect", "prepare")] = "modeformer_jax.sync.detect.model_inputs"
-SHIM_NAMES[("modeformer_jax.sync.detect", "Prepared")] = "modeformer_jax.sync.detect.ModelInputs"
 
 
 def source_files(root: str) -> dict[str, str]:
@@ -175,21 +166,6 @@ def test_only_cli_imports_the_commands():
   wrong = [f"{a}:{line} imports {b}" for a, b, _, line in edges
            if b.startswith(f"{PACKAGE}.commands") and unit(a) != "commands"]
   assert not wrong, "commands/ parse and print; use the library instead:\n" + "\n".join(wrong)
-
-
-def test_nothing_imports_the_moved_paths():
-  _, edges = module_graph()
-  wrong = [f"{a}:{line} imports {b}{'.' + name if name else ''}: use {SHIMS.get(b) or SHIM_NAMES[b, name]}"
-           for a, b, name, line in edges if a not in SHIMS and (b in SHIMS or (b, name) in SHIM_NAMES)]
-  assert not wrong, "\n".join(wrong)
-
-
-def test_moved_paths_are_one_line_re_exports():
-  files = source_files(REPO)
-  for shim, owner in SHIMS.items():
-    body = ast.parse(open(files[shim]).read()).body
-    assert len(body) == 2 and isinstance(body[0].value, ast.Constant), shim  # docstring + one import
-    assert isinstance(body[1], ast.ImportFrom) and body[1].module == owner, shim
 
 
 def test_architecture_md_shows_the_current_graph():

@@ -60,8 +60,6 @@ class WindowSpec:
     window, time-major in mel's dtype (what the loader hands the train step, which transposes on the device)."""
     return mel[mel_window_start(np.asarray(frames), self)[..., None] + np.arange(self.mel_frames)]
 
-  num_starts = num_windows  # the old name, while callers move
-
   def clip(self, video_frames: int) -> "WindowSpec":
     """The geometry of clips of `video_frames` frames with the audio that covers them (ceil(3.2 T) mel frames)."""
     return dataclasses.replace(self, video_frames=video_frames, mel_frames=mel_frames_covering(

@@ -380,6 +380,3 @@ def detect(model: SyncModel, path: str, *, face_centered: bool = False, max_offs
   """model_inputs + score in this process: one file's report."""
   return score(model, model_inputs(path, model.config.preprocess, face_centered=face_centered,
                                    max_offset=max_offset), max_offset)
-
-
-Prepared, prepare = ModelInputs, model_inputs  # the old names, while callers move

@@ -21,7 +21,6 @@ import orbax.checkpoint as ocp
 
 from modeformer_jax.weights.run_folder import BEST, CHECKPOINTS, ITEMS
 # Moved to weights/run_folder.py; importable from here while callers move.
-from modeformer_jax.weights.run_folder import read_config, restore_weights, write_config  # noqa: F401
 
 BEST_METRIC = "val_accuracy_5"
 
