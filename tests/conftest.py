@@ -13,6 +13,10 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="mode
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
 
+import pathlib  # noqa: E402
+import shutil  # noqa: E402
+
+import filelock  # noqa: E402
 import pytest  # noqa: E402
 
 TIERS = ("unit", "integration", "e2e")  # setup.cfg's markers
@@ -23,6 +27,13 @@ def pytest_collection_modifyitems(config, items):
   wrong = [item.nodeid for item in items if sum(item.get_closest_marker(t) is not None for t in TIERS) != 1]
   if wrong:
     raise pytest.UsageError(f"tests without exactly one of the markers {', '.join(TIERS)}: {', '.join(wrong[:5])}")
+  # Files with end-to-end tests first, unit-only files last: the xdist workers (setup.cfg: a file at a time, in
+  # this order) start the long runs early and finish with short tests that fill in.
+  rank = {}
+  for item in items:
+    tier = next(TIERS.index(t) for t in TIERS if item.get_closest_marker(t))
+    rank[item.path] = max(rank.get(item.path, 0), tier)
+  items.sort(key=lambda item: -rank[item.path])
 
 # The model every inference test (eval, sync, export) shares: configs/tiny.py trained briefly on in-memory
 # synthetic clips, once per test session. TRAINED_RUN_OVERRIDES is the recipe, documented in one place.
@@ -30,11 +41,28 @@ TRAINED_RUN_OVERRIDES = ["--config.stages.0.steps=100", "--config.checkpoint_eve
 
 
 @pytest.fixture(scope="session")
-def trained_run(tmp_path_factory) -> str:
-  """Workdir of a briefly trained tiny model (config.json + checkpoints/), for load_sync_model(workdir)."""
+def trained_run(tmp_path_factory, worker_id) -> str:
+  """Workdir of a briefly trained tiny model (config.json + checkpoints/), for load_sync_model(workdir).
+
+  Under pytest-xdist the workers share one training, done by the first worker that asks, and each worker gets
+  its own copy of the folder, because tests write evaluations into it."""
+  workdir = tmp_path_factory.mktemp("trained_run")
+  if worker_id == "master":
+    _train_tiny(workdir)
+    return str(workdir)
+  shared = tmp_path_factory.getbasetemp().parent / "trained_run"
+  with filelock.FileLock(f"{shared}.lock"):
+    if not shared.is_dir():
+      partial = shared.with_name("trained_run.partial")
+      shutil.rmtree(partial, ignore_errors=True)
+      _train_tiny(partial)
+      partial.rename(shared)
+  shutil.copytree(shared, workdir, dirs_exist_ok=True)
+  return str(workdir)
+
+
+def _train_tiny(workdir: pathlib.Path) -> None:
   from modeformer_jax.config_loading import load_config
   from modeformer_jax.train import trainer
 
-  workdir = str(tmp_path_factory.mktemp("trained_run"))
-  trainer.train(load_config("tiny:synthetic", TRAINED_RUN_OVERRIDES), workdir, progress=False)
-  return workdir
+  trainer.train(load_config("tiny:synthetic", TRAINED_RUN_OVERRIDES), str(workdir), progress=False)

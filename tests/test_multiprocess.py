@@ -103,20 +103,11 @@ def reference(setup, tmp_path_factory):
   return _weights(workdir)
 
 
-def test_two_processes_train_like_one(setup, reference, tmp_path):
-  done = _launch(setup, tmp_path, 2, 2, ["--config.mesh.fsdp=2"])
-  _assert_same_weights(tmp_path, reference)
-  # Process 0 alone logs and writes TensorBoard; the validation of each process's share reached the best/ folder.
-  assert "[p1] done: step 6" in done.stdout and done.stdout.count("done: step 6") == 2
-  assert "val_accuracy_5" in done.stderr and "[p1] step" not in done.stderr
-  assert len(os.listdir(tmp_path / "tensorboard")) == 1
-  assert restore_weights(str(tmp_path), "best")[1] in (2, 4, 6)
-
-
-def test_sigterm_to_every_process_stops_them_together_and_resumes(setup, reference, tmp_path):
-  """data=4 over 2 processes: a preemption notice checkpoints at one step agreed by all, exit 143, and the same
-  command resumes to the weights of an uninterrupted run."""
-  proc = _launch(setup, tmp_path, 2, 2, ["--config.mesh.data=4"], wait=False)
+def test_two_processes_stop_together_on_sigterm_and_resume_to_the_weights_of_one_process(setup, reference, tmp_path):
+  """data=2 x fsdp=2 over 2 processes: a preemption notice checkpoints at one step agreed by all, exit 143; the
+  same command resumes, hands the sharded weights over to the second stage, and ends with the weights of the
+  uninterrupted one-process run."""
+  proc = _launch(setup, tmp_path, 2, 2, ["--config.mesh.fsdp=2"], wait=False)
   _wait_for_checkpoint(proc, tmp_path, 2)
   proc.send_signal(signal.SIGTERM)
   out, err = proc.communicate(timeout=300)
@@ -124,11 +115,19 @@ def test_sigterm_to_every_process_stops_them_together_and_resumes(setup, referen
   assert err.count("SIGTERM: checkpoint saved at step") == 2  # both processes, the same step
   saved = set(re.findall(r"checkpoint saved at step (\d+)", err))
   assert len(saved) == 1
-  done = _launch(setup, tmp_path, 2, 2, ["--config.mesh.data=4"])
+  done = _launch(setup, tmp_path, 2, 2, ["--config.mesh.fsdp=2"])
   assert f"resumed from step {saved.pop()}" in done.stderr
   _assert_same_weights(tmp_path, reference)
+  # Process 0 alone logs and writes TensorBoard (at most one file per launch); the validation of each process's
+  # share reached the best/ folder. Under load the notice may land late (step 6), so both launches' logs count.
+  logs = err + done.stderr
+  assert "[p1] done: step 6" in done.stdout and done.stdout.count("done: step 6") == 2
+  assert "val_accuracy_5" in logs and "[p1] step" not in logs
+  assert 1 <= len(os.listdir(tmp_path / "tensorboard")) <= 2
+  assert restore_weights(str(tmp_path), "best")[1] in (2, 4, 6)
 
 
+@pytest.mark.slow  # two more multi-process runs (~3 min); SIGTERM and resume are in the default set above
 def test_killed_process_stops_the_others_and_the_run_resumes_on_another_process_count(setup, reference, tmp_path):
   """fsdp=4 over 2 processes (each holds half of every large parameter). SIGKILL of process 1: process 0 learns
   it from the coordination service and exits within the heartbeat timeout; the rerun, on one process with 4
