@@ -77,12 +77,7 @@ def stage_seconds(model, video: str, *, face_centered: bool = False, max_offset:
   pp = model.config.preprocess
   if not face_centered and pp.face_detector == "blazeface":  # the detector compiles once per process too
     from modeformer_jax.media import blazeface
-    for name in ("full", "short"):
-      detector = blazeface.model(name)
-      batch = 8
-      while batch < max(16, 2 * pp.blazeface_batch):  # the batch sizes predict() pads to
-        detector.predict(np.zeros((batch, detector.input_size, detector.input_size, 3), np.uint8))
-        batch *= 2
+    blazeface.compile_batches(pp)
   inputs = model_inputs(video, model.config.preprocess, face_centered=face_centered, max_offset=max_offset)
   return dict(score(model, inputs, max_offset).timings)
 

@@ -295,6 +295,17 @@ def model(name: str) -> BlazeFace:
   return BlazeFace(name)
 
 
+def compile_batches(cfg) -> None:
+  """Compiles both models for every batch size `predict` pads to with cfg.blazeface_batch windows a call, so that
+  a timing that follows leaves XLA's compilation out (benchmarks)."""
+  for name in MODELS:
+    detector = model(name)
+    batch = 8
+    while batch < max(16, 2 * cfg.blazeface_batch):
+      detector.predict(np.zeros((batch, detector.input_size, detector.input_size, 3), np.uint8))
+      batch *= 2
+
+
 def detect_frames(frames: np.ndarray, cfg, indices: Sequence[int] | None = None) -> list[np.ndarray]:
   """Faces in frames of uint8 [N, H, W, 3] RGB: per frame of `indices` (default: all N, in time order),
   float32 [K, 4] boxes (x, y, w, h) in frame pixels.
@@ -330,7 +341,7 @@ def detect_frames(frames: np.ndarray, cfg, indices: Sequence[int] | None = None)
   for before, after in zip(scans[:-1], scans[1:]):
     faces = np.concatenate([found[order[before]][0], found[order[after]][0]])
     for p in range(before + 1, after):
-      between[order[p]] = _around(faces)
+      between[order[p]] = _around(faces, wins[-1])
   found.update(_detect_windows(model(first), frames, between, cfg))
   for _ in range(cfg.blazeface_refind_rounds):
     _refind(model(first), frames, order, found, cfg)
@@ -357,16 +368,19 @@ def _zoomed(box: np.ndarray) -> tuple[float, float, float]:
   return (box[0] - side / 2, box[1] - side / 2, side)
 
 
-def _around(faces: np.ndarray) -> list[tuple[float, float, float]]:
+def _around(faces: np.ndarray, whole: tuple[float, float, float]) -> list[tuple[float, float, float]]:
   """One zoomed window per face of faces [K, 16] (the scans' detections on both sides of a frame); a face whose
-  centre is within a face height of one already windowed (the same face seen by both scans) shares its window."""
+  centre is within a face height of one already windowed (the same face seen by both scans) shares its window.
+  A face too large for its zoomed window to fit the frame (a close-up) gets the scan's whole-frame window, so
+  that it is seen as the scans see it."""
   windowed = np.zeros((0, 16), np.float32)
   out = []
   for box in faces:
     if not _near(windowed, box):
       windowed = np.concatenate([windowed, box[None]])
-      out.append(_zoomed(box))
-  return out
+      zoomed = _zoomed(box)
+      out.append(zoomed if zoomed[2] < whole[2] else whole)
+  return list(dict.fromkeys(out))
 
 
 def _refind(detector: BlazeFace, frames: np.ndarray, order: list[int],
