@@ -130,6 +130,30 @@ def _hit(boxes: np.ndarray, truth: np.ndarray) -> bool:
   return bool(np.any((error < 0.2) & (np.abs(boxes[:, 3] / truth[3] - 1) < 0.25)))
 
 
+def _predict_in_worker() -> tuple[str, str]:
+  blazeface.model("short").predict(np.zeros((8, 128, 128, 3), np.uint8))
+  import jax
+
+  return jax.config.jax_compilation_cache_dir, jax.default_backend()
+
+
+@pytest.mark.integration
+def test_workers_keep_the_detector_compiled_on_disk(tmp_path, monkeypatch):
+  """A worker process (sync's and prep's pools) runs BlazeFace on its CPU and leaves the compiled network in the
+  persistent cache, so that the next worker loads it instead of compiling it again."""
+  import concurrent.futures
+  import multiprocessing
+
+  for name in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "JAX_PLATFORMS"):
+    monkeypatch.delenv(name, raising=False)  # as a user's shell has them (conftest sets them for the tests)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+  context = multiprocessing.get_context("spawn")  # a fresh process with this environment
+  with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+    cache_dir, backend = pool.submit(_predict_in_worker).result()
+  assert (cache_dir, backend) == (str(tmp_path / "modeformer" / "xla"), "cpu")
+  assert any(name.startswith("jit__forward") for name in os.listdir(cache_dir)), os.listdir(cache_dir)
+
+
 @pytest.mark.unit
 def test_detector_choice_and_old_configs():
   frames = _faces(160, 2)
