@@ -8,7 +8,8 @@ Two kinds of clip: close-ups (LRS3 framing, 224x224, the face ~140 px tall) and 
 (data/synth/wide_shot.py: 454x256, the face 24-48 px tall, moving, a silent second face, a microphone, clutter).
 
 Speed: seconds of detection and tracking per minute of video at sync's settings (a detection every 5th
-frame), after a warm-up on the same frame size (XLA's compilation excluded), on this process's jax backend.
+frame), after BlazeFace is compiled for every batch size it uses (XLA's compilation excluded), on this process's
+jax backend.
 
   python bench/face_detectors.py                 # 6 clips of 4 s per kind
   python bench/face_detectors.py --clips 12 --seconds 6
@@ -52,7 +53,10 @@ def measure(detector: str, data: list[tuple[np.ndarray, np.ndarray]]) -> tuple[f
   seconds per minute of video)."""
   pp = preprocess_config()
   pp.face_detector = detector
-  faces.detect_faces(data[0][0][:10], pp)  # warm-up: compiles BlazeFace for this frame size
+  if detector == "blazeface":
+    from modeformer_jax.media import blazeface
+
+    blazeface.compile_batches(pp)
   found, chosen_found, seconds, frames_total = 0, 0, 0.0, 0
   for frames, truth in data:
     start = time.perf_counter()

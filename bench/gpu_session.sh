@@ -8,8 +8,11 @@
 #   bash bench/gpu_session.sh learn     # 59M bf16 on generated data: does it leave chance, with and without
 #                                       # model.center_inputs (validation 5/15 frames at intervals) (~10 min)
 #   bash bench/gpu_session.sh feed      # issue #17: loader examples/s per core and with 1-16 grain workers;
-#                                       # sync on 1080p with face detection, per stage; sync --workers 1..16
-#                                       # on 100 clips of 5 s (estimated 8-10 min: split it if needed)
+#                                       # sync on 1080p with face detection, per stage, BlazeFace's full scan
+#                                       # on every detection frame against every 5th (~6 min)
+#   bash bench/gpu_session.sh workers   # issue #17: sync --workers 1,2,4,8,16 on a folder of 1,000 clips of
+#                                       # 5 s, each row the first 50 x N of them (files per minute, peak
+#                                       # memory per worker) (~4 min)
 #
 # The device image has jax (CUDA), flax, optax, orbax, opencv, safetensors but not the rest of our stack. Before
 # the first call, here (not there), once: `echo /.whl/ >> .git/info/exclude` and download the missing wheels for
@@ -62,14 +65,18 @@ case "$part" in
   feed)
     # Loader: per core (workers 0, CPU-seconds) and wall rates with grain workers; JPEG and raw store vs records.
     python3 bench/loader_throughput.py --workers 1,2,4,8,16 --batches 16 | tee "$out/loader.txt"
-    # sync at 1080p with BlazeFace (the default) on the GPU: both models, 20 s of video.
-    python3 bench/sync_speed.py --size 1920x1080 --seconds 20 | tee "$out/sync_1080p.txt"
+    # sync at 1080p with BlazeFace (the default) on the GPU: both models, 20 s of video; the full scan on every
+    # detection frame (blazeface_scan_every 1, as before issue #17) against the default (every 5th).
+    python3 bench/sync_speed.py --size 1920x1080 --seconds 20 --scan-every 1,5 | tee "$out/sync_1080p.txt"
     python3 bench/sync_speed.py --seconds 60 | tee "$out/sync_256.txt"
-    # Many short clips: files per minute and peak memory per worker.
-    python3 bench/sync_workers.py --clips 100 --workers 1,2,4,8,16 --config modeformer_lrs2 | tee "$out/sync_workers.txt"
+    ;;
+  workers)
+    # Many short clips (a lip-sync generator's evaluation set): files per minute and peak memory per worker.
+    python3 bench/sync_workers.py --clips 1000 --workers 1,2,4,8,16 --files-per-worker 50 \
+      --config modeformer_lrs2 | tee "$out/sync_workers.txt"
     ;;
   *)
-    echo "usage: bash bench/gpu_session.sh step|cache|learn|feed" >&2
+    echo "usage: bash bench/gpu_session.sh step|cache|learn|feed|workers" >&2
     exit 2
     ;;
 esac

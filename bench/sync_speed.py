@@ -15,6 +15,8 @@ encoder once before timing.
   python bench/sync_speed.py --models tiny --video talk.mp4
   python bench/sync_speed.py --models tiny --size 1920x1080 --seconds 10   # 1080p wide shot
   python bench/sync_speed.py --models tiny --timeline 10   # also: a timeline's windows embedded and cost
+  python bench/sync_speed.py --models tiny --size 1920x1080 --scan-every 1,5   # BlazeFace's full scan on every
+                                                   # detection frame (as before issue #17) against every 5th
 
 stage_seconds() is the per-stage measurement on any model with SyncModel's interface (spec, config.preprocess,
 embed_video, embed_audio), so another backend (e.g. the exported PyTorch model) can be timed the same way.
@@ -75,12 +77,7 @@ def stage_seconds(model, video: str, *, face_centered: bool = False, max_offset:
   pp = model.config.preprocess
   if not face_centered and pp.face_detector == "blazeface":  # the detector compiles once per process too
     from modeformer_jax.media import blazeface
-    for name in ("full", "short"):
-      detector = blazeface.model(name)
-      batch = 8
-      while batch < max(16, 2 * pp.blazeface_batch):  # the batch sizes predict() pads to
-        detector.predict(np.zeros((batch, detector.input_size, detector.input_size, 3), np.uint8))
-        batch *= 2
+    blazeface.compile_batches(pp)
   inputs = model_inputs(video, model.config.preprocess, face_centered=face_centered, max_offset=max_offset)
   return dict(score(model, inputs, max_offset).timings)
 
@@ -117,10 +114,18 @@ def main(argv=None) -> int:
   parser.add_argument("--timeline", type=float, metavar="SECONDS",
                       help="also time a `sync --timeline SECONDS` pass against a plain one (windows embedded, "
                       "model and scoring seconds)")
+  parser.add_argument("--scan-every", help="comma-separated preprocess.blazeface_scan_every values, each timed as "
+                      "a column of its own in this run (e.g. 1,5; default: the config's)")
   args = parser.parse_args(argv)
-  names = [m for m in args.models.split(",") if m]
-  if not set(names) <= set(MODELS):
+  models = [m for m in args.models.split(",") if m]
+  if not set(models) <= set(MODELS):
     parser.error(f"--models: choose from {', '.join(MODELS)}")
+  scans = [int(v) for v in args.scan_every.split(",") if v] if args.scan_every else [None]
+  if any(v is not None and v < 1 for v in scans):
+    parser.error("--scan-every: values of at least 1")
+  # Columns: (label, model, scan_every or None for the config's).
+  columns = [(f"{m} scan {v}" if v else m, m, v) for m in models for v in scans]
+  names = [label for label, _, _ in columns]
 
   with tempfile.TemporaryDirectory() as work:
     video = args.video
@@ -131,8 +136,11 @@ def main(argv=None) -> int:
       print(f"generated {args.seconds:g} s of {args.size or '256x256'} video in {time.perf_counter() - start:.1f} s",
             file=sys.stderr)
     timings, costs, minutes = {}, {}, None
-    for name in names:
-      model = random_model(MODELS[name])
+    loaded = {}
+    for name, model_name, scan_every in columns:
+      model = loaded[model_name] = loaded.get(model_name) or random_model(MODELS[model_name])
+      if scan_every:
+        model.config.preprocess.blazeface_scan_every = scan_every
       timings[name] = stage_seconds(model, video, face_centered=args.face_centered)
       if args.timeline:
         costs[name] = timeline_cost(model, video, args.timeline, face_centered=args.face_centered)
@@ -151,9 +159,14 @@ def main(argv=None) -> int:
   totals = {n: sum(timings[n].values()) / minutes for n in names}
   print(f"{'total':<10}" + "".join(f"{totals[n]:>12.3f}" for n in names))
   print("\nratios:")
+  other = {n: totals[n] - timings[n]["model"] / minutes for n in names}
   for n in names:
-    other = totals[n] - timings[n]["model"] / minutes
-    print(f"  {n}: non-model share of total {other / totals[n]:.1%}, x real time {60 / totals[n]:.2f}")
+    print(f"  {n}: non-model share of total {other[n] / totals[n]:.1%}, x real time {60 / totals[n]:.2f}")
+  for label, model_name, _ in columns:
+    first = next(n for n, m, _ in columns if m == model_name)
+    if label != first:
+      print(f"  {label} / {first}: faces x{timings[label]['faces'] / timings[first]['faces']:.2f}, "
+            f"non-model x{other[label] / other[first]:.2f}")
   for n, cost in costs.items():
     plain, timed = cost.values()
     extra = timed["scoring"] - plain["scoring"]

@@ -4,6 +4,8 @@ main process (which runs the model).
 
   python bench/sync_workers.py                                  # 24 generated clips of 5 s, workers 1,2,4,8
   python bench/sync_workers.py --clips 1000 --workers 1,2,4,8,16  # the issue's shape, on a many-core machine
+  python bench/sync_workers.py --clips 1000 --workers 1,2,4,8,16 --files-per-worker 60   # each row the first
+                                                   # 60 x N files: every row about as long, to fit a time limit
   python bench/sync_workers.py --folder my_eval_set/ --config modeformer_lrs2
 
 The clips are generated talking faces (256x256, 25 fps, 16 kHz; a few distinct renders copied to --clips
@@ -26,10 +28,11 @@ import psutil
 
 from modeformer_jax.config_loading import load_config
 from modeformer_jax.data import synth
-from modeformer_jax.inference import SyncModel
 from modeformer_jax.media.encode import write_video
 from modeformer_jax.sync.batch import Failure, detect_many, find_inputs
-from modeformer_jax.train.train_step import init_model
+
+# jax loads in main() only: the workers' forkserver imports this module, and a worker that finds jax loaded
+# leaves it on its default backend (on a GPU machine, each worker would claim the GPU's memory).
 
 # Speakers whose generated faces the detectors find throughout (as bench/sync_speed.py's).
 _SPEAKERS = ((5, 2), (3, 1), (7, 0), (2, 3))
@@ -79,7 +82,7 @@ class PeakMemory:
       self._stop.wait(self.interval)
 
 
-def run(model: SyncModel, paths: list[str], workers: int) -> dict:
+def run(model, paths: list[str], workers: int) -> dict:
   """One pass of detect_many over paths with `workers` worker processes."""
   start = time.perf_counter()
   with PeakMemory() as memory:
@@ -90,7 +93,7 @@ def run(model: SyncModel, paths: list[str], workers: int) -> dict:
     raise SystemExit(f"{len(failed)} files failed, e.g. {failed[0].path}: {failed[0].reason}")
   # The forkserver process and the pool's workers are children; the workers are the ones that grew.
   worker_peaks = sorted(memory.children.values())[-workers:] if workers else []
-  return {"workers": workers, "seconds": seconds, "files_per_minute": 60 * len(paths) / seconds,
+  return {"workers": workers, "files": len(paths), "seconds": seconds, "files_per_minute": 60 * len(paths) / seconds,
           "worker_peak_mb": max(worker_peaks, default=0) / 2 ** 20, "main_peak_mb": memory.main / 2 ** 20}
 
 
@@ -101,10 +104,15 @@ def main(argv=None) -> int:
   parser.add_argument("--folder", help="time the videos of this folder instead of generated ones")
   parser.add_argument("--workers", default="1,2,4,8", help="comma-separated worker counts (default 1,2,4,8)")
   parser.add_argument("--config", default="tiny", help="model config, random weights (default tiny)")
+  parser.add_argument("--files-per-worker", type=int,
+                      help="time N workers on the first N x this many files only (default: every row all files)")
   args = parser.parse_args(argv)
   counts = [int(w) for w in args.workers.split(",") if w]
   if not counts or min(counts) < 1:
     parser.error("--workers: one or more counts of at least 1")
+
+  from modeformer_jax.inference import SyncModel
+  from modeformer_jax.train.train_step import init_model
 
   config = load_config(args.config, [])
   weights = init_model(config)
@@ -118,14 +126,15 @@ def main(argv=None) -> int:
       print(f"generated {len(paths)} clips of {args.seconds:g} s in {time.perf_counter() - start:.1f} s",
             file=sys.stderr)
     list(detect_many(model, paths[:1], workers=0, desc="warm-up"))  # compiles the model (and the detector)
-    rows = [run(model, paths, w) for w in counts]
+    rows = [run(model, paths[:args.files_per_worker * w] if args.files_per_worker else paths, w) for w in counts]
 
   print(f"\nmodeformer sync --workers N: {len(paths)} files, config {args.config}, face detection on; "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
-  print(f"{'workers':>8} {'seconds':>9} {'files/min':>10} {'peak MB per worker':>19} {'main peak MB':>13}")
+  print(f"{'workers':>8} {'files':>6} {'seconds':>9} {'files/min':>10} {'peak MB per worker':>19} "
+        f"{'main peak MB':>13}")
   for r in rows:
-    print(f"{r['workers']:>8} {r['seconds']:>9.1f} {r['files_per_minute']:>10.1f} {r['worker_peak_mb']:>19.0f} "
-          f"{r['main_peak_mb']:>13.0f}")
+    print(f"{r['workers']:>8} {r['files']:>6} {r['seconds']:>9.1f} {r['files_per_minute']:>10.1f} "
+          f"{r['worker_peak_mb']:>19.0f} {r['main_peak_mb']:>13.0f}")
   base = rows[0]
   print("\nratios (files per minute against the first row, and its ideal):")
   for r in rows[1:]:

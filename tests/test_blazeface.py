@@ -92,12 +92,66 @@ def test_small_face_in_a_wide_frame_is_found():
   hits = 0
   for frame_boxes, speaker, listener in zip(found, shot.face_boxes, shot.listener_boxes):
     assert len(frame_boxes) <= 2
-    for truth in (speaker, listener):
-      centre = frame_boxes[:, :2] + frame_boxes[:, 2:] / 2
-      error = np.abs(centre - (truth[:2] + truth[2:] / 2)).max(axis=1) / truth[3]
-      size = frame_boxes[:, 3] / truth[3]
-      hits += bool(np.any((error < 0.2) & (np.abs(size - 1) < 0.25)))
+    hits += _hit(frame_boxes, speaker) + _hit(frame_boxes, listener)
   assert hits >= 0.75 * 2 * len(found), hits
+
+
+@pytest.mark.integration
+def test_frames_between_scans_are_searched_around_the_faces(monkeypatch):
+  """With the full scan on every 5th detection frame (the default) and a window per face on the frames between,
+  the moving speaker and the listener of a wide shot are found on every detection frame where scanning all of
+  them finds them, with about half the network's windows."""
+  from modeformer_jax.data.synth.wide_shot import render_wide_shot
+
+  shot = render_wide_shot(2, synth.speaker_style(3, 1), synth.speaker_style(3, 2), 3.2, face_px=30)
+  indices = list(range(0, len(shot.frames), 5))
+  detector, windows_run = blazeface.model("full"), []
+  predict = detector.predict
+  monkeypatch.setattr(detector, "predict", lambda images: windows_run.append(len(images)) or predict(images))
+  found = {}
+  for scan_every in (1, 5):
+    cfg = preprocess_config()
+    cfg.blazeface_scan_every = scan_every
+    windows_run.clear()
+    boxes = blazeface.detect_frames(shot.frames, cfg, indices)
+    found[scan_every] = [[_hit(b, truth[i]) for i, b in zip(indices, boxes)]
+                         for truth in (shot.face_boxes, shot.listener_boxes)]
+    found[scan_every, "windows"] = sum(windows_run)
+  assert np.mean(found[1]) > 0.9, found[1]
+  assert np.all(np.array(found[5]) >= np.array(found[1])), found
+  assert found[5, "windows"] < 0.6 * found[1, "windows"], found
+
+
+def _hit(boxes: np.ndarray, truth: np.ndarray) -> bool:
+  """Whether one of boxes [K, 4] (x, y, w, h) is on the face truth [4]: centre within 0.2 face heights, height
+  within 25%."""
+  centre = boxes[:, :2] + boxes[:, 2:] / 2
+  error = np.abs(centre - (truth[:2] + truth[2:] / 2)).max(axis=1) / truth[3]
+  return bool(np.any((error < 0.2) & (np.abs(boxes[:, 3] / truth[3] - 1) < 0.25)))
+
+
+def _predict_in_worker() -> tuple[str, str]:
+  blazeface.model("short").predict(np.zeros((8, 128, 128, 3), np.uint8))
+  import jax
+
+  return jax.config.jax_compilation_cache_dir, jax.default_backend()
+
+
+@pytest.mark.integration
+def test_workers_keep_the_detector_compiled_on_disk(tmp_path, monkeypatch):
+  """A worker process (sync's and prep's pools) runs BlazeFace on its CPU and leaves the compiled network in the
+  persistent cache, so that the next worker loads it instead of compiling it again."""
+  import concurrent.futures
+  import multiprocessing
+
+  for name in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "JAX_PLATFORMS"):
+    monkeypatch.delenv(name, raising=False)  # as a user's shell has them (conftest sets them for the tests)
+  monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+  context = multiprocessing.get_context("spawn")  # a fresh process with this environment
+  with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+    cache_dir, backend = pool.submit(_predict_in_worker).result()
+  assert (cache_dir, backend) == (str(tmp_path / "modeformer" / "xla"), "cpu")
+  assert any(name.startswith("jit__forward") for name in os.listdir(cache_dir)), os.listdir(cache_dir)
 
 
 @pytest.mark.unit

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -94,12 +95,21 @@ class BlazeFace:
 
 def _cpu_in_workers() -> None:
   """Worker processes (prep's and sync's decode pools) run the detector on their CPU: each would otherwise
-  claim most of the accelerator's memory for itself. The main process (sync --jobs 0) uses the accelerator."""
+  claim most of the accelerator's memory for itself. The main process (sync --workers 0) uses the accelerator.
+
+  Workers also keep the detector's compiled programs in JAX's persistent cache (runtime.enable_compilation_cache):
+  every new worker would otherwise compile it for each batch size again (13 s before its first file on the
+  2-core dev machine, 4 s from the cache)."""
   import multiprocessing
   import sys
 
   if multiprocessing.parent_process() is not None and "jax" not in sys.modules:
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    # The network's programs (a second or more each), not the trivial ones that place its constants.
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    from modeformer_jax import runtime
+
+    runtime.enable_compilation_cache()
 
 
 def _forward(graph: dict, constants: dict, anchors, images):
@@ -285,66 +295,111 @@ def model(name: str) -> BlazeFace:
   return BlazeFace(name)
 
 
-def detect_frames(frames: np.ndarray, cfg) -> list[np.ndarray]:
-  """Faces in each frame of uint8 [N, H, W, 3] RGB: float32 [K, 4] boxes (x, y, w, h) in frame pixels.
+def compile_batches(cfg) -> None:
+  """Compiles both models for every batch size `predict` pads to with cfg.blazeface_batch windows a call, so that
+  a timing that follows leaves XLA's compilation out (benchmarks)."""
+  for name in MODELS:
+    detector = model(name)
+    batch = 8
+    while batch < max(16, 2 * cfg.blazeface_batch):
+      detector.predict(np.zeros((batch, detector.input_size, detector.input_size, 3), np.uint8))
+      batch *= 2
+
+
+def detect_frames(frames: np.ndarray, cfg, indices: Sequence[int] | None = None) -> list[np.ndarray]:
+  """Faces in frames of uint8 [N, H, W, 3] RGB: per frame of `indices` (default: all N, in time order),
+  float32 [K, 4] boxes (x, y, w, h) in frame pixels.
 
   cfg.blazeface_model "full" or "short" runs that model on the windows of `windows`: tiles for faces down to
   cfg.min_face_px (or cfg.blazeface_min_face_fraction of the frame's shorter side, if larger), then the
-  whole frame. "auto" runs the full-range model so, and the short-range one on the whole frame of the frames
-  where it found nothing: the full-range model misses faces larger than the frame (measured on generated
-  close-ups: 2 of 16 found at 1.6x LRS2 framing, short-range 16 of 16), and the short-range one, run on wide
-  frames, adds loose boxes around small faces. Detections of every window are merged per frame by weighted
-  NMS; a tile's detections touching one of its edges inside the frame are dropped first (a face cut there is
-  whole in a neighbouring tile). Where a neighbouring frame saw a face that a frame lacks, that frame is
-  searched again, zoomed in (_refind, cfg.blazeface_refind_rounds times). Boxes are then rescaled by
-  cfg.blazeface_box_scale and moved down by cfg.blazeface_box_shift_y of their height, which frames faces as
-  the Haar cascade did.
+  whole frame. This full scan runs on every cfg.blazeface_scan_every-th of the frames (and the last); the
+  frames between them are searched only where the scans before and after them found faces, one window per
+  face (_around, as MediaPipe's pipeline tracks a face in a region of interest), so a face that appears
+  between scans is found at the next one. "auto" runs the full-range model so, and the short-range one on
+  the whole frame of the frames where it found nothing: the full-range model misses faces larger than the
+  frame (measured on generated close-ups: 2 of 16 found at 1.6x LRS2 framing, short-range 16 of 16), and the
+  short-range one, run on wide frames, adds loose boxes around small faces. Detections of every window are
+  merged per frame by weighted NMS; a window's detections touching one of its edges inside the frame are
+  dropped first (a face cut by a tile is whole in a neighbouring tile). Where a neighbouring frame saw a face
+  that a frame lacks, that frame is searched again, zoomed in (_refind, cfg.blazeface_refind_rounds times).
+  Boxes are then rescaled by cfg.blazeface_box_scale and moved down by cfg.blazeface_box_shift_y of their
+  height, which frames faces as the Haar cascade did.
   """
   if cfg.blazeface_model not in ("auto", "full", "short"):
     from modeformer_jax.errors import UserError
     raise UserError(f"preprocess.blazeface_model: must be 'auto', 'full' or 'short', got {cfg.blazeface_model!r}")
-  count, height, width = frames.shape[:3]
+  if cfg.blazeface_scan_every < 1:
+    raise ValueError(f"preprocess.blazeface_scan_every must be at least 1, got {cfg.blazeface_scan_every}")
+  order = list(range(len(frames)) if indices is None else indices)
+  height, width = frames.shape[1:3]
   smallest = max(cfg.min_face_px, cfg.blazeface_min_face_fraction * min(height, width)) / cfg.blazeface_box_scale
   first = "short" if cfg.blazeface_model == "short" else "full"
   wins = windows(height, width, smallest, MIN_FACE_FRACTION[first], cfg.blazeface_tile_overlap)
-  found = _detect_windows(model(first), frames, range(count), wins, cfg)
+  scans = sorted(set(range(0, len(order), cfg.blazeface_scan_every)) | {len(order) - 1} if order else set())
+  found = _detect_windows(model(first), frames, {order[p]: wins for p in scans}, cfg)
+  between = {}
+  for before, after in zip(scans[:-1], scans[1:]):
+    faces = np.concatenate([found[order[before]][0], found[order[after]][0]])
+    for p in range(before + 1, after):
+      between[order[p]] = _around(faces, wins[-1])
+  found.update(_detect_windows(model(first), frames, between, cfg))
   for _ in range(cfg.blazeface_refind_rounds):
-    _refind(model(first), frames, found, cfg)
+    _refind(model(first), frames, order, found, cfg)
   if cfg.blazeface_model == "auto":
-    empty = [i for i in range(count) if not len(found[i][0])]
-    for i, extra in zip(empty, _detect_windows(model("short"), frames, empty, wins[-1:], cfg)):
-      found[i] = extra
+    empty = {i: wins[-1:] for i in order if not len(found[i][0])}
+    found.update(_detect_windows(model("short"), frames, empty, cfg))
   out = []
-  for boxes, _ in found:
+  for i in order:
+    boxes = found[i][0]
     centre, size = boxes[:, :2], boxes[:, 2:4] * cfg.blazeface_box_scale
     centre = centre + [0, cfg.blazeface_box_shift_y] * size[:, 1:]
     out.append(np.concatenate([centre - size / 2, size], axis=1).astype(np.float32))
   return out
 
 
-def _refind(detector: BlazeFace, frames: np.ndarray, found: list[tuple[np.ndarray, np.ndarray]], cfg) -> None:
-  """Looks again, zoomed in, where a neighbouring frame (of frames, in time order) saw a face this one lacks.
+# A face searched for in a window of its own (between scans, or again where a neighbour saw it) fills this share of
+# the window's side: well inside the full-range model's range (from 0.08), with room to move two face heights.
+_FACE_SHARE_OF_WINDOW = 0.2
+
+
+def _zoomed(box: np.ndarray) -> tuple[float, float, float]:
+  """The window (x0, y0, side) centred on a box [16] (centre, size, ...) that it fills _FACE_SHARE_OF_WINDOW of."""
+  side = max(box[3] / _FACE_SHARE_OF_WINDOW, 32.0)
+  return (box[0] - side / 2, box[1] - side / 2, side)
+
+
+def _around(faces: np.ndarray, whole: tuple[float, float, float]) -> list[tuple[float, float, float]]:
+  """One zoomed window per face of faces [K, 16] (the scans' detections on both sides of a frame); a face whose
+  centre is within a face height of one already windowed (the same face seen by both scans) shares its window.
+  A face too large for its zoomed window to fit the frame (a close-up) gets the scan's whole-frame window, so
+  that it is seen as the scans see it."""
+  windowed = np.zeros((0, 16), np.float32)
+  out = []
+  for box in faces:
+    if not _near(windowed, box):
+      windowed = np.concatenate([windowed, box[None]])
+      zoomed = _zoomed(box)
+      out.append(zoomed if zoomed[2] < whole[2] else whole)
+  return list(dict.fromkeys(out))
+
+
+def _refind(detector: BlazeFace, frames: np.ndarray, order: list[int],
+            found: dict[int, tuple[np.ndarray, np.ndarray]], cfg) -> None:
+  """Looks again, zoomed in, where a neighbouring frame (in `order`, time order) saw a face this one lacks.
 
   A small face near the model's limit is missed on some frames, and a run of misses breaks its track. Each
-  such face gets one window centred where the neighbour saw it, sized so that the face fills a fifth of it
-  (well inside the model's range); what is found there near that place joins the frame's detections.
+  such face gets one window centred where the neighbour saw it (_zoomed); what is found there near that place
+  joins the frame's detections.
   """
   wanted: dict[int, list[np.ndarray]] = {}
-  for i in range(len(found)):
-    for j in (i - 1, i + 1):
-      if 0 <= j < len(found):
-        for box in found[j][0]:
+  for p, i in enumerate(order):
+    for q in (p - 1, p + 1):
+      if 0 <= q < len(order):
+        for box in found[order[q]][0]:
           if not _near(found[i][0], box):
             wanted.setdefault(i, []).append(box)
-  jobs = [(i, box) for i, boxes in wanted.items() for box in boxes]
-  if not jobs:
-    return
-  windows_by_frame = {}
-  for i, box in jobs:
-    side = max(box[3] / 0.2, 32.0)
-    windows_by_frame.setdefault(i, []).append((box[0] - side / 2, box[1] - side / 2, side))
-  for i, wins in windows_by_frame.items():
-    extra_boxes, extra_scores = _detect_windows(detector, frames, [i], wins, cfg, edge_filter=False)[0]
+  jobs = {i: [_zoomed(box) for box in boxes] for i, boxes in wanted.items()}
+  for i, (extra_boxes, extra_scores) in _detect_windows(detector, frames, jobs, cfg, edge_filter=False).items():
     keep = [k for k, b in enumerate(extra_boxes) if any(_near(b[None], w) for w in wanted[i])]
     if keep:
       boxes = np.concatenate([found[i][0], extra_boxes[keep]])
@@ -357,20 +412,22 @@ def _near(boxes: np.ndarray, box: np.ndarray) -> bool:
   return bool(len(boxes)) and bool((np.abs(boxes[:, :2] - box[:2]).max(axis=1) < box[3]).any())
 
 
-def _detect_windows(detector: BlazeFace, frames: np.ndarray, indices, wins: list[tuple[float, float, float]],
-                    cfg, edge_filter: bool = True) -> list[tuple[np.ndarray, np.ndarray]]:
-  """For each frame index: (float32 [K, 16] boxes in frame pixels, float32 [K] scores), merged over wins.
+def _detect_windows(detector: BlazeFace, frames: np.ndarray, jobs: Mapping[int, Sequence[tuple[float, float, float]]],
+                    cfg, edge_filter: bool = True) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+  """For each frame index of jobs {frame index: its windows}: (float32 [K, 16] boxes in frame pixels, float32 [K]
+  scores), merged over its windows; every window of every frame goes through the network in batches of
+  cfg.blazeface_batch.
 
   With edge_filter, a window's boxes touching one of its edges inside the frame are dropped."""
   height, width = frames.shape[1:3]
   size = detector.input_size
   # Boxes well under the model's reliable size are mostly clutter (the windows show real faces above it).
   smallest = 0.75 * MIN_FACE_FRACTION[detector.model]  # of the input side, as the decoded boxes are
-  jobs = [(i, win) for i in indices for win in wins]  # frame-major, so one frame's shrunk copies serve its windows
-  found = {i: ([], []) for i in indices}
+  flat = [(i, win) for i, wins in jobs.items() for win in wins]  # frame-major: one frame's shrunk copies serve all
+  found = {i: ([np.zeros((0, 16), np.float32)], [np.zeros(0, np.float32)]) for i in jobs}
   shrunk_frame, shrunk = None, {}
-  for lo in range(0, len(jobs), cfg.blazeface_batch):
-    batch = jobs[lo:lo + cfg.blazeface_batch]
+  for lo in range(0, len(flat), cfg.blazeface_batch):
+    batch = flat[lo:lo + cfg.blazeface_batch]
     images = []
     for i, win in batch:
       if i != shrunk_frame:
@@ -387,8 +444,8 @@ def _detect_windows(detector: BlazeFace, frames: np.ndarray, indices, wins: list
                 else np.ones(len(points), bool))
       found[i][0].append(points[inside].reshape(-1, 16))
       found[i][1].append(merged_scores[inside])
-  return [weighted_nms(np.concatenate(found[i][0]), np.concatenate(found[i][1]), cfg.blazeface_nms_iou)
-          for i in indices]
+  return {i: weighted_nms(np.concatenate(boxes), np.concatenate(scores), cfg.blazeface_nms_iou)
+          for i, (boxes, scores) in found.items()}
 
 
 def _window_image(frame: np.ndarray, window: tuple[float, float, float], size: int,
@@ -402,8 +459,8 @@ def _window_image(frame: np.ndarray, window: tuple[float, float, float], size: i
   x0, y0, side = window
   height, width = frame.shape[:2]
   scale_x = scale_y = size / side
-  if scale_x < 0.5:  # area averaging first, so that a large downscale does not alias
-    factor = int(0.5 / scale_x)
+  factor = int(0.5 / scale_x)
+  if factor > 1:  # area averaging first, so that a large downscale does not alias
     shrunk = {} if shrunk is None else shrunk
     if factor not in shrunk:
       shrunk[factor] = cv2.resize(frame, (max(1, round(width / factor)), max(1, round(height / factor))),

@@ -121,7 +121,7 @@ def run_detector(frames: np.ndarray, cfg) -> dict[int, np.ndarray]:
   if cfg.face_detector == "blazeface":
     from modeformer_jax.media import blazeface
 
-    return dict(zip(indices, blazeface.detect_frames(frames[indices], cfg)))
+    return dict(zip(indices, blazeface.detect_frames(frames, cfg, indices)))
   if cfg.face_detector == "haar":
     return {i: _haar_detections(frames[i], cfg) for i in indices}
   raise UserError(f"preprocess.face_detector: must be 'blazeface' or 'haar' (or a Haar cascade .xml), "

@@ -53,6 +53,10 @@ def preprocess_config() -> ml_collections.ConfigDict:
   c.min_face_px = 18
   c.blazeface_min_face_fraction = 0.06
   c.blazeface_tile_overlap = 0.25  # neighbouring tiles overlap by this fraction of their side
+  # The full scan (every tile and the whole frame) on every 5th detection frame, once a second at detect_stride 5;
+  # the detection frames between look only around the faces those scans found (a window per face), so a face
+  # that comes into view between two scans is found up to a second late. 1: the full scan on every detection frame.
+  c.blazeface_scan_every = 5
   # Rounds of looking again, zoomed in, where the neighbouring detection frames saw a face this one lacks.
   c.blazeface_refind_rounds = 2
   # BlazeFace's box runs from the brows to the chin; scaled by 1.22 and moved up by 0.1 of its height it frames
