@@ -145,6 +145,35 @@ def test_segments_decide_offsets_and_the_speaking_face():
 
 
 @pytest.mark.unit
+def test_faces_are_compared_at_the_offset_they_agree_on():
+  """speaking_faces: in a weak segment a listener's noise can dip deeper at some wrong offset than the speaker's
+  match at the true one; judged each at its own best offset (Confidence) the listener wins, judged at the offset
+  the segments around agree on the speaker does. The agreed offset follows a step."""
+  rng = np.random.default_rng(4)
+  width, count = 11, 12  # offsets -5..5, segments every 2 s
+
+  def mdist(dip_at=None, depth=0.0):
+    values = 1.0 + 0.01 * rng.normal(size=width)
+    if dip_at is not None:
+      values[dip_at] -= depth
+    return (96, values)
+
+  # Face 0 speaks throughout at column 7 until 12 s, then at column 2 (a step); face 1 listens.
+  columns = [7] * 6 + [2] * 6
+  speaker = [mdist(c, 0.1) for c in columns]
+  listener = [mdist() for _ in range(count)]
+  speaker[3], listener[3] = mdist(7, 0.04), mdist(1, 0.06)  # weak speech, a deep dip of the listener's noise
+  speaker[9], listener[9] = mdist(2, 0.04), mdist(9, 0.06)
+  listener[5] = None  # off screen
+  stats, centres = [speaker, listener], [2.0 * i + 2 for i in range(count)]
+  own_best = [max((0, 1), key=lambda k: -np.inf if stats[k][i] is None else
+                  np.median(stats[k][i][1]) - stats[k][i][1].min()) for i in range(count)]
+  assert own_best[3] == own_best[9] == 1
+  assert timeline.speaking_faces(stats, centres, agree_s=5.0) == [0] * count
+  assert timeline.speaking_faces([[None, None]], [2.0, 4.0]) == [None, None]
+
+
+@pytest.mark.unit
 def test_segment_layout_and_options():
   assert timeline.segment_frames(100, 250, 125) == [(0, 100)]
   assert timeline.segment_frames(600, 250, 125) == [(0, 250), (125, 375), (250, 500), (350, 600)]
