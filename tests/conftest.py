@@ -38,3 +38,17 @@ def trained_run(tmp_path_factory) -> str:
   workdir = str(tmp_path_factory.mktemp("trained_run"))
   trainer.train(load_config("tiny:synthetic", TRAINED_RUN_OVERRIDES), workdir, progress=False)
   return workdir
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> str:
+  """Workdir of the demo-sized model, for the slow tests of the issues' targets with it: `modeformer demo
+  --steps 600` (about 50 min on a shared 2-core CPU), or the run MODEFORMER_DEMO_RUN names (a demo's `run`
+  folder trained with this recipe) to check it again without training."""
+  from modeformer_jax import cli
+
+  if os.environ.get("MODEFORMER_DEMO_RUN"):
+    return os.environ["MODEFORMER_DEMO_RUN"]
+  demo = tmp_path_factory.mktemp("demo")
+  assert cli.main(["demo", "--workdir", str(demo), "--steps", "600"]) == 0
+  return str(demo / "run")
