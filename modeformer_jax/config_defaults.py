@@ -161,6 +161,7 @@ def data_config(**overrides) -> ml_collections.ConfigDict:
           contrast=0.1,        # max relative contrast change
           audio_gain=0.25,     # max additive change of the normalised log-mel (about 1.6 dB)
           audio_noise=0.05,    # std of gaussian noise on the normalised log-mel
+          low_res=0.0,         # share of examples seen through a smaller face (data/augment.py; wide shots)
       )),
   ))
   cfg.update(overrides)

@@ -66,3 +66,17 @@ def _train_tiny(workdir: pathlib.Path) -> None:
   from modeformer_jax.train import trainer
 
   trainer.train(load_config("tiny:synthetic", TRAINED_RUN_OVERRIDES), str(workdir), progress=False)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> str:
+  """Workdir of the demo-sized model, for the slow tests of the issues' targets with it: `modeformer demo
+  --steps 600` (about 50 min on a shared 2-core CPU), or the run MODEFORMER_DEMO_RUN names (a demo's `run`
+  folder trained with this recipe) to check it again without training."""
+  from modeformer_jax import cli
+
+  if os.environ.get("MODEFORMER_DEMO_RUN"):
+    return os.environ["MODEFORMER_DEMO_RUN"]
+  demo = tmp_path_factory.mktemp("demo")
+  assert cli.main(["demo", "--workdir", str(demo), "--steps", "600"]) == 0
+  return str(demo / "run")

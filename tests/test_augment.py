@@ -129,3 +129,19 @@ def test_padded_frames_stay_zero_and_leave_the_contrast_mean_alone():
   video, _ = aug(padded, audio, jax.random.key(10), 48, np.broadcast_to(mask, (4, 5)))
   np.testing.assert_array_equal(video[:, :3], alone)
   assert not np.asarray(video[:, 3:]).any()
+
+
+def test_low_res_resamples_a_share_of_the_examples_through_a_small_face():
+  """low_res: the chosen examples lose the fine detail a 96-px crop of a face under 40 px lacks (a pixel-wide
+  checkerboard is averaged away) while keeping the coarse content (a row gradient); the others are untouched;
+  the share chosen is low_res."""
+  crops = np.zeros((400, 5, 96, 96, 3), np.uint8)
+  crops[..., 0] = np.arange(96)[:, None] * 2  # coarse: a gradient
+  crops[..., 1] = 200 * ((np.arange(96)[:, None] + np.arange(96)[None, :]) % 2)  # fine: a checkerboard
+  video, _ = Augment(low_res=0.5)(crops[:, :, 48:], np.zeros((400, 1, 2, 2), np.float32), jax.random.key(5), 48)
+  video = np.asarray(video).astype(np.int16)
+  changed = (video != crops[:, :, 48:]).any(axis=(1, 2, 3, 4))
+  assert 0.42 < changed.mean() < 0.58, changed.mean()
+  blurred = video[changed]
+  assert np.abs(blurred[..., 1] - 100).mean() < 25  # the checkerboard averaged to about its mean
+  assert np.abs(blurred[:, :, 8:-8, :, 0] - crops[:1, :, 56:-8, :, 0]).mean() < 4  # the gradient kept

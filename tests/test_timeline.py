@@ -145,6 +145,35 @@ def test_segments_decide_offsets_and_the_speaking_face():
 
 
 @pytest.mark.unit
+def test_faces_are_compared_at_the_offset_they_agree_on():
+  """speaking_faces: in a weak segment a listener's noise can dip deeper at some wrong offset than the speaker's
+  match at the true one; judged each at its own best offset (Confidence) the listener wins, judged at the offset
+  the segments around agree on the speaker does. The agreed offset follows a step."""
+  rng = np.random.default_rng(4)
+  width, count = 11, 12  # offsets -5..5, segments every 2 s
+
+  def mdist(dip_at=None, depth=0.0):
+    values = 1.0 + 0.01 * rng.normal(size=width)
+    if dip_at is not None:
+      values[dip_at] -= depth
+    return (96, values)
+
+  # Face 0 speaks throughout at column 7 until 12 s, then at column 2 (a step); face 1 listens.
+  columns = [7] * 6 + [2] * 6
+  speaker = [mdist(c, 0.1) for c in columns]
+  listener = [mdist() for _ in range(count)]
+  speaker[3], listener[3] = mdist(7, 0.04), mdist(1, 0.06)  # weak speech, a deep dip of the listener's noise
+  speaker[9], listener[9] = mdist(2, 0.04), mdist(9, 0.06)
+  listener[5] = None  # off screen
+  stats, centres = [speaker, listener], [2.0 * i + 2 for i in range(count)]
+  own_best = [max((0, 1), key=lambda k: -np.inf if stats[k][i] is None else
+                  np.median(stats[k][i][1]) - stats[k][i][1].min()) for i in range(count)]
+  assert own_best[3] == own_best[9] == 1
+  assert timeline.speaking_faces(stats, centres, agree_s=5.0) == [0] * count
+  assert timeline.speaking_faces([[None, None]], [2.0, 4.0]) == [None, None]
+
+
+@pytest.mark.unit
 def test_segment_layout_and_options():
   assert timeline.segment_frames(100, 250, 125) == [(0, 100)]
   assert timeline.segment_frames(600, 250, 125) == [(0, 250), (125, 375), (250, 500), (350, 600)]
@@ -296,9 +325,10 @@ def test_timeline_of_generated_files_finds_drift_and_step_at_no_model_cost(timed
 
 @pytest.mark.e2e
 def test_sync_timeline_cli_corrects_a_drift_and_refuses_a_step(timed_files, tmp_path, capsys, monkeypatch):
-  """`sync --timeline --json --plot --correct` end to end (the stand-in as the model): the drift is resampled
-  out (the copy's own timeline is constant, in sync), the step refused with its reason; the summary carries
-  the trends."""
+  """`sync --timeline --json --plot --correct` end to end (the stand-in as the model: the session's 100-step
+  model decides too few segments of these 24 s clips to tell a drift from a constant reliably, see
+  test_the_tiny_trained_model_times_a_step): the drift is resampled out (the copy's own timeline is constant, in
+  sync), the step refused with its reason; the summary carries the trends."""
   from modeformer_jax import inference
 
   monkeypatch.setattr(inference, "load_sync_model", lambda *args, **kwargs: MouthEnergyScorer())
@@ -343,14 +373,12 @@ def _inner_segments(segments, turns):
 
 
 @pytest.mark.e2e
-def test_the_speaking_face_is_found_by_the_audio(two_shot, capsys, monkeypatch):
-  """Both faces are tracked and scored against the audio; segments inside a turn name the face that talks,
-  the JSON carries every track's boxes and the file's numbers are the speakers' (stand-in model)."""
-  from modeformer_jax import inference
-
+def test_the_speaking_face_is_found_by_the_audio(trained_run, two_shot, capsys):
+  """Both faces are tracked and scored against the audio by the session's briefly trained tiny model; segments
+  inside a turn name the face that talks, the JSON carries every track's boxes and the file's numbers are the
+  speakers'."""
   path, turns = two_shot
-  monkeypatch.setattr(inference, "load_sync_model", lambda *args, **kwargs: MouthEnergyScorer())
-  assert cli.main(["sync", path, "--checkpoint", "unused", "--max-offset-frames", str(MAX_OFFSET), "--timeline", "3",
+  assert cli.main(["sync", path, "--checkpoint", trained_run, "--max-offset-frames", str(MAX_OFFSET), "--timeline", "3",
                    "--timeline-hop", "1.5", "--json"]) == 0
   found = json.loads(capsys.readouterr().out)
   tracks = found["tracks"]
@@ -387,50 +415,53 @@ TARGET_SECONDS = 40.0
 TARGET_DRIFT, TARGET_STEP_AT = 300.0, 22.0
 
 
+DIALOGUES = 4  # as bench/demo_wide_shots.py makes them: faces 90 px, turns of about 6 s
+
+
 def timeline_targets(model, folder, options=timeline.TimelineOptions(4.0, 2.0)) -> dict:
   """Generated footage made for the timeline, scored by `model`: a drifting close-up (-3 frames + 300 ms/min),
-  a stepped one (+4 frames, -3 from 22 s) and a wide-shot dialogue (two faces taking turns of about 6 s, AV
-  offset +2), 40 s each. Returns the trends and the share of segments inside a turn that name its speaker."""
+  a stepped one (+4 frames, -3 from 22 s) and DIALOGUES wide-shot dialogues (two faces 90 px tall taking turns
+  of about 6 s, AV offsets 2, -3, 5, 0), 40 s each. Returns the trends and, over the dialogues' segments inside
+  a turn, how many name its speaker (all, and the decided ones)."""
   style = synth.speaker_style(5, 3)
   # Close-ups at LRS2's 160 px, as the demo's model was trained on them.
   clips = {"drift": synth.render_clip(31, style, TARGET_SECONDS, -3, drift_ms_per_min=TARGET_DRIFT),
            "step": synth.render_clip(32, style, TARGET_SECONDS, 4, step=(TARGET_STEP_AT, -3))}
-  turns = truth_timing.alternating_turns(3, TARGET_SECONDS, 6.0)
-  clips["dialogue"] = wide_shot.render_wide_shot(3, synth.speaker_style(6, 0), synth.speaker_style(6, 1),
-                                                 TARGET_SECONDS, 2, face_px=80, turns=turns)
+  for k in range(DIALOGUES):
+    clips[f"dialogue{k}"] = wide_shot.render_wide_shot(
+        3 + k, synth.speaker_style(6, 2 * k), synth.speaker_style(6, 2 * k + 1), TARGET_SECONDS, (2, -3, 5, 0)[k],
+        face_px=90, turns=truth_timing.alternating_turns(3 + k, TARGET_SECONDS, 6.0))
   out = {}
+  right, decided = [], []
   for name, clip in clips.items():
     path = f"{folder}/{name}.mp4"
     write_video(path, clip.frames, FPS, clip.audio, 16000, preset="ultrafast")
-    out[name] = _scored(model, path, options, face_centered=name != "dialogue")
-  dialogue, shot = out["dialogue"], clips["dialogue"]
-  # A track is the face whose boxes it follows (the speaker's or the listener's, in the generator's truth).
-  face_of = [int(np.nanmean(np.abs(boxes[:, 0] - shot.face_boxes[start:start + len(boxes), 0])) >
-                 np.nanmean(np.abs(boxes[:, 0] - shot.listener_boxes[start:start + len(boxes), 0])))
-             for start, boxes in dialogue.tracks]
-  inner, talking = _inner_segments(dialogue.timeline.segments, turns)
-  right = [s.track is not None and face_of[s.track] == w for s, w in zip(inner, talking)]
-  decided = [ok for ok, s in zip(right, inner) if s.decided]
+    out[name] = result = _scored(model, path, options, face_centered=not name.startswith("dialogue"))
+    if name.startswith("dialogue"):
+      # A track is the face whose boxes it follows (the speaker's or the listener's, in the generator's truth).
+      face_of = [int(np.nanmean(np.abs(boxes[:, 0] - clip.face_boxes[start:start + len(boxes), 0])) >
+                     np.nanmean(np.abs(boxes[:, 0] - clip.listener_boxes[start:start + len(boxes), 0])))
+                 for start, boxes in result.tracks]
+      inner, talking = _inner_segments(result.timeline.segments, clip.turns)
+      right += [s.track is not None and face_of[s.track] == w for s, w in zip(inner, talking)]
+      decided += [s.decided for s in inner]
   return {"drift": out["drift"].timeline.trend, "step": out["step"].timeline.trend, "results": out,
-          "speaker_share": float(np.mean(right)), "decided_speaker_share": float(np.mean(decided or [0.0])),
-          "inner_segments": len(inner)}
+          "inner_segments": len(right), "speaker_right": sum(right),
+          "decided": sum(decided), "decided_right": sum(r and d for r, d in zip(right, decided))}
 
 
 @pytest.mark.e2e
 @pytest.mark.slow
-def test_demo_model_meets_the_timeline_targets(tmp_path):
-  """The issue's targets with the demo-sized model (`modeformer demo`, 600 steps: about 8 min of training on an
-  idle 2-core CPU): the drift rate within 20%, the step time within 2 s, the speaking face in >= 90% of the
-  decided segments inside a turn (a segment across a change of speaker has two). Over all segments inside a
-  turn, decided or not, the demo model names the speaker in 5 of 6 on the README's dialogue (BENCHMARKS.md):
-  asserted here at >= 75%."""
+def test_demo_model_meets_the_timeline_targets(demo_run, tmp_path):
+  """The issue's targets with the demo-sized model: the drift rate within 20%, the step time within 2 s, the
+  speaking face in >= 90% of the dialogues' segments inside a turn (a segment across a change of speaker has
+  two), decided or not. Measured (BENCHMARKS.md, "Sync over time"): 296.6 ms/min, 22.1 s, SPEAKER_MEASURED."""
   from modeformer_jax.inference import load_sync_model
 
-  demo = tmp_path / "demo"
-  assert cli.main(["demo", "--workdir", str(demo), "--steps", "600"]) == 0
-  found = timeline_targets(load_sync_model(str(demo / "run")), tmp_path)
+  found = timeline_targets(load_sync_model(demo_run), tmp_path)
+  print("demo model, timeline targets:", {k: v for k, v in found.items() if k != "results"})
   drift, step = found["drift"], found["step"]
   assert drift.kind == "drift" and abs(drift.drift_ms_per_min - TARGET_DRIFT) <= 0.2 * TARGET_DRIFT, drift.text()
   assert step.kind == "step" and abs(step.step_s - TARGET_STEP_AT) <= 2, step.text()
-  assert found["inner_segments"] >= 5 and found["decided_speaker_share"] >= 0.9, found
-  assert found["speaker_share"] >= 0.75, found
+  assert found["inner_segments"] >= 20 and found["speaker_right"] >= 0.9 * found["inner_segments"], found
+  assert found["decided"] >= 0.5 * found["inner_segments"] and found["decided_right"] == found["decided"], found

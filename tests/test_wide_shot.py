@@ -1,6 +1,6 @@
 """Generated wide shots (data/synth/wide_shot.py, `modeformer synth --shot wide`): a small moving face, a silent second
 face, a microphone in front of the jaw, a busy background. Faces are found and tracked on >= 95% of the frames,
-and the tiny trained model finds offsets injected into them."""
+and the demo-sized model finds offsets injected into them (slow)."""
 
 import json
 import os
@@ -63,34 +63,34 @@ def test_both_faces_tracked_on_wide_shots(tmp_path):
     assert min(abs(prepared.face_px - h) / h for h in heights) < 0.2, (heights, prepared.face_px)
 
 
+# Offsets -6..7 frames in turn, 10 clips of 4 s per face height (as bench/demo_wide_shots.py makes them).
+WIDE_OFFSETS = (-6, -3, 0, 2, 4, 7)
+
+
 @pytest.mark.integration
 @pytest.mark.slow
-def test_trained_model_finds_offsets_on_wide_shots(trained_run, tmp_path):
-  """The conftest's tiny model, trained on face-centred close-ups, on wide shots of unseen speakers: faces
-  detected, crops framed as it was trained, offsets within +-1 frame on most clips.
-
-  Slow and failing as of this writing: the 100-step model finds 1-2 of 5 at 40 px, 4 of 5 on the same wide
-  shots with 96-px faces and 5 of 5 on the close-ups (BENCHMARKS.md, "Face detectors"): detection and
-  cropping hold, a face upsampled 3x to its crop needs a better-trained model (the demo's recipe, untried)."""
+def test_demo_model_finds_offsets_on_wide_shots(demo_run, tmp_path):
+  """Issue 18's target with the demo-sized model (trained on face-centred close-ups): on wide shots of unseen
+  speakers the face is detected, cropped as the model's config frames it (configs/tiny.py), and the offset found
+  within +-1 frame. Measured (BENCHMARKS.md, "Face detectors"): 90 px faces 10 of 10, 40 px 9 of 10, 32 px 6 of
+  10 (asserted here: 9, 8 and none; faces under about 36 px are upsampled past what the model reads)."""
   from modeformer_jax.inference import load_sync_model
 
-  model = load_sync_model(trained_run)
-  pp = model.config.preprocess.copy_and_resolve_references()
-  # The model saw the generator's face at synthetic_face_scale x its LRS2 framing: the face box (which frames
-  # faces as the Haar cascade did, ~the face ellipse) is 0.77 x scale of the crop, centred 0.05 box lower.
-  pp.face_crop_scale = 1 / (0.77 * model.config.data.synthetic_face_scale)
-  pp.face_crop_shift_y = 0.05
-  truth = {-6: 31, -3: 32, 0: 33, 4: 34, 7: 35}  # offset -> seed
+  model = load_sync_model(demo_run)
   found = {}
-  for offset, seed in truth.items():
-    # No listener here: which of two faces talks is pick_speaker's guess from video alone (BENCHMARKS.md).
-    shot = wide_shot.render_wide_shot(seed, synth.speaker_style(98, seed), None, 4.0, offset, face_px=40)
-    path = _write(tmp_path / f"wide{offset}.mp4", shot)
-    result = detect.score(model, detect.model_inputs(path, pp), 15)
-    assert result.face_coverage >= 0.95
-    found[offset] = result.offset
-  print("trained model on wide shots, true -> detected offsets:", found)
-  assert sum(abs(found[o] - o) <= 1 for o in truth) >= 4, found
+  for px, need in ((90, 9), (40, 8)):
+    hits = []
+    for k in range(10):
+      seed, offset = 300 + 10 * k + px, WIDE_OFFSETS[k % len(WIDE_OFFSETS)]
+      # No listener here: who speaks is tests/test_timeline.py's (dialogues).
+      shot = wide_shot.render_wide_shot(seed, synth.speaker_style(98, seed), None, 4.0, offset, face_px=px)
+      path = _write(tmp_path / f"wide{px}_{k}.mp4", shot)
+      result = detect.score(model, detect.model_inputs(path, model.config.preprocess), 15)
+      assert result.face_coverage >= 0.95
+      hits.append(abs(result.offset - offset) <= 1)
+    found[px] = sum(hits)
+    print(f"demo model on wide shots, {px} px faces: {sum(hits)} of 10 offsets within +-1 frame")
+  assert found[90] >= 9 and found[40] >= 8, found
 
 
 @pytest.mark.e2e

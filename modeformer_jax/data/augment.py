@@ -11,6 +11,10 @@ number of processes does not change them. Per example, as the numpy sampler befo
                 and truncated to uint8
   audio gain    + g' on every audio window of the example (one value, so it cannot tell candidates apart)
   audio noise   + gaussian noise of std audio_noise on every log-mel value
+  low res       with probability low_res, the video seen through a smaller face: each frame resized down as if
+                the 96x96 crop had been cut from a square of LOW_RES_SIDES[i] source pixels (i uniform), then
+                back up, as `sync` upsamples the crops of a wide shot's small faces (media/crops.py: linear);
+                applied first, so the crop jitter moves the blurred crop
 tests/test_augment.py checks these distributions against the numpy sampler's.
 """
 
@@ -22,6 +26,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+# Source squares (pixels) the low-res augmentation imitates: the crops of faces about 24, 32 and 48 px tall
+# (a detected face's crop square is about 0.81 of its box in the demo's framing, configs/tiny.py).
+LOW_RES_SIDES = (20, 26, 39)
+
 
 @dataclasses.dataclass(frozen=True)
 class Augment:
@@ -31,10 +39,12 @@ class Augment:
   contrast: float = 0.0
   audio_gain: float = 0.0
   audio_noise: float = 0.0
+  low_res: float = 0.0
 
   @classmethod
   def from_config(cls, cfg: ml_collections.ConfigDict) -> "Augment":
-    return cls(cfg.crop_jitter, cfg.brightness, cfg.contrast, cfg.audio_gain, cfg.audio_noise)
+    return cls(cfg.crop_jitter, cfg.brightness, cfg.contrast, cfg.audio_gain, cfg.audio_noise,
+               cfg.get("low_res", 0.0))  # configs saved before low_res
 
   def margin(self, row_start: int) -> int:
     """Rows above the model's first row (row_start) that the loader keeps for the crop jitter."""
@@ -50,6 +60,8 @@ class Augment:
     batch, _, height, width = video.shape[:4]
     rows = height - margin
     keys = jax.random.split(key, 5)
+    if self.low_res:
+      video = _low_res(video, jax.random.fold_in(key, 5), self.low_res)
     if self.crop_jitter:
       j = self.crop_jitter
       dy = jax.random.randint(keys[0], (batch, 1), -j, j + 1)
@@ -76,3 +88,19 @@ class Augment:
     if self.audio_noise:
       audio = audio + self.audio_noise * jax.random.normal(noise_key, audio.shape)
     return video, audio
+
+
+def _low_res(video: jax.Array, key: jax.Array, share: float) -> jax.Array:
+  """video uint8 [B, T, H, W, 3] with a share of the examples resampled through LOW_RES_SIDES (module doc)."""
+  batch, _, height, width = video.shape[:4]
+  x = video.astype(jnp.float32)
+  versions = [x]
+  for side in LOW_RES_SIDES:
+    small = jax.image.resize(x, (*x.shape[:2], max(1, round(height * side / width)), side, 3), "linear",
+                             antialias=True)
+    versions.append(jax.image.resize(small, x.shape, "linear"))
+  pick_key, side_key = jax.random.split(key)
+  chosen = jax.random.randint(side_key, (batch,), 1, len(versions))
+  chosen = jnp.where(jax.random.uniform(pick_key, (batch,)) < share, chosen, 0)
+  out = jnp.stack(versions)[chosen, jnp.arange(batch)]
+  return jnp.clip(jnp.round(out), 0, 255).astype(jnp.uint8)

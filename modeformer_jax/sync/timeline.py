@@ -3,7 +3,8 @@
 The file is cut into segments (window_s long, one every hop_s) and each segment gets syncnet_python's numbers
 from the rows of the per-window distance matrices that fall in it: no window is embedded again, so a timeline
 costs no model time beyond the one pass over the file (per face). With several faces every face is scored and
-the segment's speaker is the face whose video matches the audio best (highest Confidence).
+the segment's speaker is the face whose video matches the audio best at the offset the faces agree on around
+the segment (speaking_faces); the segment reports that face's own offset and Confidence.
 
 A segment is decided when its speaker's Confidence reaches the threshold; the others say so instead of giving
 a number. The automatic threshold is what chance gives on this file: every face's windows scored again against
@@ -34,6 +35,8 @@ _NULL_SAMPLES = 400
 _MIN_ROTATIONS, _MAX_ROTATIONS = 4, 16
 # Segments that choose the speaking face when several faces are scored and no --timeline is given.
 SPEAKER_WINDOW_S = 10.0
+# The faces are compared at the offset the segments within this many seconds agree on (see speaking_faces).
+AGREE_S = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -245,16 +248,16 @@ def build(faces: list[FaceScores], audio: np.ndarray, options: TimelineOptions, 
     else:
       threshold = None
       source = f"auto impossible: under {2 * (2 * max_offset + video_frames)} windows; give min_confidence"
+  speakers = speaking_faces(stats, [(a + b) / 2 / fps for a, b in frames])
   segments = []
   for i, (a, b) in enumerate(frames):
     confs = [None if s[i] is None else _confidence(s[i][1]) for s in stats]
-    known = [k for k, c in enumerate(confs) if c is not None]
     seg = dict(start_s=a / fps, end_s=b / fps, track_confidences=confs)
-    if not known:
+    best = speakers[i]
+    if best is None:
       segments.append(Segment(**seg, windows=0, offset=None, offset_fine=None, confidence=None, min_dist=None,
                               track=None, decided=False, note="no face"))
       continue
-    best = max(known, key=lambda k: confs[k])
     decided = threshold is not None and confs[best] >= threshold
     windows, mdist = stats[best][i]
     note = "" if decided else ("no threshold" if threshold is None else
@@ -272,6 +275,42 @@ def build(faces: list[FaceScores], audio: np.ndarray, options: TimelineOptions, 
                     window_times=(np.arange(count) + video_frames / 2) / fps)
   return Timeline(options=options, fps=fps, threshold=threshold, threshold_from=source, segments=segments,
                   trend=trend, window_face=window_face)
+
+
+def speaking_faces(stats: list[list[tuple | None]], centres_s: list[float], agree_s: float = AGREE_S) -> list[int | None]:
+  """The face speaking in each segment (None: no face there), from every face's segment statistics
+  (_segment_stats: stats[k][i] = (windows, mdist [2S+1]) of face k in segment i, or None).
+
+  All faces of a file share one audio, so the speaker is the face whose video matches it best at the offset
+  the faces agree on, not at each face's own best offset: a listener's mdist has no true minimum, and the
+  deepest of its 2S+1 noisy values scores like evidence (on generated dialogues its Confidence at its own best
+  offset came near the speaker's in weak segments). Face k's evidence at offset o in segment i is
+  median(mdist) - mdist[o] (its Confidence there). The agreed offset of segment i is the offset with the most
+  evidence summed over the segments whose centres lie within agree_s seconds, each counting its best face's;
+  so a drift or a step moves it along with the segments. Each face is then scored by its evidence within a
+  frame of the agreed offset (the offset may fall between frames).
+  """
+  count = len(centres_s)
+  known = [[k for k, s in enumerate(stats) if s[i] is not None] for i in range(count)]
+  if not stats or count == 0:
+    return [None] * count
+  width = next((s[i][1].shape[0] for s in stats for i in range(count) if s[i] is not None), 1)
+  evidence = np.full((count, len(stats), width), -np.inf)
+  for k, face in enumerate(stats):
+    for i, found in enumerate(face):
+      if found is not None:
+        evidence[i, k] = np.median(found[1]) - found[1]
+  pooled = np.where(np.isfinite(evidence.max(axis=1)), evidence.max(axis=1), 0.0)  # [segments, 2S+1]
+  centres = np.asarray(centres_s, np.float64)
+  out = []
+  for i in range(count):
+    if not known[i]:
+      out.append(None)
+      continue
+    agreed = int(np.argmax(pooled[np.abs(centres - centres[i]) <= agree_s].sum(axis=0)))
+    near = evidence[i, :, max(0, agreed - 1):agreed + 2].max(axis=1)
+    out.append(max(known[i], key=lambda k: near[k]))
+  return out
 
 
 def _window_faces(segments: list[Segment], count: int, video_frames: int, fps: float) -> np.ndarray:
