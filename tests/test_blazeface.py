@@ -7,7 +7,7 @@ import pytest
 
 from modeformer_jax.data import synth
 from modeformer_jax.errors import UserError
-from modeformer_jax.media import blazeface, faces
+from modeformer_jax.media import blazeface, face_search, faces
 from modeformer_jax.media.preprocess_config import preprocess_config, with_face_defaults
 
 
@@ -67,7 +67,7 @@ def test_windows_find_every_face_size():
   at least at its smallest reliable size and at most at the tile overlap's limit, or the whole-frame window."""
   fraction, overlap, smallest = blazeface.MIN_FACE_FRACTION["full"], 0.25, 16.0
   for height, width in ((256, 454), (1080, 1920), (160, 160)):
-    wins = blazeface.windows(height, width, smallest, fraction, overlap)
+    wins = face_search.windows(height, width, smallest, fraction, overlap)
     assert wins[-1][2] == max(height, width)  # the whole frame, last
     rng = np.random.default_rng(0)
     for _ in range(300):
@@ -77,7 +77,7 @@ def test_windows_find_every_face_size():
             and face >= fraction * side and (face <= overlap * side or side == max(height, width))
             for x0, y0, side in wins]
       assert any(ok), (height, width, face, x, y)
-  assert len(blazeface.windows(256, 454, smallest, fraction, overlap)) == 7
+  assert len(face_search.windows(256, 454, smallest, fraction, overlap)) == 7
 
 
 @pytest.mark.integration
@@ -88,7 +88,7 @@ def test_small_face_in_a_wide_frame_is_found():
   from modeformer_jax.data.synth.wide_shot import render_wide_shot
 
   shot = render_wide_shot(1, synth.speaker_style(3, 1), synth.speaker_style(3, 2), 0.4, face_px=24)
-  found = blazeface.detect_frames(shot.frames, preprocess_config())
+  found = face_search.detect_frames(shot.frames, preprocess_config())
   hits = 0
   for frame_boxes, speaker, listener in zip(found, shot.face_boxes, shot.listener_boxes):
     assert len(frame_boxes) <= 2
@@ -113,7 +113,7 @@ def test_frames_between_scans_are_searched_around_the_faces(monkeypatch):
     cfg = preprocess_config()
     cfg.blazeface_scan_every = scan_every
     windows_run.clear()
-    boxes = blazeface.detect_frames(shot.frames, cfg, indices)
+    boxes = face_search.detect_frames(shot.frames, cfg, indices)
     found[scan_every] = [[_hit(b, truth[i]) for i, b in zip(indices, boxes)]
                          for truth in (shot.face_boxes, shot.listener_boxes)]
     found[scan_every, "windows"] = sum(windows_run)

@@ -119,9 +119,9 @@ def run_detector(frames: np.ndarray, cfg) -> dict[int, np.ndarray]:
   last = {num_frames - 1} if num_frames else set()  # the last frame too, so tracks reach the end
   indices = sorted(set(range(0, num_frames, cfg.detect_stride)) | last)
   if cfg.face_detector == "blazeface":
-    from modeformer_jax.media import blazeface
+    from modeformer_jax.media import face_search
 
-    return dict(zip(indices, blazeface.detect_frames(frames, cfg, indices)))
+    return dict(zip(indices, face_search.detect_frames(frames, cfg, indices)))
   if cfg.face_detector == "haar":
     return {i: _haar_detections(frames[i], cfg) for i in indices}
   raise UserError(f"preprocess.face_detector: must be 'blazeface' or 'haar' (or a Haar cascade .xml), "
