@@ -29,7 +29,7 @@ from modeformer_jax.config_loading import load_config
 from modeformer_jax.data.augment import Augment
 from modeformer_jax.train.mesh import global_batch, make_mesh
 from modeformer_jax.train.step_timing import random_batch
-from modeformer_jax.train.train_step import init_model, init_state, make_step, optimizer
+from modeformer_jax.train.train_step import hyperparameters, init_model, init_state, make_step, optimizer
 
 DEVICE_GB = {"H200": 141, "H100": 80, "A100-40G": 40, "TPU v5e": 16, "TPU v4": 32}
 
@@ -56,12 +56,11 @@ def compiled_bytes(config, model, batch: int) -> int:
   """XLA's compiled memory of the first stage's train step on one device at `batch` clips."""
   stage = config.stages[0]
   mesh = make_mesh(config.mesh, jax.devices()[:1])
-  tx = optimizer(stage)
-  state = jax.eval_shape(lambda: init_state(model, tx, mesh))
+  state = jax.eval_shape(lambda: init_state(model, optimizer(stage), mesh))
   state = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
-  step = make_step(config, stage, model, tx, mesh, state)
+  step = make_step(config, stage, model, mesh, state)
   data = global_batch(random_batch(config, batch, stage.num_negatives), mesh)
-  m = step.lower(state, data).compile().memory_analysis()
+  m = step.lower(state, data, hyperparameters(stage, mesh)).compile().memory_analysis()
   return m.argument_size_in_bytes + m.temp_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from modeformer_jax.data.augment import Augment
 from modeformer_jax.models.flops import clip_flops
 from modeformer_jax.train.mesh import global_batch, make_mesh
-from modeformer_jax.train.train_step import init_model, init_state, make_step, optimizer
+from modeformer_jax.train.train_step import hyperparameters, init_model, init_state, make_step, optimizer
 
 
 def random_batch(config: ml_collections.ConfigDict, batch: int, negatives: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -37,22 +37,22 @@ def time_step(config: ml_collections.ConfigDict, batch: int, steps: int, warmup:
   stage = config.stages[0]
   mesh = make_mesh(config.mesh)
   model = init_model(config)
-  tx = optimizer(stage)
-  state = init_state(model, tx, mesh)
-  step = make_step(config, stage, model, tx, mesh, state)
+  state = init_state(model, optimizer(stage), mesh)
+  step = make_step(config, stage, model, mesh, state)
+  hyper = hyperparameters(stage, mesh)
   data = global_batch(random_batch(config, batch, stage.num_negatives), mesh)
   t = time.perf_counter()
-  compiled = step.lower(state, data).compile()
+  compiled = step.lower(state, data, hyper).compile()
   compile_s = time.perf_counter() - t
   cost = compiled.cost_analysis()
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   flops = float(cost.get("flops", float("nan")))
   for _ in range(warmup):
-    state, metrics = compiled(state, data)
+    state, metrics = compiled(state, data, hyper)
   jax.block_until_ready(metrics)
   t = time.perf_counter()
   for _ in range(steps):
-    state, metrics = compiled(state, data)
+    state, metrics = compiled(state, data, hyper)
   jax.block_until_ready(metrics)
   step_s = (time.perf_counter() - t) / steps
   model_flops = clip_flops(config.model, stage.num_negatives)["train_per_clip"] * batch

@@ -13,14 +13,14 @@ import flax
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 from flax import nnx
 from jax.sharding import Mesh
 
 from modeformer_jax.data.augment import Augment
 from modeformer_jax.loss import objective_loss
-from modeformer_jax.models import build_model
-from modeformer_jax.models.functional import Model, abstract_model, split_model
+from modeformer_jax.models.functional import Model, init_weights
 from modeformer_jax.models.layers import biases_before_batchnorm
 from modeformer_jax.train.mesh import BATCH_AXES, replicated, state_shardings
 
@@ -37,33 +37,54 @@ class TrainState:
   opt_state: PyTree
 
 
-def learning_rate(stage: ml_collections.ConfigDict) -> optax.Schedule:
-  """Linear warmup then cosine decay to lr * end_lr_factor over the stage (ours; the paper gives none)."""
-  return optax.warmup_cosine_decay_schedule(
-      0.0, stage.lr, stage.warmup_steps, max(stage.steps, stage.warmup_steps + 1), stage.lr * stage.end_lr_factor)
+# The stage's optimiser settings that enter the step as arguments, not as constants compiled into it: runs and
+# stages that differ only in these (a learning-rate sweep, a fine-tune stage, the tests' runs) share one compiled
+# step, also through the persistent compilation cache. grad_clip stays a constant: 0 removes the clipping.
+HYPERPARAMETERS = ("lr", "warmup_steps", "steps", "end_lr_factor", "weight_decay", "adam_eps")
 
 
-def optimizer(stage: ml_collections.ConfigDict) -> optax.GradientTransformation:
+def hyperparameters(stage: ml_collections.ConfigDict, mesh: Mesh | None = None) -> dict[str, Any]:
+  """float32 scalars of HYPERPARAMETERS (numpy; replicated over `mesh` when given, as the step takes them)."""
+  values = {name: np.float32(stage[name]) for name in HYPERPARAMETERS}
+  return values if mesh is None else jax.device_put(values, replicated(mesh))
+
+
+def learning_rate(hyper: dict[str, Any]) -> optax.Schedule:
+  """Linear warmup from 0, then cosine decay to lr * end_lr_factor at the stage's last step (ours; the paper
+  gives none). optax.warmup_cosine_decay_schedule's curve, in jnp so that its settings may be traced."""
+  def schedule(count):
+    count = jnp.asarray(count, jnp.float32)
+    warmup, peak = hyper["warmup_steps"], hyper["lr"]
+    end = peak * hyper["end_lr_factor"]
+    progress = jnp.clip((count - warmup) / jnp.maximum(hyper["steps"] - warmup, 1.0), 0.0, 1.0)
+    decayed = end + (peak - end) * 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
+    return jnp.where(count < warmup, peak * count / jnp.maximum(warmup, 1.0), decayed)
+
+  return schedule
+
+
+def optimizer(stage: ml_collections.ConfigDict, hyper: dict[str, Any] | None = None) -> optax.GradientTransformation:
   """AdamW with global-norm clipping; weight decay on kernels only (not biases, norms, tokens, temperature).
+
+  `hyper`: hyperparameters(stage) by default; the train step passes them as traced arrays. The optimiser's
+  state has the same structure either way.
 
   Conv biases that feed a BatchNorm are not updated (layers.biases_before_batchnorm): their true gradient is
   zero, and Adam would otherwise move them by the learning rate in a direction set by rounding noise, so that
   runs on different device layouts or numbers of processes would drift apart for nothing.
   """
+  hyper = hyperparameters(stage) if hyper is None else hyper
   decay_mask = lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
   return optax.chain(
       optax.masked(optax.set_to_zero(), biases_before_batchnorm),
       optax.clip_by_global_norm(stage.grad_clip) if stage.grad_clip else optax.identity(),
-      optax.adamw(learning_rate(stage), eps=stage.adam_eps, weight_decay=stage.weight_decay, mask=decay_mask))
+      optax.adamw(learning_rate(hyper), eps=hyper["adam_eps"], weight_decay=hyper["weight_decay"],
+                  mask=decay_mask))
 
 
 def init_model(config: ml_collections.ConfigDict) -> Model:
-  """Builds the model under jit (eager init of the 59M model costs seconds of op-by-op dispatch)."""
-  def init():
-    model = split_model(build_model(config.model, seed=config.seed))
-    return model.params, model.batch_stats
-
-  return Model(abstract_model(config.model, config.seed).graphdef, *jax.jit(init)())
+  """The run's model (config.model) with its initial weights at config.seed."""
+  return init_weights(config.model, config.seed)
 
 
 def init_state(model: Model, tx: optax.GradientTransformation, mesh: Mesh, step: int = 0) -> TrainState:
@@ -79,10 +100,12 @@ def state_sharding(mesh: Mesh, state: TrainState) -> TrainState:
                        opt_state=state_shardings(mesh, state.opt_state))
 
 
-def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, state: TrainState, *,
-                    negatives: str, chunk_size: int, seed: int, augment: Augment, row_start: int,
-                    symmetric: bool = False) -> Callable:
-  """(state, global batch) -> (state, metrics). The input state's buffers are donated.
+def make_train_step(model: Model, tx_for: Callable[[dict], optax.GradientTransformation], mesh: Mesh,
+                    state: TrainState, *, negatives: str, chunk_size: int, seed: int, augment: Augment,
+                    row_start: int, symmetric: bool = False) -> Callable:
+  """(state, global batch, hyperparameters) -> (state, metrics). The input state's buffers are donated.
+
+  tx_for(hyper) is the optimiser with the given hyperparameters (hyperparameters(stage, mesh), traced here).
 
   The batch holds data/pipeline.py's arrays (audio_ids optional) and optionally "stop" bool [B]: each
   process's rows say whether it was asked to stop (SIGTERM); metrics["stop"] is then their logical or. Its
@@ -100,7 +123,8 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, 
   base_key = jax.random.key(seed)
   augment_key = jax.random.fold_in(base_key, AUGMENT_STREAM)
 
-  def step_fn(state: TrainState, batch: dict[str, jax.Array]):
+  def step_fn(state: TrainState, batch: dict[str, jax.Array], hyper: dict[str, jax.Array]):
+    tx = tx_for(hyper)
     key = jax.random.fold_in(base_key, state.step)
     video, audio = augment(batch["video"], batch["audio"], jax.random.fold_in(augment_key, state.step), row_start,
                            batch.get("video_mask"))
@@ -132,9 +156,11 @@ def make_train_step(model: Model, tx: optax.GradientTransformation, mesh: Mesh, 
   return jax.jit(step_fn, donate_argnums=0, out_shardings=(shardings, replicated(mesh)))
 
 
-def make_step(config: ml_collections.ConfigDict, stage: ml_collections.ConfigDict, model: Model,
-              tx: optax.GradientTransformation, mesh: Mesh, state: TrainState) -> Callable:
-  """The train step of `stage` as the trainer makes it (its negatives, symmetry, chunking, seed, augmentation)."""
-  return make_train_step(model, tx, mesh, state, negatives=stage.negatives, chunk_size=config.loss_chunk_size,
+def make_step(config: ml_collections.ConfigDict, stage: ml_collections.ConfigDict, model: Model, mesh: Mesh,
+              state: TrainState) -> Callable:
+  """The train step of `stage` as the trainer makes it (its optimiser, negatives, symmetry, chunking, seed,
+  augmentation); call it with hyperparameters(stage, mesh)."""
+  tx_for = lambda hyper: optimizer(stage, hyper)
+  return make_train_step(model, tx_for, mesh, state, negatives=stage.negatives, chunk_size=config.loss_chunk_size,
                          seed=config.seed, augment=Augment.from_config(config.data.augment),
                          row_start=config.preprocess.mouth_row_start, symmetric=stage.get("symmetric", False))

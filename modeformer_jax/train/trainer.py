@@ -30,7 +30,7 @@ from modeformer_jax.inference import SyncModel
 from modeformer_jax.train import checkpoints as ckpt_lib
 from modeformer_jax.train.logging import MetricsLogger
 from modeformer_jax.train.mesh import global_batch, make_mesh
-from modeformer_jax.train.train_step import init_model, init_state, learning_rate, make_step, optimizer
+from modeformer_jax.train.train_step import hyperparameters, init_model, init_state, learning_rate, make_step, optimizer
 from modeformer_jax.weights import run_folder
 
 
@@ -105,8 +105,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
       stage = config.stages[stage_index]
 
       # ---- Stage: optimiser, state, input pipeline --------------------------------------------------------
-      tx = optimizer(stage)
-      state = init_state(model, tx, mesh, step=int(stage_starts[stage_index]))
+      state = init_state(model, optimizer(stage), mesh, step=int(stage_starts[stage_index]))
       stage_step = 0
       if resume_meta and resume_meta["stage"] == stage_index:
         state, meta = checkpoints.restore(latest, state)
@@ -114,8 +113,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
         logger.message(f"resumed from step {latest} (stage {stage.name}, {stage_step}/{stage.steps})")
         resume_meta = None
       batches = train_batches(config, stage, seed=config.seed * 1000 + stage_index, start=stage_step)
-      train_step = make_step(config, stage, model, tx, mesh, state)
-      schedule = learning_rate(stage)
+      train_step = make_step(config, stage, model, mesh, state)
+      hyper = hyperparameters(stage, mesh)
+      schedule = learning_rate(hyperparameters(stage))
       logger.start_stage(stage.name, total=stage.steps, done=stage_step, batch_size=stage.batch_size)
 
       # ---- Stage: loop ------------------------------------------------------------------------------------
@@ -125,7 +125,7 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
       while stage_step < stage.steps:
         local = next(batches)
         local["stop"] = np.full(len(local["video"]), sigterm.raised)
-        state, step_metrics = train_step(state, global_batch(local, mesh))
+        state, step_metrics = train_step(state, global_batch(local, mesh), hyper)
         if pending is None:
           logger.message(f"first step in {time.perf_counter() - started:.1f} s (compiling, or loading from the "
                          "compilation cache)")
