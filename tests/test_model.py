@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from modeformer_jax import config_defaults as cd
-from modeformer_jax.models import build_model
+from modeformer_jax.models.functional import init_weights
 from modeformer_jax.models.layers import Conv, conv2d
 from modeformer_jax.models.modeformer import visual_cnn_table
 from modeformer_jax.models.summary import parameter_counts
@@ -35,26 +35,33 @@ def test_pool_ablation_drops_the_transformers():
   assert sum(counts.values()) == 38_608_448 + 3_403_264 + 1
 
 
+# One compiled program: op by op, each of the transformer's operations would compile on its own.
+@nnx.jit
+def _encode(model, video, mel):
+  v, a = model.embed_video(video), model.embed_audio(mel)
+  # The paired call encodes K audio windows per clip with the same audio encoder.
+  v2, a2 = model(video, jnp.stack([mel, mel], axis=1))
+  return v, a, v2, a2, model.sync_score(v, a)
+
+
 @pytest.mark.parametrize("temporal", ["transformer", "pool"])
 def test_encoder_shapes_and_unit_norm(temporal):
-  model = build_model(cd.model_config(temporal=temporal, **TINY))
+  model = init_weights(cd.model_config(temporal=temporal, **TINY)).module()
   video = jnp.asarray(np.random.default_rng(0).integers(0, 255, (3, 5, 48, 96, 3)), jnp.uint8)
   mel = jax.random.normal(jax.random.key(1), (3, 80, 16))
-  v, a = model.embed_video(video), model.embed_audio(mel)
+  v, a, v2, a2, score = _encode(model, video, mel)
   assert v.shape == a.shape == (3, 32) and v.dtype == jnp.float32
   np.testing.assert_allclose(jnp.linalg.norm(v, axis=-1), 1.0, atol=1e-5)
   np.testing.assert_allclose(jnp.linalg.norm(a, axis=-1), 1.0, atol=1e-5)
-  # The paired call encodes K audio windows per clip with the same audio encoder.
-  v2, a2 = model(video, jnp.stack([mel, mel], axis=1))
   assert a2.shape == (3, 2, 32)
   np.testing.assert_allclose(a2[:, 1], a, atol=1e-5)
   np.testing.assert_allclose(v2, v, atol=1e-5)
-  assert model.sync_score(v, a).shape == (3,)
+  assert score.shape == (3,)
 
 
 def test_visual_cnn_spatial_sizes_follow_spec():
   # 48x96 -> 46x47 -> 23x24 -> 12x12 -> 6x6 -> 3x3 -> 1x1, time stays 5 (SPEC section 2).
-  model = build_model(cd.model_config(**TINY))
+  model = init_weights(cd.model_config(**TINY)).module()
   x = jnp.zeros((1, 5, 48, 96, 3))
   sizes = []
   for block in model.video.cnn.blocks:
@@ -91,15 +98,15 @@ def test_strided_conv2d_gradients_equal_xla(shape, kernel, stride, padding):
 
 
 def test_bfloat16_compute_keeps_float32_params():
-  model = build_model(cd.model_config(dtype="bfloat16", **TINY))
+  model = init_weights(cd.model_config(dtype="bfloat16", **TINY)).module()
   params = jax.tree.leaves(nnx.state(model, nnx.Param))
   assert all(p.dtype == jnp.float32 for p in params)
-  v = model.embed_video(jnp.zeros((2, 5, 48, 96, 3), jnp.uint8))
+  v = nnx.jit(lambda m, x: m.embed_video(x))(model, jnp.zeros((2, 5, 48, 96, 3), jnp.uint8))
   assert v.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(v)))
 
 
 def test_temperature_is_learnable_and_clipped():
-  model = build_model(cd.model_config(**TINY))
+  model = init_weights(cd.model_config(**TINY)).module()
   np.testing.assert_allclose(model.temperature(), 0.07, rtol=1e-6)
   model.log_temperature[...] = jnp.log(1e-4)
   np.testing.assert_allclose(model.logit_scale(), 100.0, rtol=1e-5)  # clipped at tau = 0.01
