@@ -17,6 +17,7 @@ encoder once before timing.
   python bench/sync_speed.py --models tiny --timeline 10   # also: a timeline's windows embedded and cost
   python bench/sync_speed.py --models tiny --size 1920x1080 --scan-every 1,5   # BlazeFace's full scan on every
                                                    # detection frame (as before issue #17) against every 5th
+  python bench/sync_speed.py --models tiny --video w1080.mp4 --repeat 3   # each stage's least of 3 passes
 
 stage_seconds() is the per-stage measurement on any model with SyncModel's interface (spec, config.preprocess,
 embed_video, embed_audio), so another backend (e.g. the exported PyTorch model) can be timed the same way.
@@ -66,9 +67,11 @@ def random_model(config_path: str) -> SyncModel:
   return SyncModel(config, model.params, model.batch_stats, source=f"{config_path} (random init)")
 
 
-def stage_seconds(model, video: str, *, face_centered: bool = False, max_offset: int = 15) -> dict[str, float]:
+def stage_seconds(model, video: str, *, face_centered: bool = False, max_offset: int = 15,
+                  repeat: int = 1) -> dict[str, float]:
   """Wall seconds of each STAGE for one pass over `video` (compilation excluded: the model and the face detector
-  run once on zeros first)."""
+  run once on zeros first); with repeat > 1, each stage's least over that many passes (on a shared machine the
+  least disturbed)."""
   import numpy as np
 
   spec = model.spec
@@ -78,8 +81,11 @@ def stage_seconds(model, video: str, *, face_centered: bool = False, max_offset:
   if not face_centered and pp.face_detector == "blazeface":  # the detector compiles once per process too
     from modeformer_jax.media import blazeface
     blazeface.compile_batches(pp)
-  inputs = model_inputs(video, model.config.preprocess, face_centered=face_centered, max_offset=max_offset)
-  return dict(score(model, inputs, max_offset).timings)
+  passes = []
+  for _ in range(repeat):
+    inputs = model_inputs(video, model.config.preprocess, face_centered=face_centered, max_offset=max_offset)
+    passes.append(score(model, inputs, max_offset).timings)
+  return {stage: min(timings[stage] for timings in passes) for stage in passes[0]}
 
 
 def timeline_cost(model, video: str, seconds: float, *, face_centered: bool = False,
@@ -114,6 +120,8 @@ def main(argv=None) -> int:
   parser.add_argument("--timeline", type=float, metavar="SECONDS",
                       help="also time a `sync --timeline SECONDS` pass against a plain one (windows embedded, "
                       "model and scoring seconds)")
+  parser.add_argument("--repeat", type=int, default=1, help="passes per column; each stage's least time is shown "
+                      "(a shared machine's load disturbs single passes)")
   parser.add_argument("--scan-every", help="comma-separated preprocess.blazeface_scan_every values, each timed as "
                       "a column of its own in this run (e.g. 1,5; default: the config's)")
   args = parser.parse_args(argv)
@@ -123,6 +131,8 @@ def main(argv=None) -> int:
   scans = [int(v) for v in args.scan_every.split(",") if v] if args.scan_every else [None]
   if any(v is not None and v < 1 for v in scans):
     parser.error("--scan-every: values of at least 1")
+  if args.repeat < 1:
+    parser.error("--repeat: at least 1")
   # Columns: (label, model, scan_every or None for the config's).
   columns = [(f"{m} scan {v}" if v else m, m, v) for m in models for v in scans]
   names = [label for label, _, _ in columns]
@@ -141,7 +151,7 @@ def main(argv=None) -> int:
       model = loaded[model_name] = loaded.get(model_name) or random_model(MODELS[model_name])
       if scan_every:
         model.config.preprocess.blazeface_scan_every = scan_every
-      timings[name] = stage_seconds(model, video, face_centered=args.face_centered)
+      timings[name] = stage_seconds(model, video, face_centered=args.face_centered, repeat=args.repeat)
       if args.timeline:
         costs[name] = timeline_cost(model, video, args.timeline, face_centered=args.face_centered)
       if minutes is None:
@@ -151,13 +161,15 @@ def main(argv=None) -> int:
 
   import jax
   print(f"\nmodeformer sync, seconds per minute of video ({minutes * 60:.1f} s video measured, scaled to 1 min; "
-        f"{'--face-centered' if args.face_centered else 'face detection on'}; jax {jax.default_backend()}, "
+        f"{'--face-centered' if args.face_centered else 'face detection on'}; "
+        f"{f'least of {args.repeat} passes per stage; ' if args.repeat > 1 else ''}jax {jax.default_backend()}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end: wall times grow with it)")
-  print(f"{'stage':<10}" + "".join(f"{n:>12}" for n in names))
+  width = max(12, max(len(n) for n in names) + 2)
+  print(f"{'stage':<10}" + "".join(f"{n:>{width}}" for n in names))
   for stage in STAGES:
-    print(f"{stage:<10}" + "".join(f"{timings[n][stage] / minutes:>12.3f}" for n in names))
+    print(f"{stage:<10}" + "".join(f"{timings[n][stage] / minutes:>{width}.3f}" for n in names))
   totals = {n: sum(timings[n].values()) / minutes for n in names}
-  print(f"{'total':<10}" + "".join(f"{totals[n]:>12.3f}" for n in names))
+  print(f"{'total':<10}" + "".join(f"{totals[n]:>{width}.3f}" for n in names))
   print("\nratios:")
   other = {n: totals[n] - timings[n]["model"] / minutes for n in names}
   for n in names:

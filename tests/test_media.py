@@ -11,9 +11,9 @@ import pytest
 import scipy.signal
 
 from modeformer_jax.errors import UserError
-from modeformer_jax.media import decode, faces, logmel
-from modeformer_jax.media.crops import crop_squares, face_crops, mouth_rows
-from modeformer_jax.media.preprocess_config import preprocess_config
+from modeformer_jax.media import decode, faces, frames, logmel
+from modeformer_jax.media.crops import crop_squares, face_crops, faces_crops, mouth_rows
+from modeformer_jax.media.preprocess_config import preprocess_config, syncnet_preprocess_config
 
 pytestmark = pytest.mark.unit
 
@@ -141,13 +141,51 @@ def test_decode_in_chunks_gives_the_same_frames(tmp_path, times):
   """on_frames gets the frames read_media would keep, in order, in chunks of at most chunk_mb."""
   path = _write(tmp_path / "clip.mp4", times, _stereo_sine(2.0, 16000), 16000)
   whole = decode.read_media(path)
-  chunks = []  # copies: the chunk's array is reused
-  streamed = decode.read_media(path, on_frames=lambda c: chunks.append(c.copy()),
+  chunks = []  # converted copies: a chunk is only valid during the call
+  streamed = decode.read_media(path, on_frames=lambda c: chunks.append(np.asarray(c)),
                                chunk_mb=7 * whole.frames[0].nbytes / 2 ** 20)
   assert streamed.frames is None and streamed.num_frames == whole.num_frames == len(whole.frames)
   assert len(chunks) == -(-len(whole.frames) // 7) and max(len(c) for c in chunks) == 7
   np.testing.assert_array_equal(np.concatenate(chunks), whole.frames)
   np.testing.assert_array_equal(streamed.audio, whole.audio)
+
+
+def test_chunk_frames_read_by_parts_equal_the_whole_frames(tmp_path):
+  """A FrameChunk's frames, read by index or iterated and sliced (only the slice is converted from YUV), are the
+  frames read_media keeps, pixel for pixel, for parts with odd and even bounds and parts past the edges."""
+  rng = np.random.default_rng(3)
+  path = str(tmp_path / "colour.mp4")
+  with av.open(path, "w") as container:
+    stream = container.add_stream("libx264", rate=25, options={"crf": "18", "preset": "ultrafast"})
+    stream.width, stream.height, stream.pix_fmt = 90, 66, "yuv420p"
+    for _ in range(6):  # smooth colour noise: every 2x2 block's chroma differs from its neighbours'
+      noise = cv2.resize(rng.integers(0, 256, (11, 15, 3), np.uint8), (90, 66), interpolation=cv2.INTER_CUBIC)
+      container.mux(stream.encode(av.VideoFrame.from_ndarray(noise, format="rgb24")))
+    container.mux(stream.encode(None))
+  whole = decode.read_media(path, need_audio=False).frames
+  parts = [(slice(0, 66), slice(0, 90)), (slice(1, 8), slice(3, 4)), (slice(10, 31), slice(16, 64)),
+           (slice(33, 66), slice(45, 200)), (slice(-5, None), slice(None, 7))]
+  seen = []
+
+  def check(chunk: frames.FrameChunk) -> None:
+    assert chunk.shape == (len(chunk), 66, 90, 3)
+    frames = whole[len(seen):len(seen) + len(chunk)]
+    np.testing.assert_array_equal(chunk[1], frames[1])  # by index: converted whole, and kept
+    syncnet = syncnet_preprocess_config()
+    syncnet.syncnet_median_frames = 1  # its zero-padded median needs a track longer than 3 frames
+    for pp in (preprocess_config(), syncnet):  # two faces cropped in one pass, as from arrays
+      boxes = [np.tile([[5.0, 3.0, 20.0, 24.0]], (len(chunk), 1)), np.tile([[51, 30.5, 33, 33]], (len(chunk), 1))]
+      for (crops, squares), one in zip(faces_crops(chunk, boxes, pp), boxes):
+        expected, expected_squares = face_crops(frames, one, pp)
+        np.testing.assert_array_equal(crops, expected)
+        np.testing.assert_array_equal(squares, expected_squares)
+    for frame in chunk:
+      for rows, cols in parts:
+        np.testing.assert_array_equal(frame[rows, cols], whole[len(seen)][rows, cols])
+      seen.append(True)
+
+  decode.read_media(path, need_audio=False, on_frames=check, chunk_mb=3 * whole[0].nbytes / 2 ** 20)
+  assert len(seen) == len(whole) == 6
 
 
 def test_audio_starting_late_gets_leading_silence(tmp_path):

@@ -83,10 +83,10 @@ class BlazeFace:
       self._forward = jax.jit(functools.partial(_forward, self.graph, constants, jnp.asarray(self.anchors)))
     if images.shape[1:] != (self.input_size, self.input_size, 3):
       raise ValueError(f"images must be [B, {self.input_size}, {self.input_size}, 3], got {images.shape}")
-    # Batches are padded to a power of two from 8 so that a video's varying window counts reuse a few
-    # compilations.
+    # Batches are padded to a power of two from 4 so that a video's varying window counts reuse a few
+    # compilations; a re-find round of one or two windows (often) computes 4, not 8.
     count = len(images)
-    padded = max(8, 1 << max(0, count - 1).bit_length())
+    padded = max(4, 1 << max(0, count - 1).bit_length())
     if padded != count:
       images = np.concatenate([images, np.zeros((padded - count, *images.shape[1:]), images.dtype)])
     boxes, scores = self._forward(images)
@@ -270,7 +270,7 @@ def compile_batches(cfg) -> None:
   a timing that follows leaves XLA's compilation out (benchmarks)."""
   for name in MODELS:
     detector = model(name)
-    batch = 8
+    batch = 4
     while batch < max(16, 2 * cfg.blazeface_batch):
       detector.predict(np.zeros((batch, detector.input_size, detector.input_size, 3), np.uint8))
       batch *= 2

@@ -20,6 +20,8 @@ Boxes are float [T, 4] rows (x, y, w, h) in pixels of the frame, x/y the top-lef
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import cv2
 import ml_collections
 import numpy as np
@@ -53,10 +55,24 @@ def face_crops(frames: np.ndarray, boxes: np.ndarray, pp: ml_collections.ConfigD
                centered: bool = False) -> tuple[np.ndarray, np.ndarray]:
   """The model's crops of frames uint8 [T, H, W, 3] around boxes float [T, 4]: (crops uint8 [T, S, S, 3] with
   S = pp.crop_size, the squares float32 [T, 4] they were cut from; see face_squares)."""
-  squares = face_squares(boxes, pp, centered=centered)
+  return faces_crops(frames, [boxes], pp, centered=centered)[0]
+
+
+def faces_crops(frames: np.ndarray, boxes: Sequence[np.ndarray], pp: ml_collections.ConfigDict, *,
+                centered: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+  """face_crops of several faces' boxes (each float [T, 4]) in the same frames, reading each frame once: frames
+  may be any sequence of T uint8 [H, W, 3] frames with a `shape`, e.g. a media.frames.FrameChunk, which
+  converts a frame to RGB when it is read. Returns (crops, squares) per face."""
+  squares = [face_squares(b, pp, centered=centered) for b in boxes]
   if pp.get("face_crop", "ours") == "syncnet" and not centered:
-    return syncnet_crop_faces(frames, boxes, pp), squares
-  return crop_squares(frames, squares, pp.crop_size), squares
+    croppers = [_syncnet_cropper(frames, b, pp) for b in boxes]
+  else:
+    croppers = [_square_cropper(frames, square, pp.crop_size) for square in squares]
+  crops = [np.empty((len(frames), pp.crop_size, pp.crop_size, 3), np.uint8) for _ in boxes]
+  for i, frame in enumerate(frames):
+    for out, crop in zip(crops, croppers):
+      out[i] = crop(i, frame)
+  return list(zip(crops, squares))
 
 
 def crop_squares(frames: np.ndarray, squares: np.ndarray, size: int) -> np.ndarray:
@@ -66,21 +82,27 @@ def crop_squares(frames: np.ndarray, squares: np.ndarray, size: int) -> np.ndarr
   centre). Parts outside the frame repeat the frame's edge pixels (no black bars for the model to latch onto).
   Shrinking uses INTER_AREA (no aliasing), enlarging INTER_LINEAR.
   """
+  return _every_frame(frames, _square_cropper(frames, squares, size), size)
+
+
+def _square_cropper(frames: np.ndarray, squares: np.ndarray, size: int) -> Callable[[int, np.ndarray], np.ndarray]:
+  """crop_squares one frame at a time: crop(i, frames[i]) -> uint8 [size, size, 3]."""
   squares = _checked_boxes(frames, squares)
   height, width = frames.shape[1:3]
   side = np.maximum(1, np.round(squares[:, 2:].max(axis=1))).astype(int)
   x0 = np.round(squares[:, 0] + squares[:, 2] / 2 - side / 2).astype(int)
   y0 = np.round(squares[:, 1] + squares[:, 3] / 2 - side / 2).astype(int)
-  out = np.empty((len(frames), size, size, 3), np.uint8)
-  for i, frame in enumerate(frames):
+
+  def crop(i: int, frame: np.ndarray) -> np.ndarray:
     y_lo, y_hi, top, bottom = _span(y0[i], side[i], height)
     x_lo, x_hi, left, right = _span(x0[i], side[i], width)
     window = frame[y_lo:y_hi, x_lo:x_hi]
     if top or bottom or left or right:
       window = cv2.copyMakeBorder(window, top, bottom, left, right, cv2.BORDER_REPLICATE)
     shrink = side[i] > size
-    out[i] = cv2.resize(window, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-  return out
+    return cv2.resize(window, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+  return crop
 
 
 def syncnet_crop_faces(frames: np.ndarray, boxes: np.ndarray, pp: ml_collections.ConfigDict) -> np.ndarray:
@@ -99,21 +121,35 @@ def syncnet_crop_faces(frames: np.ndarray, boxes: np.ndarray, pp: ml_collections
   Returns:
     uint8 [T, crop_size, crop_size, 3].
   """
+  return _every_frame(frames, _syncnet_cropper(frames, boxes, pp), pp.crop_size)
+
+
+def _every_frame(frames: np.ndarray, crop: Callable[[int, np.ndarray], np.ndarray], size: int) -> np.ndarray:
+  """crop(i, frames[i]) of every frame: uint8 [T, size, size, 3]."""
+  out = np.empty((len(frames), size, size, 3), np.uint8)
+  for i, frame in enumerate(frames):
+    out[i] = crop(i, frame)
+  return out
+
+
+def _syncnet_cropper(frames: np.ndarray, boxes: np.ndarray,
+                     pp: ml_collections.ConfigDict) -> Callable[[int, np.ndarray], np.ndarray]:
+  """syncnet_crop_faces one frame at a time (the median filters run over the whole track first)."""
   boxes = _checked_boxes(frames, boxes)
   k, c = pp.syncnet_median_frames, pp.syncnet_crop_scale
   s = median_filter(boxes[:, 2:].max(axis=1) / 2, k)
   cx = median_filter(boxes[:, 0] + boxes[:, 2] / 2, k)
   cy = median_filter(boxes[:, 1] + boxes[:, 3] / 2, k)
-  size = pp.crop_size
-  out = np.empty((len(frames), size, size, 3), np.uint8)
-  for i, frame in enumerate(frames):
+  size, pad_value = pp.crop_size, pp.syncnet_pad_value
+
+  def crop(i: int, frame: np.ndarray) -> np.ndarray:
     pad = int(s[i] * (1 + 2 * c))
-    padded = cv2.copyMakeBorder(frame, pad, pad, pad, pad, cv2.BORDER_CONSTANT,
-                                value=(pp.syncnet_pad_value,) * 3)
+    padded = cv2.copyMakeBorder(np.asarray(frame), pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(pad_value,) * 3)
     my, mx = cy[i] + pad, cx[i] + pad
     face = padded[int(my - s[i]):int(my + s[i] * (1 + 2 * c)), int(mx - s[i] * (1 + c)):int(mx + s[i] * (1 + c))]
-    out[i] = cv2.resize(face, (size, size))
-  return out
+    return cv2.resize(face, (size, size))
+
+  return crop
 
 
 def mouth_rows(crops: np.ndarray, row_start: int, margin: int = 0) -> np.ndarray:

@@ -17,6 +17,7 @@ import av
 import numpy as np
 
 from modeformer_jax.errors import UserError
+from modeformer_jax.media.frames import FrameChunk, rotation, to_rgb
 
 # Tolerance when comparing output times with source timestamps: a source frame stamped exactly at an output
 # time must win over its predecessor despite float rounding (1 us is far below any frame interval).
@@ -66,7 +67,7 @@ def read_media(path: str | os.PathLike,
                sample_rate: int = 16000,
                need_video: bool = True,
                need_audio: bool = True,
-               on_frames: Callable[[np.ndarray], None] | None = None,
+               on_frames: Callable[[FrameChunk], None] | None = None,
                chunk_mb: float = 1024.0) -> Media:
   """Decodes a file in one demuxing pass.
 
@@ -74,11 +75,13 @@ def read_media(path: str | os.PathLike,
   interval covers that time, which handles any constant or variable source rate. Output frame count is
   round(video end * fps). Audio is resampled and downmixed (channel mean) by FFmpeg's swresample.
 
-  With on_frames, the video is not kept: it is called with consecutive chunks uint8 [n, H, W, 3] of the
-  output frames, in order, each at most chunk_mb megabytes (and at least one frame), so a long or
-  high-resolution file is processed in bounded memory (1080p is about 9 GB a minute). The chunk's array is
-  reused once on_frames returns: copy what you keep. Media.frames is then None and Media.num_frames counts
-  the frames delivered.
+  With on_frames, the video is not kept: it is called with consecutive chunks of the output frames, in order,
+  each a FrameChunk of n frames [n, H, W, 3] whose RGB would take at most chunk_mb megabytes (and at least one
+  frame), so a long or high-resolution file is processed in bounded memory (1080p is about 9 GB a minute). A
+  FrameChunk holds the decoded (YUV) frames and converts a frame to RGB when it is read, into memory the
+  process reuses: a chunk of fresh RGB memory cost more than decoding (page faults on first write). The
+  chunk is only valid while on_frames runs: copy what you keep. Media.frames is then None and
+  Media.num_frames counts the frames delivered.
 
   Raises:
     MediaError: missing / unreadable / non-media / corrupt file, a needed stream is absent, or a needed stream
@@ -222,11 +225,11 @@ def _stream_end(stream, origin: float) -> float:
 class _VideoSampler:
   """Streams decoded frames into a constant-rate sequence, converting only the source frames it keeps.
 
-  Output frames are kept, or written into one reused chunk array that is handed to on_frames whenever it
-  holds chunk_mb megabytes.
+  Output frames are kept as RGB, or (with on_frames) collected decoded into a chunk that is handed to on_frames
+  as a FrameChunk whenever its frames would take chunk_mb megabytes of RGB.
   """
 
-  def __init__(self, stream, fps: float, origin: float, on_frames: Callable[[np.ndarray], None] | None = None,
+  def __init__(self, stream, fps: float, origin: float, on_frames: Callable[[FrameChunk], None] | None = None,
                chunk_mb: float = 1024.0):
     self._fps = fps
     self._origin = origin
@@ -235,8 +238,8 @@ class _VideoSampler:
     self._on_frames = on_frames
     self._chunk_bytes = chunk_mb * 2 ** 20
     self._kept: list[np.ndarray] = []  # every output frame, without on_frames
-    self._chunk: np.ndarray | None = None  # with on_frames: the chunk being filled, reused for every chunk
-    self._filled = 0  # frames in _chunk
+    self._chunk: list = []  # with on_frames: the decoded frames of the chunk being filled
+    self._chunk_frames = 0  # frames a chunk holds: chunk_mb of RGB
     self._count = 0  # output frames so far
     self._delivered = 0  # of which handed to on_frames
     self._prev = None  # last source frame: it covers output times from its timestamp until the next one's
@@ -258,39 +261,33 @@ class _VideoSampler:
     # Output times before this frame show the previous frame (or this one, if the stream starts late).
     holder = self._prev if self._prev is not None else frame
     while self._count / self._fps < time - _TIME_EPS:
-      self._append(self._to_rgb(holder))
+      self._append(holder)
     self._prev, self._prev_time = frame, time
     self._prev_duration = (float(frame.duration * frame.time_base) if frame.duration and frame.time_base
                            else None)
 
   def _to_rgb(self, frame) -> np.ndarray:
     if self._rgb_frame is not frame:  # repeated frames share one array
-      rgb = frame.to_ndarray(format="rgb24")
-      # The display matrix says how far to turn the picture (counter-clockwise) to show it upright.
-      self.rotation = round(getattr(frame, "rotation", 0) / 90) % 4 * 90
-      if self.rotation:
-        rgb = np.ascontiguousarray(np.rot90(rgb, self.rotation // 90))
-      self._rgb_frame, self._rgb = frame, rgb
+      self._rgb_frame, self._rgb = frame, to_rgb(frame)
     return self._rgb
 
-  def _append(self, rgb: np.ndarray) -> None:
+  def _append(self, frame) -> None:
     self._count += 1
+    self.rotation = rotation(frame)
     if self._on_frames is None:
-      self._kept.append(rgb)
+      self._kept.append(self._to_rgb(frame))
       return
-    if self._chunk is None:  # memory is committed as frames are written: a short video uses what it fills
-      self._chunk = np.empty((max(1, int(self._chunk_bytes // rgb.nbytes)) + 1, *rgb.shape), np.uint8)
-    if self._filled == len(self._chunk):
+    if not self._chunk_frames:
+      self._chunk_frames = max(1, int(self._chunk_bytes // (frame.width * frame.height * 3)))
+    if len(self._chunk) > self._chunk_frames:
       # The newest frame is held back, as finish() may drop one frame past the end.
-      self._deliver(self._filled - 1)
-      self._chunk[0] = self._chunk[self._filled - 1]
-      self._filled = 1
-    self._chunk[self._filled] = rgb
-    self._filled += 1
+      self._deliver(self._chunk[:-1])
+      self._chunk = self._chunk[-1:]
+    self._chunk.append(frame)
 
-  def _deliver(self, n: int) -> None:
-    self._on_frames(self._chunk[:n])
-    self._delivered += n
+  def _deliver(self, frames: list) -> None:
+    self._on_frames(FrameChunk(frames))
+    self._delivered += len(frames)
 
   def finish(self, path: str) -> tuple[np.ndarray | None, int, float]:
     """Returns (uint8 [T, H, W, 3] or None with on_frames, T, video end in seconds); T = round(end * fps)."""
@@ -299,13 +296,13 @@ class _VideoSampler:
     end = self._prev_time + (self._prev_duration or self._step)
     count = max(1, round(end * self._fps))
     while self._count < count:
-      self._append(self._to_rgb(self._prev))
+      self._append(self._prev)
     # Frames past `count` (a last source frame with a short duration) are dropped.
     if self._on_frames is not None:
-      keep, step = count - self._delivered, len(self._chunk) - 1
-      for lo in range(0, keep, step):
-        self._on_frames(self._chunk[lo:min(lo + step, keep)])
-      self._delivered, self._chunk = count, None
+      keep = self._chunk[:count - self._delivered]
+      for lo in range(0, len(keep), self._chunk_frames):
+        self._deliver(keep[lo:lo + self._chunk_frames])
+      self._chunk = []
       return None, count, end
     # Copying frame by frame frees each list entry as it goes: the peak is one copy of the video, not two.
     frames = np.empty((count, *self._kept[0].shape), np.uint8)

@@ -50,8 +50,9 @@ def detect_frames(frames: np.ndarray, cfg, indices: Sequence[int] | None = None)
   cfg.min_face_px (or cfg.blazeface_min_face_fraction of the frame's shorter side, if larger), then the
   whole frame. This full scan runs on every cfg.blazeface_scan_every-th of the frames (and the last); the
   frames between them are searched only where the scans before and after them found faces, one window per
-  face (_around, as MediaPipe's pipeline tracks a face in a region of interest), so a face that appears
-  between scans is found at the next one. "auto" runs the full-range model so, and the short-range one on
+  face (_around, as MediaPipe's pipeline tracks a face in a region of interest; the full scan again where
+  that takes as many windows), so a face that appears between scans is found from the next one on (and on
+  the frames before it, where it has not moved far). "auto" runs the full-range model so, and the short-range one on
   the whole frame of the frames where it found nothing: the full-range model misses faces larger than the
   frame (measured on generated close-ups: 2 of 16 found at 1.6x LRS2 framing, short-range 16 of 16), and the
   short-range one, run on wide frames, adds loose boxes around small faces. Detections of every window are
@@ -76,8 +77,9 @@ def detect_frames(frames: np.ndarray, cfg, indices: Sequence[int] | None = None)
   between = {}
   for before, after in zip(scans[:-1], scans[1:]):
     faces = np.concatenate([found[order[before]][0], found[order[after]][0]])
+    around = _around(faces, wins[-1])
     for p in range(before + 1, after):
-      between[order[p]] = _around(faces, wins[-1])
+      between[order[p]] = around if len(around) < len(wins) else wins
   found.update(_detect_windows(model(first), frames, between, cfg))
   for _ in range(cfg.blazeface_refind_rounds):
     _refind(model(first), frames, order, found, cfg)

@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 
 from modeformer_jax.media import faces
-from modeformer_jax.media.crops import face_crops
+from modeformer_jax.media.crops import faces_crops
 from modeformer_jax.media.preprocess_config import with_face_defaults
 
 # A chunk's track is kept as a face when it is on screen at least this share as often as the chunk's most-seen
@@ -73,7 +73,8 @@ class Stitcher:
     self.max_tracks = 0  # the most tracks found in one chunk
 
   def add(self, frames: np.ndarray, track: faces.FaceTrack) -> None:
-    """The next chunk: frames uint8 [n, H, W, 3] and media.faces.detect_faces' result on them."""
+    """The next chunk: frames uint8 [n, H, W, 3] (or a media.frames.FrameChunk) and media.faces.detect_faces'
+    result on them."""
     self.max_tracks = max(self.max_tracks, track.num_tracks)
     candidates = [t for t in track.tracks if t.valid.any()]
     most = max((t.coverage for t in candidates), default=0.0)
@@ -81,8 +82,8 @@ class Stitcher:
     ends = [self._last_box(pieces) for pieces in self._pieces]
     firsts = [t.boxes[np.argmax(t.valid)] for t in candidates]
     matches = self._match(ends, firsts)
-    for k, t in enumerate(candidates):
-      crops = face_crops(frames, t.boxes, self.pp)[0]
+    cropped = faces_crops(frames, [t.boxes for t in candidates], self.pp)  # one pass over the frames for all faces
+    for k, (t, (crops, _)) in enumerate(zip(candidates, cropped)):
       part = FaceCrops(start=self._frames, crops=crops, valid=t.valid.copy(),
                        boxes=np.where(t.valid[:, None], t.boxes, np.nan).astype(np.float32),
                        mouth_motion=mouth_motion(crops, t.valid, self.pp))
