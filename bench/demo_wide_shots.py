@@ -7,29 +7,40 @@ Framings: the crop around a detected face is face_crop_scale x the box, moved do
 the demo's training crops, the centre 62.5% of the generated LRS2 frames). Faces are detected once per file
 and reused for every framing.
 
+Upsampling (--upsample, offsets only): how sync enlarges a small face's square to the 96x96 crop. "linear" is
+media/crops.py's (and prep's); others swap the filter for this run only (cubic, lanczos, area, nearest), and
+"+blurS" adds a gaussian blur of sigma S crop pixels after enlarging: the cheap, no-retraining levers for small
+faces (BENCHMARKS.md "Face detectors").
+
   python bench/demo_wide_shots.py --checkpoint runs/demo/run
   python bench/demo_wide_shots.py --checkpoint runs/demo/run --face-px 32,40,90 --clips 10 --dialogues 4 \\
       --framings config,0.81,0.05 --save scores.npz
+  python bench/demo_wide_shots.py --checkpoint runs/demo/run --face-px 24,32 --dialogues 0 \\
+      --upsample linear,cubic,lanczos,area,linear+blur1
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import sys
 import tempfile
 import time
 
+import cv2
 import numpy as np
 
 from modeformer_jax.data import synth
 from modeformer_jax.data.synth import timing, wide_shot
-from modeformer_jax.media import faces
+from modeformer_jax.media import crops, faces
 from modeformer_jax.media.encode import write_video
 from modeformer_jax.sync import detect, timeline
 
 OFFSETS = (-6, -3, 0, 2, 4, 7)
+FILTERS = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4,
+           "area": cv2.INTER_AREA, "nearest": cv2.INTER_NEAREST}
 
 
 def _memo_detection() -> None:
@@ -53,6 +64,35 @@ def _framings(text: str) -> list[tuple[float, float] | None]:
   return out
 
 
+class _Upsampling:
+  """cv2 as media/crops.py sees it, with enlarging done by another filter (and blurred): see the module doc."""
+
+  def __init__(self, name: str):
+    kind, _, blur = name.partition("+blur")
+    self.interpolation, self.sigma = FILTERS[kind], float(blur or 0)
+
+  def __getattr__(self, attr):
+    return getattr(cv2, attr)
+
+  def resize(self, image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
+    if image.shape[1] >= size[0]:
+      return cv2.resize(image, size, interpolation=interpolation)
+    out = cv2.resize(image, size, interpolation=self.interpolation)
+    return cv2.GaussianBlur(out, (0, 0), self.sigma) if self.sigma else out
+
+
+@contextlib.contextmanager
+def _upsampling(name: str):
+  if name == "linear":
+    yield
+    return
+  crops.cv2 = _Upsampling(name)
+  try:
+    yield
+  finally:
+    crops.cv2 = cv2
+
+
 def _pp(model, framing):
   pp = model.config.preprocess.copy_and_resolve_references()
   if framing is not None:
@@ -74,25 +114,29 @@ def track_faces(tracks: list[tuple[int, np.ndarray]], shot: wide_shot.WideShot) 
   return out
 
 
-def offsets(model, framings, face_px: list[float], clips: int, seconds: float, folder: str) -> None:
+def offsets(model, framings, face_px: list[float], clips: int, seconds: float, folder: str,
+            upsample: list[str]) -> None:
   print(f"\noffsets within +-1 frame, {clips} wide shots of {seconds:g} s per face size (offsets "
         f"{', '.join(map(str, OFFSETS))} in turn; no second face)")
-  print(f"| face px | {' | '.join(_name(f) for f in framings)} |")
-  print("|---|" + "---|" * len(framings))
+  columns = [(f, u) for f in framings for u in upsample]
+  names = [_name(f) + ("" if upsample == ["linear"] else f" {u}") for f, u in columns]
+  print(f"| face px | {' | '.join(names)} |")
+  print("|---|" + "---|" * len(columns))
   for px in face_px:
-    hits = [[] for _ in framings]
+    hits = [[] for _ in columns]
     for k in range(clips):
       seed, offset = 300 + 10 * k + int(px), OFFSETS[k % len(OFFSETS)]
       shot = wide_shot.render_wide_shot(seed, synth.speaker_style(98, seed), None, seconds, offset, face_px=px)
       path = os.path.join(folder, f"wide{px:g}_{k}.mp4")
       write_video(path, shot.frames, shot.fps, shot.audio, shot.sample_rate, preset="ultrafast")
-      for j, framing in enumerate(framings):
-        result = detect.score(model, detect.model_inputs(path, _pp(model, framing)), 15)
+      for j, (framing, filter_name) in enumerate(columns):
+        with _upsampling(filter_name):
+          result = detect.score(model, detect.model_inputs(path, _pp(model, framing)), 15)
         hits[j].append((offset, result.offset, result.confidence))
     cells = [f"{sum(abs(d - t) <= 1 for t, d, _ in h)} of {len(h)}" for h in hits]
     print(f"| {px:g} | {' | '.join(cells)} |", flush=True)
-    for framing, h in zip(framings, hits):
-      print(f"    {_name(framing)}: true -> found (conf) " + ", ".join(f"{t}->{d} ({c:.2f})" for t, d, c in h),
+    for name, h in zip(names, hits):
+      print(f"    {name}: true -> found (conf) " + ", ".join(f"{t}->{d} ({c:.2f})" for t, d, c in h),
             file=sys.stderr)
 
 
@@ -161,6 +205,9 @@ def main() -> None:
   parser.add_argument("--which", default="last", help="checkpoint of a workdir: last, best or a step")
   parser.add_argument("--framings", default="config", help="config, or SCALE,SHIFT pairs, comma-separated")
   parser.add_argument("--face-px", default="32,40,90", help="face heights of the offset clips, comma-separated")
+  parser.add_argument("--upsample", default="linear",
+                      help=f"filters enlarging small faces' squares, comma-separated: {', '.join(FILTERS)}, each "
+                      "optionally +blurSIGMA (module doc)")
   parser.add_argument("--clips", type=int, default=10, help="offset clips per face height")
   parser.add_argument("--seconds", type=float, default=4.0, help="length of an offset clip")
   parser.add_argument("--dialogues", type=int, default=4, help="40 s dialogues (0: none)")
@@ -175,7 +222,8 @@ def main() -> None:
   tick = time.perf_counter()
   with tempfile.TemporaryDirectory() as folder:
     if args.clips:
-      offsets(model, framings, [float(p) for p in args.face_px.split(",")], args.clips, args.seconds, folder)
+      offsets(model, framings, [float(p) for p in args.face_px.split(",")], args.clips, args.seconds, folder,
+              args.upsample.split(","))
     if args.dialogues:
       dialogues(model, framings, args.dialogues, 40.0, args.dialogue_px, folder, args.save)
   print(f"\n{time.perf_counter() - tick:.0f} s; checkpoint {args.checkpoint} step {model.step}")

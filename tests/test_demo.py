@@ -25,6 +25,9 @@ def test_demo_end_to_end(tmp_path, capsys):
   assert cli.main(["demo", "--workdir", str(w), *DEMO]) == 0
   out = capsys.readouterr().out
   assert "demo finished" in out
+  # The model trained with the demo's recipe, small faces' crops included (commands/demo.py).
+  config = json.loads((w / "run" / "config.json").read_text())
+  assert config["data"]["augment"]["low_res"] > 0
   # Eval: every clip length of the paper over every test video; table.md shows these numbers beside the
   # paper's rows; the plot opens.
   results = json.loads((w / "eval" / "results.json").read_text())

@@ -65,20 +65,22 @@ def test_both_faces_tracked_on_wide_shots(tmp_path):
 
 # Offsets -6..7 frames in turn, 10 clips of 4 s per face height (as bench/demo_wide_shots.py makes them).
 WIDE_OFFSETS = (-6, -3, 0, 2, 4, 7)
+# Face height (px) -> offsets of the 10 that the demo's recipe must find within +-1 frame: one under what its
+# run of BENCHMARKS.md ("Face detectors") found on these clips (10, 8, 7 and 5 of 10; 10 clips spread by more).
+WIDE_HITS = {90: 9, 40: 7, 32: 6, 24: 4}
 
 
 @pytest.mark.integration
 @pytest.mark.slow
 def test_demo_model_finds_offsets_on_wide_shots(demo_run, tmp_path):
-  """Issue 18's target with the demo-sized model (trained on face-centred close-ups): on wide shots of unseen
-  speakers the face is detected, cropped as the model's config frames it (configs/tiny.py), and the offset found
-  within +-1 frame. Measured (BENCHMARKS.md, "Face detectors"): 90 px faces 10 of 10, 40 px 9 of 10, 32 px 6 of
-  10 (asserted here: 9, 8 and none; faces under about 36 px are upsampled past what the model reads)."""
+  """Issue 18's target with the demo-sized model (face-centred close-ups, half of them seen through small faces:
+  data.augment.low_res): on wide shots of unseen speakers the face is detected, cropped as the model's config
+  frames it (configs/tiny.py), and the offset found within +-1 frame, at each face height of WIDE_HITS."""
   from modeformer_jax.inference import load_sync_model
 
   model = load_sync_model(demo_run)
   found = {}
-  for px, need in ((90, 9), (40, 8)):
+  for px in WIDE_HITS:
     hits = []
     for k in range(10):
       seed, offset = 300 + 10 * k + px, WIDE_OFFSETS[k % len(WIDE_OFFSETS)]
@@ -90,7 +92,7 @@ def test_demo_model_finds_offsets_on_wide_shots(demo_run, tmp_path):
       hits.append(abs(result.offset - offset) <= 1)
     found[px] = sum(hits)
     print(f"demo model on wide shots, {px} px faces: {sum(hits)} of 10 offsets within +-1 frame")
-  assert found[90] >= 9 and found[40] >= 8, found
+  assert all(found[px] >= need for px, need in WIDE_HITS.items()), found
 
 
 @pytest.mark.e2e

@@ -2,7 +2,8 @@
 
   1. synth   an LRS2-layout dataset (real mp4 files) and a few clips with known audio offsets
   2. prep    the dataset into ArrayRecord shards
-  3. train   a narrow ModEFormer (the shipped `tiny` config) on the shards
+  3. train   a narrow ModEFormer (the shipped `tiny` config) on the shards, half the crops seen as through the
+             small faces of wide shots (data.augment.low_res)
   4. eval    the paper's protocol on the test split (clip lengths 5..15), table and plot
   5. sync    offset detection on the shifted clips: detected vs true
   6. export  to PyTorch (and ONNX when onnxruntime is installed), checked for parity
@@ -35,6 +36,11 @@ TINY_CONFIG = "tiny"  # shipped in the package (modeformer_jax/configs), so an i
 # The centre 62.5% of the generated 160x160 LRS2 frames: the face framed as a face detector crops it (the
 # framing configs/tiny.py's in-memory synthetic source renders, data.synthetic_face_scale = 1.6).
 FACE_BOX = (0.1875, 0.1875, 0.8125, 0.8125)
+
+# Share of training examples seen through a small face (data.augment.low_res), so that `sync` reads the faces of
+# wide shots, down to about 24 px, which it upsamples to 96x96. 0.5: the share a fine-tune of the demo measured
+# first; trained with it from the start, close-ups lose nothing measurable (BENCHMARKS.md "Face detectors").
+LOW_RES_SHARE = 0.5
 
 HELP = "the whole pipeline on generated data: synth, prep, train, eval, sync, export"
 
@@ -75,7 +81,8 @@ def _call(argv: list[str]) -> None:
 def _train_overrides(args: argparse.Namespace, prepared: str) -> list[str]:
   return [f"--config.data.data_dir={prepared}", "--config.stages.0.split=pretrain+train",
           f"--config.preprocess.lrs2_box={FACE_BOX}", f"--config.seed={args.seed}",
-          f"--config.stages.0.batch_size={args.batch_size}", f"--config.stages.0.num_negatives={args.num_negatives}"]
+          f"--config.stages.0.batch_size={args.batch_size}", f"--config.stages.0.num_negatives={args.num_negatives}",
+          f"--config.data.augment.low_res={LOW_RES_SHARE}"]
 
 
 def _planned_steps(args: argparse.Namespace, overrides: list[str], plan_path: str, elapsed_s: float) -> int:
