@@ -147,13 +147,21 @@ def make_train_step(model: Model, tx_for: Callable[[dict], optax.GradientTransfo
                         batch_stats=stats, opt_state=opt_state)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     new = jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, state.replace(step=state.step + 1))
-    metrics = dict(metrics, loss=loss, grad_norm=grad_norm, finite=finite)
+    metrics = dict(metrics, loss=loss, grad_norm=grad_norm, finite=finite, lr=_step_lr(state.opt_state, hyper))
     if "stop" in batch:  # any process asked to stop: one replicated answer that every process reads alike
       metrics["stop"] = jnp.any(batch["stop"])
     return new, metrics
 
   shardings = state_sharding(mesh, state)
   return jax.jit(step_fn, donate_argnums=0, out_shardings=(shardings, replicated(mesh)))
+
+
+def _step_lr(opt_state, hyper: dict[str, jax.Array]) -> jax.Array:
+  """The learning rate a step applies: the schedule at the stage's update count (its ScaleByScheduleState), so that
+  the trainer logs it without computing on the device itself."""
+  is_count = lambda node: isinstance(node, optax.ScaleByScheduleState)
+  count = next(node.count for node in jax.tree.leaves(opt_state, is_leaf=is_count) if is_count(node))
+  return learning_rate(hyper)(count)
 
 
 def make_step(config: ml_collections.ConfigDict, stage: ml_collections.ConfigDict, model: Model, mesh: Mesh,

@@ -30,7 +30,7 @@ from modeformer_jax.inference import SyncModel
 from modeformer_jax.train import checkpoints as ckpt_lib
 from modeformer_jax.train.logging import MetricsLogger
 from modeformer_jax.train.mesh import global_batch, make_mesh
-from modeformer_jax.train.train_step import hyperparameters, init_model, init_state, learning_rate, make_step, optimizer
+from modeformer_jax.train.train_step import hyperparameters, init_model, init_state, make_step, optimizer
 from modeformer_jax.weights import run_folder
 
 
@@ -115,7 +115,6 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
       batches = train_batches(config, stage, seed=config.seed * 1000 + stage_index, start=stage_step)
       train_step = make_step(config, stage, model, mesh, state)
       hyper = hyperparameters(stage, mesh)
-      schedule = learning_rate(hyperparameters(stage))
       logger.start_stage(stage.name, total=stage.steps, done=stage_step, batch_size=stage.batch_size)
 
       # ---- Stage: loop ------------------------------------------------------------------------------------
@@ -133,9 +132,9 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
         global_step = int(stage_starts[stage_index]) + stage_step
         stop = False
         if pending is not None:
-          metrics, stop = _host_metrics(*pending, schedule)
-          logger.step(pending[2], metrics)
-        pending = (stage_step, step_metrics, global_step)
+          metrics, stop = _host_metrics(*pending)
+          logger.step(pending[1], metrics)
+        pending = (step_metrics, global_step)
         meta = {"stage": stage_index, "stage_step": stage_step}
         if val_records is not None and global_step % config.eval_every == 0:
           val = _validate(val_model, state, val_records)
@@ -148,8 +147,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, *, progress: bool = T
           checkpoints.wait()
           raise Preempted(f"SIGTERM: checkpoint saved at step {global_step}; run the same command to resume")
       if pending:
-        metrics, _ = _host_metrics(*pending, schedule)
-        logger.step(pending[2], metrics)
+        metrics, _ = _host_metrics(*pending)
+        logger.step(pending[1], metrics)
       logger.end_stage()
 
       # ---- Stage: hand the weights to the next stage --------------------------------------------------------
@@ -183,11 +182,10 @@ def _validate(sync_model: SyncModel, state, records: list[dict]) -> dict[str, fl
   return {k: float(total[i] / total[-1]) for i, k in enumerate(names)}
 
 
-def _host_metrics(stage_step: int, step_metrics: dict, global_step: int, schedule) -> tuple[dict[str, float], bool]:
+def _host_metrics(step_metrics: dict, global_step: int) -> tuple[dict[str, float], bool]:
   """(host float metrics of a finished step, whether any process asked to stop)."""
   host = {k: float(v) for k, v in jax.device_get(step_metrics).items()}
   if not host.pop("finite"):
     raise NonFiniteError(f"non-finite loss or gradient at step {global_step} (loss={host['loss']}, "
                          f"grad_norm={host['grad_norm']}); the last checkpoint holds the weights before it")
-  host["lr"] = float(schedule(stage_step - 1))
   return host, bool(host.pop("stop", False))
