@@ -54,9 +54,9 @@ def measure(detector: str, data: list[tuple[np.ndarray, np.ndarray]]) -> tuple[f
   pp = preprocess_config()
   pp.face_detector = detector
   if detector == "blazeface":
-    from modeformer_jax.media import blazeface
+    from modeformer_jax.media import face_search
 
-    blazeface.compile_batches(pp)
+    face_search.compile_batches(pp)
   found, chosen_found, seconds, frames_total = 0, 0, 0.0, 0
   for frames, truth in data:
     start = time.perf_counter()

@@ -79,8 +79,8 @@ def stage_seconds(model, video: str, *, face_centered: bool = False, max_offset:
   model.embed_audio(np.zeros((1, 80, spec.mel_frames), np.float32))
   pp = model.config.preprocess
   if not face_centered and pp.face_detector == "blazeface":  # the detector compiles once per process too
-    from modeformer_jax.media import blazeface
-    blazeface.compile_batches(pp)
+    from modeformer_jax.media import face_search
+    face_search.compile_batches(pp)
   passes = []
   for _ in range(repeat):
     inputs = model_inputs(video, model.config.preprocess, face_centered=face_centered, max_offset=max_offset)

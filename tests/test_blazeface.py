@@ -39,6 +39,31 @@ def test_network_equals_the_tflite_model(name):
   np.testing.assert_allclose(batch_scores[1], scores[0], atol=1e-6)
 
 
+@pytest.mark.integration
+def test_a_face_is_found_alike_in_a_smaller_window():
+  """The full-range network on a 128-px window that a face fills 0.3 of (face_search's windows around known
+  faces) finds it as on a 192-px window (MediaPipe's input) that it fills 0.2 of, the face being as many pixels
+  tall in both: the same box within 3% of its height, the same score within 0.05. Sizes must be multiples of 32."""
+  from modeformer_jax.data.synth.wide_shot import render_wide_shot
+
+  detector = blazeface.model("full")
+  shot = render_wide_shot(5, synth.speaker_style(3, 1), None, 0.4, face_px=40)
+  for i in range(0, len(shot.frames), 3):
+    x, y, w, h = shot.face_boxes[i]
+    found = []
+    for share, size in ((0.2, 192), (0.3, 128)):
+      side = h / share
+      window = face_search.Window(x + w / 2 - side / 2, y + h / 2 - side / 2, side, size)
+      boxes, scores = detector.predict(face_search._window_image(shot.frames[i], window)[None])
+      best = np.argmax(scores[0])
+      found.append((boxes[0, best, :4] * side + [window.x0, window.y0, 0, 0], scores[0, best]))
+    (box192, score192), (box128, score128) = found
+    assert score192 > 0.5 and abs(score128 - score192) < 0.05, (i, score192, score128)
+    np.testing.assert_allclose(box128, box192, atol=0.03 * box192[3])
+  with pytest.raises(ValueError, match="multiple of 32"):
+    detector.predict(np.zeros((1, 100, 100, 3), np.uint8))
+
+
 @pytest.mark.unit
 def test_anchors_follow_mediapipe():
   short, full = blazeface.BlazeFace("short").anchors, blazeface.BlazeFace("full").anchors
@@ -67,17 +92,17 @@ def test_windows_find_every_face_size():
   at least at its smallest reliable size and at most at the tile overlap's limit, or the whole-frame window."""
   fraction, overlap, smallest = blazeface.MIN_FACE_FRACTION["full"], 0.25, 16.0
   for height, width in ((256, 454), (1080, 1920), (160, 160)):
-    wins = face_search.windows(height, width, smallest, fraction, overlap)
-    assert wins[-1][2] == max(height, width)  # the whole frame, last
+    wins = face_search.windows(height, width, smallest, fraction, overlap, 192)
+    assert wins[-1].side == max(height, width)  # the whole frame, last
     rng = np.random.default_rng(0)
     for _ in range(300):
       face = rng.uniform(smallest, min(height, width) / 2)
       x, y = rng.uniform(0, width - face), rng.uniform(0, height - face)
       ok = [x0 - 1e-6 <= x and x + face <= x0 + side + 1e-6 and y0 - 1e-6 <= y and y + face <= y0 + side + 1e-6
             and face >= fraction * side and (face <= overlap * side or side == max(height, width))
-            for x0, y0, side in wins]
+            for x0, y0, side, _ in wins]
       assert any(ok), (height, width, face, x, y)
-  assert len(face_search.windows(256, 454, smallest, fraction, overlap)) == 7
+  assert len(face_search.windows(256, 454, smallest, fraction, overlap, 192)) == 7
 
 
 @pytest.mark.integration

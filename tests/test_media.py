@@ -1,6 +1,8 @@
 """Media layer: decoding and timestamp resampling, log-mel, LRS3 boxes, face detection / tracking, crops."""
 
 import os
+import threading
+import time
 from fractions import Fraction
 
 import av
@@ -148,6 +150,41 @@ def test_decode_in_chunks_gives_the_same_frames(tmp_path, times):
   assert len(chunks) == -(-len(whole.frames) // 7) and max(len(c) for c in chunks) == 7
   np.testing.assert_array_equal(np.concatenate(chunks), whole.frames)
   np.testing.assert_array_equal(streamed.audio, whole.audio)
+
+
+def test_chunks_are_worked_on_while_the_next_decodes(tmp_path, monkeypatch):
+  """on_frames runs on a thread of its own, one chunk at a time and in order, while the decoder fills the next
+  chunk; read_media returns after the last call and raises what a call raised."""
+  path = _write(tmp_path / "clip.mp4", np.arange(40) * 0.04, _stereo_sine(1.6, 16000), 16000)
+  chunk_mb = 10 * decode.read_media(path, need_audio=False).frames[0].nbytes / 2 ** 20
+  appended = []  # output frames the decoder has placed, as the work on a chunk sees it
+  append = decode._VideoSampler._append
+  monkeypatch.setattr(decode._VideoSampler, "_append", lambda self, frame: appended.append(1) or append(self, frame))
+  calls, busy = [], threading.Lock()
+
+  def work(chunk: frames.FrameChunk) -> None:
+    assert busy.acquire(blocking=False), "two chunks worked on at once"
+    try:
+      calls.append((threading.get_ident(), len(chunk)))
+      if len(calls) == 1:  # the decoder goes on meanwhile: it fills the second chunk
+        deadline = time.monotonic() + 30
+        while len(appended) <= 20 and time.monotonic() < deadline:
+          time.sleep(0.01)
+        assert len(appended) > 20, "no frame decoded while the first chunk was worked on"
+      time.sleep(0.02)
+    finally:
+      busy.release()
+
+  m = decode.read_media(path, on_frames=work, chunk_mb=chunk_mb)
+  assert [n for _, n in calls] == [10, 10, 10, 10] and m.num_frames == 40
+  assert len({ident for ident, _ in calls}) == 1 and calls[0][0] != threading.get_ident()
+
+  def fail_on_the_second(chunk: frames.FrameChunk) -> None:
+    if calls.append(0) or len(calls) == 6:
+      raise RuntimeError("bad chunk")
+
+  with pytest.raises(RuntimeError, match="bad chunk"):
+    decode.read_media(path, on_frames=fail_on_the_second, chunk_mb=chunk_mb)
 
 
 def test_chunk_frames_read_by_parts_equal_the_whole_frames(tmp_path):

@@ -61,13 +61,17 @@ class BlazeFace:
       self.graph = json.loads(f.metadata()["graph"])
       constants = {name: f.get_tensor(name) for name in f.keys()}
     self.input_size = self.graph["input_size"]
-    strides, per_cell = _ANCHOR_STRIDES[model]
-    self.anchors = ssd_anchors(self.input_size, strides, per_cell)
+    self.anchors = ssd_anchors(self.input_size, *_ANCHOR_STRIDES[model])
     self._constants = constants
     self._forward = None
 
   def predict(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The network and box decoding on uint8 [B, S, S, 3] RGB images (S = input_size).
+    """The network and box decoding on uint8 [B, S, S, 3] RGB images.
+
+    S is the model's input_size (MediaPipe's), or another multiple of 32: the network is convolutional (its
+    upsampling follows the input's size) and finds a face as many pixels tall in the same way, as long as the
+    window is not much larger (face_search's windows: 192 or 128 px; a whole 1080p frame in one 576x320 pass
+    scores small faces lower than 192-px tiles do, 0.66 of them found against 0.93).
 
     Returns:
       (float32 [B, A, 16] decoded (x_centre, y_centre, w, h, then 6 keypoints (x, y): eyes, nose tip, mouth,
@@ -80,9 +84,9 @@ class BlazeFace:
 
     if self._forward is None:
       constants = {k: jnp.asarray(v, jnp.float32) for k, v in self._constants.items()}
-      self._forward = jax.jit(functools.partial(_forward, self.graph, constants, jnp.asarray(self.anchors)))
-    if images.shape[1:] != (self.input_size, self.input_size, 3):
-      raise ValueError(f"images must be [B, {self.input_size}, {self.input_size}, 3], got {images.shape}")
+      self._forward = jax.jit(functools.partial(_forward, self.graph, constants, _ANCHOR_STRIDES[self.model]))
+    if images.ndim != 4 or images.shape[1] != images.shape[2] or images.shape[1] % 32 or images.shape[3] != 3:
+      raise ValueError(f"images must be [B, S, S, 3] with S a multiple of 32, got {images.shape}")
     # Batches are padded to a power of two from 4 so that a video's varying window counts reuse a few
     # compilations; a re-find round of one or two windows (often) computes 4, not 8.
     count = len(images)
@@ -112,18 +116,22 @@ def _cpu_in_workers() -> None:
     runtime.enable_compilation_cache()
 
 
-def _forward(graph: dict, constants: dict, anchors, images):
+def _forward(graph: dict, constants: dict, anchor_layout: tuple, images):
   """Runs the op graph on uint8 [B, S, S, 3]; returns decoded boxes [B, A, 16] and scores [B, A]."""
   import jax
   import jax.numpy as jnp
 
+  size = images.shape[1]
+  anchors = ssd_anchors(size, *anchor_layout)
   values = dict(constants)
   values[graph["input"]] = images.astype(jnp.float32) * (2 / 255) - 1  # MediaPipe's [-1, 1] input range
   for op in graph["ops"]:
     args = [values[name] for name in op["inputs"]]
+    if op["op"] == "resize_bilinear":  # its constant output size is the one for the graph's own input size
+      args[1] = np.asarray(args[1]) * size // graph["input_size"]
     values[op["output"]] = _OPS[op["op"]](op, *args)
   raw_boxes, raw_scores = (values[name] for name in graph["outputs"])
-  size = graph["input_size"]
+  # The network regresses in input pixels (MediaPipe divides by its input size: x_scale = 192 and so on).
   batch = raw_boxes.shape[0]
   points = raw_boxes.reshape(batch, -1, 8, 2) / size
   centres = points.at[:, :, 0].add(anchors).at[:, :, 2:].add(anchors[:, None])
@@ -263,14 +271,3 @@ MIN_FACE_FRACTION = {"full": 0.08, "short": 0.18}
 def model(name: str) -> BlazeFace:
   """The process's one instance of each model (weights loaded and the network compiled once)."""
   return BlazeFace(name)
-
-
-def compile_batches(cfg) -> None:
-  """Compiles both models for every batch size `predict` pads to with cfg.blazeface_batch windows a call, so that
-  a timing that follows leaves XLA's compilation out (benchmarks)."""
-  for name in MODELS:
-    detector = model(name)
-    batch = 4
-    while batch < max(16, 2 * cfg.blazeface_batch):
-      detector.predict(np.zeros((batch, detector.input_size, detector.input_size, 3), np.uint8))
-      batch *= 2

@@ -7,6 +7,7 @@ repeated / leading silence.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
 import os
@@ -81,7 +82,10 @@ def read_media(path: str | os.PathLike,
   FrameChunk holds the decoded (YUV) frames and converts a frame to RGB when it is read, into memory the
   process reuses: a chunk of fresh RGB memory cost more than decoding (page faults on first write). The
   chunk is only valid while on_frames runs: copy what you keep. Media.frames is then None and
-  Media.num_frames counts the frames delivered.
+  Media.num_frames counts the frames delivered. on_frames runs on a thread of its own, one chunk at a time and in
+  order, while the next chunk decodes on half the CPU cores (on the 2-core dev machine, sync of a 1080p wide shot
+  with BlazeFace: decoding and detection overlapped, 0.89x the time outside the model; with the decoder on all
+  cores as well, oversubscribed, 1.14x); read_media returns when the last call has, and raises what a call raised.
 
   Raises:
     MediaError: missing / unreadable / non-media / corrupt file, a needed stream is absent, or a needed stream
@@ -106,9 +110,16 @@ def read_media(path: str | os.PathLike,
     sinks = {s: sink for s, sink in ((vstream, video), (astream, audio)) if sink}
     if video:
       vstream.thread_type = "AUTO"
-    if sinks:
-      _decode(container, sinks, path)
-    frames, num_frames, video_seconds = video.finish(path) if video else (None, 0, _stream_end(vstream, origin))
+      if on_frames is not None:  # half the cores decode while the other half work on the last chunk
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        vstream.thread_count = max(1, cores // 2)
+    try:
+      if sinks:
+        _decode(container, sinks, path)
+      frames, num_frames, video_seconds = video.finish(path) if video else (None, 0, _stream_end(vstream, origin))
+    finally:
+      if video:
+        video.close()
     wave, audio_seconds = audio.finish(path, origin) if audio else (None, _stream_end(astream, origin))
     return Media(
         path=path,
@@ -236,6 +247,9 @@ class _VideoSampler:
     rate = stream.average_rate or stream.guessed_rate
     self._step = 1.0 / float(rate) if rate else 1.0 / fps  # last known frame interval
     self._on_frames = on_frames
+    # on_frames runs here, one chunk at a time, while the next one decodes; _pending is the call in progress.
+    self._worker = concurrent.futures.ThreadPoolExecutor(1, "on_frames") if on_frames else None
+    self._pending: concurrent.futures.Future | None = None
     self._chunk_bytes = chunk_mb * 2 ** 20
     self._kept: list[np.ndarray] = []  # every output frame, without on_frames
     self._chunk: list = []  # with on_frames: the decoded frames of the chunk being filled
@@ -286,8 +300,20 @@ class _VideoSampler:
     self._chunk.append(frame)
 
   def _deliver(self, frames: list) -> None:
-    self._on_frames(FrameChunk(frames))
+    self._wait()
+    self._pending = self._worker.submit(self._on_frames, FrameChunk(frames))
     self._delivered += len(frames)
+
+  def _wait(self) -> None:
+    """Waits for the on_frames call in progress; raises what it raised."""
+    pending, self._pending = self._pending, None
+    if pending is not None:
+      pending.result()
+
+  def close(self) -> None:
+    """Lets the on_frames call in progress end (after an error elsewhere: its result is not wanted)."""
+    if self._worker is not None:
+      self._worker.shutdown(wait=True)
 
   def finish(self, path: str) -> tuple[np.ndarray | None, int, float]:
     """Returns (uint8 [T, H, W, 3] or None with on_frames, T, video end in seconds); T = round(end * fps)."""
@@ -302,6 +328,7 @@ class _VideoSampler:
       keep = self._chunk[:count - self._delivered]
       for lo in range(0, len(keep), self._chunk_frames):
         self._deliver(keep[lo:lo + self._chunk_frames])
+      self._wait()
       self._chunk = []
       return None, count, end
     # Copying frame by frame frees each list entry as it goes: the peak is one copy of the video, not two.

@@ -6,23 +6,42 @@ where a neighbouring frame saw a face; every frame's windows merged into its fac
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from modeformer_jax.media.blazeface import MIN_FACE_FRACTION, BlazeFace, model, weighted_nms
 
+# A face searched for in a window of its own (between scans, or again where a neighbour saw it) fills this share of
+# the window's side, which goes through the network at _ZOOMED_INPUT pixels: the face is then as many pixels tall
+# as at 0.2 of a 192-px window (MediaPipe's), with 0.44x the network's work, and room to move a face height.
+# Measured on generated wide shots (24-216 px faces): the same boxes (centres within 0.5% of the face height,
+# heights within 1%, medians) and 0.72x the detector's windows.
+_FACE_SHARE_OF_WINDOW = 0.3
+_ZOOMED_INPUT = 128
 
-def windows(height: int, width: int, smallest_face: float, fraction: float,
-            overlap: float) -> list[tuple[float, float, float]]:
-  """Square windows (x0, y0, side) in frame pixels that together find faces from smallest_face up.
+
+class Window(NamedTuple):
+  """A square of frame pixels (x0, y0, side), run through the network at size x size (black outside the frame)."""
+  x0: float
+  y0: float
+  side: float
+  size: int
+
+
+def windows(height: int, width: int, smallest_face: float, fraction: float, overlap: float,
+            size: int) -> list[Window]:
+  """Windows (run at size x size) that together find faces from smallest_face frame pixels up.
 
   A window of side s finds faces from fraction * s (the model's limit) up to overlap * s (larger ones may be
   cut by every window of its level: neighbours overlap by overlap * s). Levels of tiles grow from
   side smallest_face / fraction until the whole frame, letterboxed into one window (always the last), takes
-  over at fraction * max(height, width). Windows may reach past the frame; that part is black.
+  over at fraction * max(height, width). Windows may reach past the frame; that part is black. (One larger input
+  per level instead of tiles is cheaper, but the models, trained on their own input size, score small faces in
+  it lower: blazeface.BlazeFace.predict.)
   """
   longest = max(height, width)
-  whole = ((width - longest) / 2, (height - longest) / 2, float(longest))
+  whole = Window((width - longest) / 2, (height - longest) / 2, float(longest), size)
   growth = min(2.0, overlap / fraction)
   if growth <= 1:
     raise ValueError(f"tile overlap {overlap} must exceed the model's smallest face fraction {fraction}")
@@ -30,7 +49,7 @@ def windows(height: int, width: int, smallest_face: float, fraction: float,
   side = smallest_face / fraction
   while side < longest and overlap * side / growth < fraction * longest:
     stride = side * (1 - overlap)
-    out += [(x, y, side) for y in _starts(height, side, stride) for x in _starts(width, side, stride)]
+    out += [Window(x, y, side, size) for y in _starts(height, side, stride) for x in _starts(width, side, stride)]
     side *= growth
   return out + [whole]
 
@@ -71,7 +90,8 @@ def detect_frames(frames: np.ndarray, cfg, indices: Sequence[int] | None = None)
   height, width = frames.shape[1:3]
   smallest = max(cfg.min_face_px, cfg.blazeface_min_face_fraction * min(height, width)) / cfg.blazeface_box_scale
   first = "short" if cfg.blazeface_model == "short" else "full"
-  wins = windows(height, width, smallest, MIN_FACE_FRACTION[first], cfg.blazeface_tile_overlap)
+  wins = windows(height, width, smallest, MIN_FACE_FRACTION[first], cfg.blazeface_tile_overlap,
+                 model(first).input_size)
   scans = sorted(set(range(0, len(order), cfg.blazeface_scan_every)) | {len(order) - 1} if order else set())
   found = _detect_windows(model(first), frames, {order[p]: wins for p in scans}, cfg)
   between = {}
@@ -79,12 +99,13 @@ def detect_frames(frames: np.ndarray, cfg, indices: Sequence[int] | None = None)
     faces = np.concatenate([found[order[before]][0], found[order[after]][0]])
     around = _around(faces, wins[-1])
     for p in range(before + 1, after):
-      between[order[p]] = around if len(around) < len(wins) else wins
+      between[order[p]] = around if _pixels(around) < _pixels(wins) else wins
   found.update(_detect_windows(model(first), frames, between, cfg))
   for _ in range(cfg.blazeface_refind_rounds):
     _refind(model(first), frames, order, found, cfg)
   if cfg.blazeface_model == "auto":
-    empty = {i: wins[-1:] for i in order if not len(found[i][0])}
+    close_up = wins[-1]._replace(size=model("short").input_size)
+    empty = {i: [close_up] for i in order if not len(found[i][0])}
     found.update(_detect_windows(model("short"), frames, empty, cfg))
   out = []
   for i in order:
@@ -95,18 +116,18 @@ def detect_frames(frames: np.ndarray, cfg, indices: Sequence[int] | None = None)
   return out
 
 
-# A face searched for in a window of its own (between scans, or again where a neighbour saw it) fills this share of
-# the window's side: well inside the full-range model's range (from 0.08), with room to move two face heights.
-_FACE_SHARE_OF_WINDOW = 0.2
-
-
-def _zoomed(box: np.ndarray) -> tuple[float, float, float]:
-  """The window (x0, y0, side) centred on a box [16] (centre, size, ...) that it fills _FACE_SHARE_OF_WINDOW of."""
+def _zoomed(box: np.ndarray) -> Window:
+  """The window centred on a box [16] (centre, size, ...) that it fills _FACE_SHARE_OF_WINDOW of."""
   side = max(box[3] / _FACE_SHARE_OF_WINDOW, 32.0)
-  return (box[0] - side / 2, box[1] - side / 2, side)
+  return Window(box[0] - side / 2, box[1] - side / 2, side, _ZOOMED_INPUT)
 
 
-def _around(faces: np.ndarray, whole: tuple[float, float, float]) -> list[tuple[float, float, float]]:
+def _pixels(wins: Sequence[Window]) -> int:
+  """The network's work for wins: their input pixels."""
+  return sum(w.size ** 2 for w in wins)
+
+
+def _around(faces: np.ndarray, whole: Window) -> list[Window]:
   """One zoomed window per face of faces [K, 16] (the scans' detections on both sides of a frame); a face whose
   centre is within a face height of one already windowed (the same face seen by both scans) shares its window.
   A face too large for its zoomed window to fit the frame (a close-up) gets the scan's whole-frame window, so
@@ -117,7 +138,7 @@ def _around(faces: np.ndarray, whole: tuple[float, float, float]) -> list[tuple[
     if not _near(windowed, box):
       windowed = np.concatenate([windowed, box[None]])
       zoomed = _zoomed(box)
-      out.append(zoomed if zoomed[2] < whole[2] else whole)
+      out.append(zoomed if zoomed.side < whole.side else whole)
   return list(dict.fromkeys(out))
 
 
@@ -150,54 +171,55 @@ def _near(boxes: np.ndarray, box: np.ndarray) -> bool:
   return bool(len(boxes)) and bool((np.abs(boxes[:, :2] - box[:2]).max(axis=1) < box[3]).any())
 
 
-def _detect_windows(detector: BlazeFace, frames: np.ndarray, jobs: Mapping[int, Sequence[tuple[float, float, float]]],
+def _detect_windows(detector: BlazeFace, frames: np.ndarray, jobs: Mapping[int, Sequence[Window]],
                     cfg, edge_filter: bool = True) -> dict[int, tuple[np.ndarray, np.ndarray]]:
   """For each frame index of jobs {frame index: its windows}: (float32 [K, 16] boxes in frame pixels, float32 [K]
-  scores), merged over its windows; every window of every frame goes through the network in batches of
-  cfg.blazeface_batch.
+  scores), merged over its windows; every window of every frame goes through the network, windows of one input
+  size together, cfg.blazeface_batch a call.
 
   With edge_filter, a window's boxes touching one of its edges inside the frame are dropped."""
   height, width = frames.shape[1:3]
-  size = detector.input_size
   # Boxes well under the model's reliable size are mostly clutter (the windows show real faces above it).
-  smallest = 0.75 * MIN_FACE_FRACTION[detector.model]  # of the input side, as the decoded boxes are
-  flat = [(i, win) for i, wins in jobs.items() for win in wins]  # frame-major: one frame's shrunk copies serve all
+  smallest = 0.75 * MIN_FACE_FRACTION[detector.model] * detector.input_size  # input pixels
   found = {i: ([np.zeros((0, 16), np.float32)], [np.zeros(0, np.float32)]) for i in jobs}
-  shrunk_frame, shrunk = None, {}
-  for lo in range(0, len(flat), cfg.blazeface_batch):
-    batch = flat[lo:lo + cfg.blazeface_batch]
-    images = []
-    for i, win in batch:
-      if i != shrunk_frame:
-        shrunk_frame, shrunk = i, {}
-      images.append(_window_image(frames[i], win, size, shrunk))
-    boxes, scores = detector.predict(np.stack(images))
-    for (i, (x0, y0, side)), image_boxes, image_scores in zip(batch, boxes, scores):
-      keep = (image_scores >= cfg.blazeface_min_score) & (image_boxes[:, 3] >= smallest) & (image_boxes[:, 2] > 0)
-      merged, merged_scores = weighted_nms(image_boxes[keep], image_scores[keep], cfg.blazeface_nms_iou)
-      points = merged.reshape(-1, 8, 2) * side
-      points[:, 0] += (x0, y0)
-      points[:, 2:] += (x0, y0)
-      inside = (_clear_of_inner_edges(points, (x0, y0, side), height, width) if edge_filter
-                else np.ones(len(points), bool))
-      found[i][0].append(points[inside].reshape(-1, 16))
-      found[i][1].append(merged_scores[inside])
+  by_size: dict[int, list[tuple[int, Window]]] = {}
+  for i, wins in jobs.items():  # frame-major within a size: one frame's shrunk copies serve all its windows
+    for win in wins:
+      by_size.setdefault(win.size, []).append((i, win))
+  for flat in by_size.values():
+    shrunk_frame, shrunk = None, {}
+    for lo in range(0, len(flat), cfg.blazeface_batch):
+      batch = flat[lo:lo + cfg.blazeface_batch]
+      images = []
+      for i, win in batch:
+        if i != shrunk_frame:
+          shrunk_frame, shrunk = i, {}
+        images.append(_window_image(frames[i], win, shrunk))
+      boxes, scores = detector.predict(np.stack(images))
+      for (i, win), image_boxes, image_scores in zip(batch, boxes, scores):
+        keep = ((image_scores >= cfg.blazeface_min_score) & (image_boxes[:, 3] * win.size >= smallest)
+                & (image_boxes[:, 2] > 0))
+        merged, merged_scores = weighted_nms(image_boxes[keep], image_scores[keep], cfg.blazeface_nms_iou)
+        points = merged.reshape(-1, 8, 2) * win.side
+        points[:, 0] += (win.x0, win.y0)
+        points[:, 2:] += (win.x0, win.y0)
+        inside = _clear_of_inner_edges(points, win, height, width) if edge_filter else np.ones(len(points), bool)
+        found[i][0].append(points[inside].reshape(-1, 16))
+        found[i][1].append(merged_scores[inside])
   return {i: weighted_nms(np.concatenate(boxes), np.concatenate(scores), cfg.blazeface_nms_iou)
           for i, (boxes, scores) in found.items()}
 
 
-def _window_image(frame: np.ndarray, window: tuple[float, float, float], size: int,
-                  shrunk: dict[int, np.ndarray] | None = None) -> np.ndarray:
-  """The square window of frame (black outside the frame) resized to size x size: uint8 [size, size, 3].
+def _window_image(frame: np.ndarray, win: Window, shrunk: dict[int, np.ndarray] | None = None) -> np.ndarray:
+  """What the network sees of frame through win: uint8 [win.size, win.size, 3] (black outside the frame).
 
   shrunk: the frame's area-averaged copies by factor, made here once for all windows of the frame (a 1080p
   frame is shrunk once per tile level instead of once per tile)."""
   import cv2
 
-  x0, y0, side = window
   height, width = frame.shape[:2]
-  scale_x = scale_y = size / side
-  factor = int(0.5 / scale_x)
+  scale = scale_x = scale_y = win.size / win.side
+  factor = int(0.5 / scale)
   if factor > 1:  # area averaging first, so that a large downscale does not alias
     shrunk = {} if shrunk is None else shrunk
     if factor not in shrunk:
@@ -206,24 +228,34 @@ def _window_image(frame: np.ndarray, window: tuple[float, float, float], size: i
     frame = shrunk[factor]
     scale_x, scale_y = scale_x * width / frame.shape[1], scale_y * height / frame.shape[0]
   # One affine warp crops, pads (black) and resizes; pixel centres sit at +0.5 in both images.
-  matrix = np.array([[scale_x, 0, 0.5 * scale_x - x0 * size / side - 0.5],
-                     [0, scale_y, 0.5 * scale_y - y0 * size / side - 0.5]], np.float64)
-  return cv2.warpAffine(frame, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                        borderValue=(0, 0, 0))
+  matrix = np.array([[scale_x, 0, 0.5 * scale_x - win.x0 * scale - 0.5],
+                     [0, scale_y, 0.5 * scale_y - win.y0 * scale - 0.5]], np.float64)
+  return cv2.warpAffine(frame, matrix, (win.size, win.size), flags=cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
 
 
-def _clear_of_inner_edges(points: np.ndarray, window: tuple[float, float, float], height: int,
-                          width: int) -> np.ndarray:
+def _clear_of_inner_edges(points: np.ndarray, win: Window, height: int, width: int) -> np.ndarray:
   """bool [K]: each box (points [K, 8, 2] in frame pixels, centre and size first) keeps clear of the window's
   edges that lie inside the frame (by 2% of the window)."""
-  x0, y0, side = window
-  margin = 0.02 * side
+  margin = 0.02 * win.side
   lo = points[:, 0] - points[:, 1] / 2
   hi = points[:, 0] + points[:, 1] / 2
   ok = np.ones(len(points), bool)
-  for axis, start, limit in ((0, x0, width), (1, y0, height)):
+  for axis, start, limit in ((0, win.x0, width), (1, win.y0, height)):
     if start > 0:
       ok &= lo[:, axis] > start + margin
-    if start + side < limit:
-      ok &= hi[:, axis] < start + side - margin
+    if start + win.side < limit:
+      ok &= hi[:, axis] < start + win.side - margin
   return ok
+
+
+def compile_batches(cfg) -> None:
+  """Compiles both models for every input size and batch size (`predict` pads to powers of two) that detect_frames
+  runs with cfg.blazeface_batch windows a call, so that a timing that follows leaves XLA's compilation out."""
+  for name in ("full", "short"):
+    detector = model(name)
+    for size in {detector.input_size, _ZOOMED_INPUT}:
+      batch = 4
+      while batch < max(16, 2 * cfg.blazeface_batch):
+        detector.predict(np.zeros((batch, size, size, 3), np.uint8))
+        batch *= 2
