@@ -48,7 +48,8 @@ def _memo_detection() -> None:
   found, detect_faces = {}, faces.detect_faces
 
   def memo(frames, pp):
-    key = (frames.shape, hashlib.sha1(frames[::7, ::5, ::5].tobytes()).hexdigest())
+    sample = np.stack([frames[i][::5, ::5] for i in range(0, len(frames), 7)])  # frames: a decode.FrameChunk
+    key = (frames.shape, hashlib.sha1(sample.tobytes()).hexdigest())
     if key not in found:
       found[key] = detect_faces(frames, pp)
     return found[key]
@@ -213,11 +214,15 @@ def main() -> None:
   parser.add_argument("--dialogues", type=int, default=4, help="40 s dialogues (0: none)")
   parser.add_argument("--dialogue-px", type=float, default=90.0, help="face height in the dialogues")
   parser.add_argument("--save", help="write the dialogues' per-face distances and embeddings to this .npz")
+  parser.add_argument("--scan-every", type=int, help="BlazeFace's full scan every N-th detection frame "
+                      "(preprocess.blazeface_scan_every; default: the checkpoint's)")
   args = parser.parse_args()
   from modeformer_jax.inference import load_sync_model
 
   _memo_detection()
   model = load_sync_model(args.checkpoint, args.which)
+  if args.scan_every:
+    model.config.preprocess.blazeface_scan_every = args.scan_every
   framings = _framings(args.framings)
   tick = time.perf_counter()
   with tempfile.TemporaryDirectory() as folder:
@@ -226,7 +231,8 @@ def main() -> None:
               args.upsample.split(","))
     if args.dialogues:
       dialogues(model, framings, args.dialogues, 40.0, args.dialogue_px, folder, args.save)
-  print(f"\n{time.perf_counter() - tick:.0f} s; checkpoint {args.checkpoint} step {model.step}")
+  print(f"\n{time.perf_counter() - tick:.0f} s; checkpoint {args.checkpoint} step {model.step}; BlazeFace's full "
+        f"scan every {model.config.preprocess.blazeface_scan_every}th detection frame")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ jax backend.
 
   python bench/face_detectors.py                 # 6 clips of 4 s per kind
   python bench/face_detectors.py --clips 12 --seconds 6
+  python bench/face_detectors.py --scan-every 5,10 --detectors blazeface   # BlazeFace's full scan every 5th
+                                                 # detection frame (the default) against every 10th
 """
 
 from __future__ import annotations
@@ -48,11 +50,14 @@ def clips(kind: str, count: int, seconds: float) -> list[tuple[np.ndarray, np.nd
   return out
 
 
-def measure(detector: str, data: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float, float]:
+def measure(detector: str, data: list[tuple[np.ndarray, np.ndarray]],
+            scan_every: int | None = None) -> tuple[float, float, float]:
   """(share of frames with the speaker's face found, ... in the track sync crops, detection + tracking
-  seconds per minute of video)."""
+  seconds per minute of video); scan_every: BlazeFace's preprocess.blazeface_scan_every (None: the config's)."""
   pp = preprocess_config()
   pp.face_detector = detector
+  if scan_every:
+    pp.blazeface_scan_every = scan_every
   if detector == "blazeface":
     from modeformer_jax.media import face_search
 
@@ -80,25 +85,39 @@ def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--clips", type=int, default=6, help="clips per kind")
   parser.add_argument("--seconds", type=float, default=4.0, help="length of each clip")
+  parser.add_argument("--detectors", default=",".join(DETECTORS), help=f"comma-separated: {', '.join(DETECTORS)}")
+  parser.add_argument("--scan-every", help="comma-separated preprocess.blazeface_scan_every values, each a BlazeFace "
+                      "row of its own (default: the config's)")
   args = parser.parse_args(argv)
+  detectors = [d for d in args.detectors.split(",") if d]
+  if not detectors or not set(detectors) <= set(DETECTORS):
+    parser.error(f"--detectors: choose from {', '.join(DETECTORS)}")
+  scans = [int(v) for v in args.scan_every.split(",")] if args.scan_every else [None]
+  if any(v is not None and v < 1 for v in scans):
+    parser.error("--scan-every: values of at least 1")
+  # Rows: (label, detector, scan_every).
+  rows = [(f"blazeface scan {v}" if v else d, d, v) for d in detectors for v in (scans if d == "blazeface" else [None])]
   results = {}
   for kind in ("closeup", "wide"):
     data = clips(kind, args.clips, args.seconds)
-    for detector in DETECTORS:
-      results[kind, detector] = measure(detector, data)
-      print(f"{kind} {detector}: {results[kind, detector]}", file=sys.stderr)
+    for label, detector, scan_every in rows:
+      results[kind, label] = measure(detector, data, scan_every)
+      print(f"{kind} {label}: {results[kind, label]}", file=sys.stderr)
 
   import jax
   print(f"\nface detection, {args.clips} generated clips of {args.seconds:g} s per kind; jax {jax.default_backend()}, "
         f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end")
-  print(f"{'clips':<28}{'detector':<11}{'found':>8}{'chosen':>8}{'s / min video':>15}")
-  for (kind, detector), (share, chosen, seconds) in results.items():
-    label = "close-up 224x224" if kind == "closeup" else "wide 454x256, face 24-48 px"
-    print(f"{label:<28}{detector:<11}{share:>8.1%}{chosen:>8.1%}{seconds:>15.2f}")
-  print("\nratios (blazeface / haar):")
+  width = max(11, max(len(label) for label, _, _ in rows) + 2)
+  print(f"{'clips':<28}{'detector':<{width}}{'found':>8}{'chosen':>8}{'s / min video':>15}")
+  for (kind, label), (share, chosen, seconds) in results.items():
+    clips_label = "close-up 224x224" if kind == "closeup" else "wide 454x256, face 24-48 px"
+    print(f"{clips_label:<28}{label:<{width}}{share:>8.1%}{chosen:>8.1%}{seconds:>15.2f}")
+  print("\nratios:")
+  first = rows[0][0]
   for kind in ("closeup", "wide"):
-    (b_share, _, b_time), (h_share, _, h_time) = results[kind, "blazeface"], results[kind, "haar"]
-    print(f"  {kind}: time {b_time / h_time:.2f}x, faces found {b_share:.1%} vs {h_share:.1%}")
+    for label, _, _ in rows[1:]:
+      (a_share, _, a_time), (b_share, _, b_time) = results[kind, label], results[kind, first]
+      print(f"  {kind}, {label} / {first}: time {a_time / b_time:.2f}x, faces found {a_share:.1%} vs {b_share:.1%}")
   return 0
 
 
