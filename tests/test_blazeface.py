@@ -123,7 +123,7 @@ def test_small_face_in_a_wide_frame_is_found():
 
 @pytest.mark.integration
 def test_frames_between_scans_are_searched_around_the_faces(monkeypatch):
-  """With the full scan on every 5th detection frame (the default) and a window per face on the frames between,
+  """With the full scan on every 10th detection frame (the default) and a window per face on the frames between,
   the moving speaker and the listener of a wide shot are found on every detection frame where scanning all of
   them finds them, with under half the network's windows."""
   from modeformer_jax.data.synth.wide_shot import render_wide_shot

@@ -53,13 +53,14 @@ def preprocess_config() -> ml_collections.ConfigDict:
   c.min_face_px = 18
   c.blazeface_min_face_fraction = 0.06
   c.blazeface_tile_overlap = 0.25  # neighbouring tiles overlap by this fraction of their side
-  # The full scan (every tile and the whole frame) on every 5th detection frame, once a second at detect_stride 5;
+  # The full scan (every tile and the whole frame) on every 10th detection frame, every 2 s at detect_stride 5;
   # the detection frames between look only around the faces the scans before and after them found (a window
   # per face), so a face that comes into view between two scans is found from the next scan on, and on the
   # frames before it where it stayed near where that scan saw it. 1: the full scan on every detection frame.
-  # Every 10th: 0.85x the detector's time on a 1080p two-face wide shot, all faces found, but the video-only
-  # speaker ranking changed on 1 of 6 generated wide shots (BENCHMARKS.md, "1080p with face detection on").
-  c.blazeface_scan_every = 5
+  # Against every 5th (the default until 2026-12-01): 0.71x the detector's time on generated wide shots, faces
+  # found on 100% of frames both ways, sync's offsets and speakers on wide shots and dialogues as good
+  # (BENCHMARKS.md, "1080p with face detection on, part 3").
+  c.blazeface_scan_every = 10
   # Rounds of looking again, zoomed in, where the neighbouring detection frames saw a face this one lacks.
   c.blazeface_refind_rounds = 2
   # BlazeFace's box runs from the brows to the chin; scaled by 1.22 and moved up by 0.1 of its height it frames
