@@ -12,6 +12,7 @@ import pytest
 
 from modeformer_jax.config_loading import load_config
 from modeformer_jax.train import trainer
+from modeformer_jax.train.train_step import hyperparameters, learning_rate
 from modeformer_jax.weights import restore_weights
 
 pytestmark = pytest.mark.integration
@@ -99,6 +100,9 @@ def test_two_stages_chain_weights(tmp_path):
   assert result.step == 4
   assert [h["stage"] for h in result.history] == ["main", "main", "second", "second"]
   assert max(h["lr"] for h in result.history[2:]) <= 1e-4 < result.history[1]["lr"]  # each stage its own schedule
+  for stage, rows in ((config.stages[0], result.history[:2]), (second, result.history[2:])):  # as its step applied it
+    schedule = learning_rate(hyperparameters(stage))
+    np.testing.assert_allclose([h["lr"] for h in rows], [float(schedule(count)) for count in range(2)], rtol=1e-6)
   _, step, _, _ = restore_weights(str(tmp_path))
   assert step == 4
 

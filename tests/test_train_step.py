@@ -44,20 +44,3 @@ def test_runs_that_differ_in_optimiser_settings_share_one_compiled_step():
     programs.append(step.lower(state, batch, hyperparameters(stage, mesh)).as_text())
   assert programs[0] == programs[1]
 
-
-def test_the_step_reports_the_learning_rate_it_applied():
-  """metrics["lr"] is the schedule at the stage's update count (from 0, whatever the global step), so the trainer
-  logs it without a computation of its own."""
-  config = load_config("tiny", TINY + ["--config.stages.0.warmup_steps=2", "--config.stages.0.steps=4"])
-  stage, mesh = config.stages[0], make_mesh(config.mesh)
-  model = init_model(config)
-  state = init_state(model, optimizer(stage), mesh, step=100)
-  batch = global_batch(random_batch(config, stage.batch_size, stage.num_negatives), mesh)
-  step, hyper = make_step(config, stage, model, mesh, state), hyperparameters(stage, mesh)
-  reported = []
-  for _ in range(3):
-    state, metrics = step(state, batch, hyper)
-    reported.append(float(metrics["lr"]))
-  schedule = learning_rate(hyperparameters(stage))
-  np.testing.assert_allclose(reported, [float(schedule(c)) for c in range(3)], rtol=1e-6)
-  assert reported[0] == 0.0 < reported[1] < reported[2] == pytest.approx(stage.lr)  # warmup of 2 steps, then the peak
