@@ -15,8 +15,8 @@ encoder once before timing.
   python bench/sync_speed.py --models tiny --video talk.mp4
   python bench/sync_speed.py --models tiny --size 1920x1080 --seconds 10   # 1080p wide shot
   python bench/sync_speed.py --models tiny --timeline 10   # also: a timeline's windows embedded and cost
-  python bench/sync_speed.py --models tiny --size 1920x1080 --scan-every 1,5   # BlazeFace's full scan on every
-                                                   # detection frame (as before issue #17) against every 5th
+  python bench/sync_speed.py --models tiny --size 1920x1080 --scan-every 1,10  # BlazeFace's full scan on every
+                                                   # detection frame (as before issue #17) against every 10th
   python bench/sync_speed.py --models tiny --video w1080.mp4 --repeat 3   # each stage's least of 3 passes
 
 stage_seconds() is the per-stage measurement on any model with SyncModel's interface (spec, config.preprocess,

@@ -68,11 +68,7 @@ def faces_crops(frames: np.ndarray, boxes: Sequence[np.ndarray], pp: ml_collecti
     croppers = [_syncnet_cropper(frames, b, pp) for b in boxes]
   else:
     croppers = [_square_cropper(frames, square, pp.crop_size) for square in squares]
-  crops = [np.empty((len(frames), pp.crop_size, pp.crop_size, 3), np.uint8) for _ in boxes]
-  for i, frame in enumerate(frames):
-    for out, crop in zip(crops, croppers):
-      out[i] = crop(i, frame)
-  return list(zip(crops, squares))
+  return list(zip(_every_frame(frames, croppers, pp.crop_size), squares))
 
 
 def crop_squares(frames: np.ndarray, squares: np.ndarray, size: int) -> np.ndarray:
@@ -82,7 +78,7 @@ def crop_squares(frames: np.ndarray, squares: np.ndarray, size: int) -> np.ndarr
   centre). Parts outside the frame repeat the frame's edge pixels (no black bars for the model to latch onto).
   Shrinking uses INTER_AREA (no aliasing), enlarging INTER_LINEAR.
   """
-  return _every_frame(frames, _square_cropper(frames, squares, size), size)
+  return _every_frame(frames, [_square_cropper(frames, squares, size)], size)[0]
 
 
 def _square_cropper(frames: np.ndarray, squares: np.ndarray, size: int) -> Callable[[int, np.ndarray], np.ndarray]:
@@ -121,14 +117,16 @@ def syncnet_crop_faces(frames: np.ndarray, boxes: np.ndarray, pp: ml_collections
   Returns:
     uint8 [T, crop_size, crop_size, 3].
   """
-  return _every_frame(frames, _syncnet_cropper(frames, boxes, pp), pp.crop_size)
+  return _every_frame(frames, [_syncnet_cropper(frames, boxes, pp)], pp.crop_size)[0]
 
 
-def _every_frame(frames: np.ndarray, crop: Callable[[int, np.ndarray], np.ndarray], size: int) -> np.ndarray:
-  """crop(i, frames[i]) of every frame: uint8 [T, size, size, 3]."""
-  out = np.empty((len(frames), size, size, 3), np.uint8)
+def _every_frame(frames: np.ndarray, croppers: Sequence[Callable[[int, np.ndarray], np.ndarray]],
+                 size: int) -> list[np.ndarray]:
+  """Per cropper, crop(i, frames[i]) of every frame, reading each frame once: uint8 [T, size, size, 3] each."""
+  out = [np.empty((len(frames), size, size, 3), np.uint8) for _ in croppers]
   for i, frame in enumerate(frames):
-    out[i] = crop(i, frame)
+    for crops, crop in zip(out, croppers):
+      crops[i] = crop(i, frame)
   return out
 
 
