@@ -7,16 +7,15 @@ Framings: the crop around a detected face is face_crop_scale x the box, moved do
 the demo's training crops, the centre 62.5% of the generated LRS2 frames). Faces are detected once per file
 and reused for every framing.
 
-Upsampling (--upsample, offsets only): how sync enlarges a small face's square to the 96x96 crop. "linear" is
-media/crops.py's (and prep's); others swap the filter for this run only (cubic, lanczos, area, nearest), and
-"+blurS" adds a gaussian blur of sigma S crop pixels after enlarging: the cheap, no-retraining levers for small
-faces (BENCHMARKS.md "Face detectors").
+Crop placement (--crop-at, offsets only): "subpixel" is media/crops.py's (a small face's square sampled
+where its tracked box puts it); "whole" rounds the squares to whole pixels first, as crops.py did until
+2026-12-01, for this run only.
 
   python bench/demo_wide_shots.py --checkpoint runs/demo/run
   python bench/demo_wide_shots.py --checkpoint runs/demo/run --face-px 32,40,90 --clips 10 --dialogues 4 \\
       --framings config,0.81,0.05 --save scores.npz
-  python bench/demo_wide_shots.py --checkpoint runs/demo/run --face-px 24,32 --dialogues 0 \\
-      --upsample linear,cubic,lanczos,area,linear+blur1
+  python bench/demo_wide_shots.py --checkpoint runs/demo/run --face-px 24,32,40,90 --clips 20 --dialogues 0 \\
+      --crop-at subpixel,whole
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ import sys
 import tempfile
 import time
 
-import cv2
 import numpy as np
 
 from modeformer_jax.data import synth
@@ -39,8 +37,7 @@ from modeformer_jax.media.encode import write_video
 from modeformer_jax.sync import detect, timeline
 
 OFFSETS = (-6, -3, 0, 2, 4, 7)
-FILTERS = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "lanczos": cv2.INTER_LANCZOS4,
-           "area": cv2.INTER_AREA, "nearest": cv2.INTER_NEAREST}
+CROP_AT = ("subpixel", "whole")
 
 
 def _memo_detection() -> None:
@@ -65,33 +62,26 @@ def _framings(text: str) -> list[tuple[float, float] | None]:
   return out
 
 
-class _Upsampling:
-  """cv2 as media/crops.py sees it, with enlarging done by another filter (and blurred): see the module doc."""
-
-  def __init__(self, name: str):
-    kind, _, blur = name.partition("+blur")
-    self.interpolation, self.sigma = FILTERS[kind], float(blur or 0)
-
-  def __getattr__(self, attr):
-    return getattr(cv2, attr)
-
-  def resize(self, image: np.ndarray, size: tuple[int, int], interpolation: int) -> np.ndarray:
-    if image.shape[1] >= size[0]:
-      return cv2.resize(image, size, interpolation=interpolation)
-    out = cv2.resize(image, size, interpolation=self.interpolation)
-    return cv2.GaussianBlur(out, (0, 0), self.sigma) if self.sigma else out
-
-
 @contextlib.contextmanager
-def _upsampling(name: str):
-  if name == "linear":
+def _crop_at(where: str):
+  """crops.py's squares rounded to whole pixels (side, then corner) for "whole": see the module doc."""
+  if where not in CROP_AT:
+    raise SystemExit(f"--crop-at: {where!r} is not one of {', '.join(CROP_AT)}")
+  if where == "subpixel":
     yield
     return
-  crops.cv2 = _Upsampling(name)
+  cropper = crops._square_cropper
+
+  def whole(frames, squares, size):
+    side = np.maximum(1, np.round(squares[:, 2:].max(axis=1)))
+    corner = np.round(squares[:, :2] + squares[:, 2:] / 2 - side[:, None] / 2)
+    return cropper(frames, np.concatenate([corner, side[:, None], side[:, None]], axis=1), size)
+
+  crops._square_cropper = whole
   try:
     yield
   finally:
-    crops.cv2 = cv2
+    crops._square_cropper = cropper
 
 
 def _pp(model, framing):
@@ -116,11 +106,11 @@ def track_faces(tracks: list[tuple[int, np.ndarray]], shot: wide_shot.WideShot) 
 
 
 def offsets(model, framings, face_px: list[float], clips: int, seconds: float, folder: str,
-            upsample: list[str]) -> None:
+            crop_at: list[str]) -> None:
   print(f"\noffsets within +-1 frame, {clips} wide shots of {seconds:g} s per face size (offsets "
         f"{', '.join(map(str, OFFSETS))} in turn; no second face)")
-  columns = [(f, u) for f in framings for u in upsample]
-  names = [_name(f) + ("" if upsample == ["linear"] else f" {u}") for f, u in columns]
+  columns = [(f, c) for f in framings for c in crop_at]
+  names = [_name(f) + ("" if crop_at == ["subpixel"] else f" {c}") for f, c in columns]
   print(f"| face px | {' | '.join(names)} |")
   print("|---|" + "---|" * len(columns))
   for px in face_px:
@@ -130,8 +120,8 @@ def offsets(model, framings, face_px: list[float], clips: int, seconds: float, f
       shot = wide_shot.render_wide_shot(seed, synth.speaker_style(98, seed), None, seconds, offset, face_px=px)
       path = os.path.join(folder, f"wide{px:g}_{k}.mp4")
       write_video(path, shot.frames, shot.fps, shot.audio, shot.sample_rate, preset="ultrafast")
-      for j, (framing, filter_name) in enumerate(columns):
-        with _upsampling(filter_name):
+      for j, (framing, where) in enumerate(columns):
+        with _crop_at(where):
           result = detect.score(model, detect.model_inputs(path, _pp(model, framing)), 15)
         hits[j].append((offset, result.offset, result.confidence))
     cells = [f"{sum(abs(d - t) <= 1 for t, d, _ in h)} of {len(h)}" for h in hits]
@@ -206,9 +196,9 @@ def main() -> None:
   parser.add_argument("--which", default="last", help="checkpoint of a workdir: last, best or a step")
   parser.add_argument("--framings", default="config", help="config, or SCALE,SHIFT pairs, comma-separated")
   parser.add_argument("--face-px", default="32,40,90", help="face heights of the offset clips, comma-separated")
-  parser.add_argument("--upsample", default="linear",
-                      help=f"filters enlarging small faces' squares, comma-separated: {', '.join(FILTERS)}, each "
-                      "optionally +blurSIGMA (module doc)")
+  parser.add_argument("--crop-at", default="subpixel",
+                      help=f"where small faces' squares are cropped, comma-separated: {', '.join(CROP_AT)} "
+                      "(module doc)")
   parser.add_argument("--clips", type=int, default=10, help="offset clips per face height")
   parser.add_argument("--seconds", type=float, default=4.0, help="length of an offset clip")
   parser.add_argument("--dialogues", type=int, default=4, help="40 s dialogues (0: none)")
@@ -228,7 +218,7 @@ def main() -> None:
   with tempfile.TemporaryDirectory() as folder:
     if args.clips:
       offsets(model, framings, [float(p) for p in args.face_px.split(",")], args.clips, args.seconds, folder,
-              args.upsample.split(","))
+              args.crop_at.split(","))
     if args.dialogues:
       dialogues(model, framings, args.dialogues, 40.0, args.dialogue_px, folder, args.save)
   print(f"\n{time.perf_counter() - tick:.0f} s; checkpoint {args.checkpoint} step {model.step}; BlazeFace's full "

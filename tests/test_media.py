@@ -438,6 +438,23 @@ def test_crop_centres_the_box():
   assert np.nonzero(shifted[0, ..., 0] > 128)[0].mean() == pytest.approx(47.5 - 12, abs=0.5)
 
 
+def test_small_squares_are_cropped_where_they_are_not_at_whole_pixels():
+  """A small face's square enlarged to 96 px follows its box to a fraction of a pixel: rounding it to whole
+  pixels made the crop jump by 1/20 of its width as a 20 px square crossed pixel boundaries."""
+  yy, xx = np.mgrid[:60, :80]
+  blob = (255 * np.exp(-((xx - 40.3) ** 2 + (yy - 30.6) ** 2) / (2 * 3.0 ** 2))).astype(np.uint8)
+  frames = np.repeat(blob[None, ..., None], 3, axis=3)
+  shifts = np.arange(0, 1.01, 0.125)
+  squares = np.array([[30 + d, 20, 20, 20] for d in shifts], np.float32)
+  crops = crop_squares(np.repeat(frames, len(shifts), axis=0), squares, size=96)[..., 0].astype(np.float64)
+  centre_x = (crops * np.arange(96)).sum(axis=(1, 2)) / crops.sum(axis=(1, 2))
+  expected = (40.3 + 0.5 - squares[:, 0]) * 96 / 20 - 0.5  # pixel i spans [i, i + 1) in both
+  np.testing.assert_allclose(centre_x, expected, atol=0.15)
+  # At whole pixels it is the window enlarged as cv2.resize enlarges it.
+  window = cv2.resize(np.ascontiguousarray(frames[0, 20:40, 30:50]), (96, 96), interpolation=cv2.INTER_LINEAR)
+  assert np.abs(crops[0] - window[..., 0]).max() <= 2  # warpAffine places samples to 1/32 pixel
+
+
 def test_crop_pads_with_edge_pixels():
   frames = np.zeros((1, 100, 100, 3), np.uint8)
   frames[0, :, :10] = (0, 255, 0)  # green left edge
@@ -532,6 +549,18 @@ def test_tracking_prefers_the_larger_face(cfg):
   np.testing.assert_allclose(track.boxes[0], [100, 50, 80, 80], atol=1e-4)
   np.testing.assert_allclose(track.tracks[1].boxes[0], [10, 10, 30, 30], atol=1e-4)
   assert track.tracks[1].valid.sum() == 41
+
+
+def test_tracking_keeps_a_face_seen_twice_in_a_frame_as_one_track(cfg):
+  """A small face boxed twice in one frame (whole, and lower by a quarter: two windows saw it) stays one track;
+  a face beside it, touching it, is a track of its own."""
+  detections = {f: np.concatenate([_box(50 + f, 40, 20), _box(72 + f, 40, 20)]) for f in range(0, 50, 5)}
+  detections[20] = np.concatenate([detections[20], _box(71, 45, 17)])
+  track = faces.track_faces(detections, 50, 200, 200, cfg)
+  assert track.num_tracks == 2
+  for t, x in zip(sorted(track.tracks, key=lambda t: t.boxes[0, 0]), (50, 72)):
+    assert t.valid[:46].all()
+    np.testing.assert_allclose(t.boxes[:46, 0], x + np.arange(46), atol=1.5)
 
 
 def test_tracking_rejects_a_stride_longer_than_the_gap(cfg):

@@ -74,9 +74,12 @@ def faces_crops(frames: np.ndarray, boxes: Sequence[np.ndarray], pp: ml_collecti
 def crop_squares(frames: np.ndarray, squares: np.ndarray, size: int) -> np.ndarray:
   """Squares (x, y, side, side) cut from frames uint8 [T, H, W, 3] and resized to uint8 [T, size, size, 3].
 
-  Corners and sides are rounded to whole pixels (a non-square box is taken as its max(w, h) square about its
-  centre). Parts outside the frame repeat the frame's edge pixels (no black bars for the model to latch onto).
-  Shrinking uses INTER_AREA (no aliasing), enlarging INTER_LINEAR.
+  A non-square box is taken as its max(w, h) square about its centre. Parts outside the frame repeat the
+  frame's edge pixels (no black bars for the model to latch onto). Shrinking (side > size) averages the
+  whole-pixel square (INTER_AREA, no aliasing; rounding moves it by under half a crop pixel). Enlarging samples
+  the square where it is, to a fraction of a pixel (bilinear): a small face's square rounded to whole pixels
+  jumps by 1/side of the crop whenever its tracked box crosses a pixel boundary, 5% of the crop for a 24 px
+  face, a jitter the model reads as motion (BENCHMARKS.md "Face detectors").
   """
   return _every_frame(frames, [_square_cropper(frames, squares, size)], size)[0]
 
@@ -85,18 +88,31 @@ def _square_cropper(frames: np.ndarray, squares: np.ndarray, size: int) -> Calla
   """crop_squares one frame at a time: crop(i, frames[i]) -> uint8 [size, size, 3]."""
   squares = _checked_boxes(frames, squares)
   height, width = frames.shape[1:3]
-  side = np.maximum(1, np.round(squares[:, 2:].max(axis=1))).astype(int)
-  x0 = np.round(squares[:, 0] + squares[:, 2] / 2 - side / 2).astype(int)
-  y0 = np.round(squares[:, 1] + squares[:, 3] / 2 - side / 2).astype(int)
+  side = np.maximum(1.0, squares[:, 2:].max(axis=1))
+  x0 = squares[:, 0] + squares[:, 2] / 2 - side / 2
+  y0 = squares[:, 1] + squares[:, 3] / 2 - side / 2
+
+  def window(frame: np.ndarray, x: int, y: int, length: int) -> np.ndarray:
+    """frame[y:y + length, x:x + length], the frame's edge pixels repeated where the window leaves it."""
+    y_lo, y_hi, top, bottom = _span(y, length, height)
+    x_lo, x_hi, left, right = _span(x, length, width)
+    out = frame[y_lo:y_hi, x_lo:x_hi]
+    if top or bottom or left or right:
+      out = cv2.copyMakeBorder(out, top, bottom, left, right, cv2.BORDER_REPLICATE)
+    return out
 
   def crop(i: int, frame: np.ndarray) -> np.ndarray:
-    y_lo, y_hi, top, bottom = _span(y0[i], side[i], height)
-    x_lo, x_hi, left, right = _span(x0[i], side[i], width)
-    window = frame[y_lo:y_hi, x_lo:x_hi]
-    if top or bottom or left or right:
-      window = cv2.copyMakeBorder(window, top, bottom, left, right, cv2.BORDER_REPLICATE)
-    shrink = side[i] > size
-    return cv2.resize(window, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    if side[i] > size:
+      whole = int(round(side[i]))
+      x, y = (int(round(c + side[i] / 2 - whole / 2)) for c in (x0[i], y0[i]))
+      return cv2.resize(window(frame, x, y, whole), (size, size), interpolation=cv2.INTER_AREA)
+    # The whole pixels around the square and one more on each side, for bilinear sampling at its edges.
+    x, y = int(np.floor(x0[i])) - 1, int(np.floor(y0[i])) - 1
+    around = np.ascontiguousarray(window(frame, x, y, int(np.ceil(side[i])) + 3))
+    step = side[i] / size  # frame pixels per crop pixel; pixel centres map onto pixel centres
+    to_frame = [[step, 0, x0[i] - x + step / 2 - 0.5], [0, step, y0[i] - y + step / 2 - 0.5]]
+    return cv2.warpAffine(around, np.array(to_frame), (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
 
   return crop
 

@@ -19,6 +19,9 @@ from modeformer_jax.media.blazeface import MIN_FACE_FRACTION, BlazeFace, model, 
 # heights within 1%, medians) and 0.72x the detector's windows.
 _FACE_SHARE_OF_WINDOW = 0.3
 _ZOOMED_INPUT = 128
+# Boxes (framed, as returned) under this share of cfg.min_face_px are dropped, as _detect_windows drops those
+# under 0.75 of the model's smallest face in a window: a face of min_face_px may be boxed a little smaller.
+_SMALLEST_KEPT = 0.75
 
 
 class Window(NamedTuple):
@@ -112,7 +115,9 @@ def detect_frames(frames: np.ndarray, cfg, indices: Sequence[int] | None = None)
     boxes = found[i][0]
     centre, size = boxes[:, :2], boxes[:, 2:4] * cfg.blazeface_box_scale
     centre = centre + [0, cfg.blazeface_box_shift_y] * size[:, 1:]
-    out.append(np.concatenate([centre - size / 2, size], axis=1).astype(np.float32))
+    # A zoomed window around a small face shows clutter at sizes no tile looks for (4-11 px beside 24 px).
+    keep = size[:, 1] >= _SMALLEST_KEPT * cfg.min_face_px
+    out.append(np.concatenate([centre - size / 2, size], axis=1)[keep].astype(np.float32))
   return out
 
 

@@ -157,7 +157,8 @@ def track_faces(detections: Mapping[int, np.ndarray], num_frames: int, height: i
   A detection extends the track whose latest box it overlaps most (IoU >= cfg.track_iou, both boxes scaled by
   cfg.track_box_scale about their centres, so that a small face moving its own size between detections
   stays one track), however long ago that box was, so a face lost for a while keeps its track; otherwise it
-  starts a new track. Between two
+  starts a new track, unless it overlaps (IoU >= cfg.track_iou) a detection of its frame that extended a track
+  (the same face seen twice). Between two
   detections of a track at most cfg.max_gap_frames apart the boxes are interpolated and valid; longer gaps
   are interpolated but invalid.
 
@@ -193,7 +194,13 @@ def _link(detections: Mapping[int, np.ndarray], min_iou: float,
           tracks[ti].append((frame, boxes[bi]))
           taken_tracks.add(ti)
           taken_boxes.add(bi)
-    tracks.extend([(frame, boxes[bi])] for bi in range(len(boxes)) if bi not in taken_boxes)
+    # A box left over that overlaps one taken in this frame is the same face seen twice (e.g. its mouth and
+    # its whole face, by two windows): as a track of its own it would take that face's later detections in
+    # turn with the first, and split it into two half-covered tracks.
+    taken = boxes[sorted(taken_boxes)]
+    for bi in range(len(boxes)):
+      if bi not in taken_boxes and not (len(taken) and (_iou(boxes[bi:bi + 1], taken) >= min_iou).any()):
+        tracks.append([(frame, boxes[bi])])
   return tracks
 
 
