@@ -1,6 +1,7 @@
 """Many files: decode, face tracking and log-mel in worker processes while the main process runs the model.
 
-The model is compiled once (fixed batch size) and stays in the main process; workers never import jax. A
+The model is compiled once (fixed batch size) and stays in the main process; workers run only the face
+detector (BlazeFace, in jax on their CPU: media/blazeface.py) or none (--face-centered, the Haar cascade). A
 worker returns a file's crops and mel (about 40 MB per minute of video), the main process embeds and scores
 them. At most 2 x workers files are in flight, so memory stays bounded however many files there are. Results
 come back in input order. A file that fails becomes a Failure with a one-line reason; the others go on.
