@@ -122,6 +122,20 @@ def test_small_face_in_a_wide_frame_is_found():
 
 
 @pytest.mark.integration
+def test_clutter_beside_a_small_face_is_dropped():
+  """The windows zoomed around a 24 px face (a generated wide shot, a microphone in front of the jaw) show 6-8 px
+  "faces" no tile looks for: boxes under 0.75 of min_face_px are dropped, and the face is still found on every
+  detection frame."""
+  from modeformer_jax.data.synth.wide_shot import render_wide_shot
+
+  cfg = preprocess_config()
+  shot = render_wide_shot(424, synth.speaker_style(98, 424), None, 4.0, 4, face_px=24)
+  found = face_search.detect_frames(shot.frames[50:85], cfg, list(range(0, 35, 5)))
+  assert all((boxes[:, 3] >= 0.75 * cfg.min_face_px).all() for boxes in found), found
+  assert all(_hit(boxes, truth) for boxes, truth in zip(found, shot.face_boxes[50:85:5])), found
+
+
+@pytest.mark.integration
 def test_frames_between_scans_are_searched_around_the_faces(monkeypatch):
   """With the full scan on every 10th detection frame (the default) and a window per face on the frames between,
   the moving speaker and the listener of a wide shot are found on every detection frame where scanning all of
