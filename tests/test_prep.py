@@ -410,3 +410,17 @@ def test_cli_lrs2_box_zooms_in(lrs2, tmp_path):
   code, _, stderr = _cli("--dataset", "lrs2", "--src", lrs2["src"], "--out", str(tmp_path / "bad"),
                          "--lrs2-box", "0.5,0.2,0.4,0.9")
   assert code == 2 and "--lrs2-box 0.5,0.2,0.4,0.9: expected X0,Y0,X1,Y1" in stderr
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs an OS with CPU affinity and two cores to leave one out")
+def test_default_workers_count_the_cores_this_process_may_use():
+  """Under taskset (or a container's cpuset) prep, synth and sync size their default pools to the cores the
+  process may run on, not the machine's os.cpu_count()."""
+  import subprocess
+  import sys
+
+  one_core = min(os.sched_getaffinity(0))
+  out = subprocess.run([sys.executable, "-m", "modeformer_jax.cli", "prep", "--help"], capture_output=True,
+                       text=True, check=True, preexec_fn=lambda: os.sched_setaffinity(0, {one_core})).stdout
+  assert "1 here" in " ".join(out.split()), out

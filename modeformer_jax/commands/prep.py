@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 
 from modeformer_jax.commands import options
+from modeformer_jax.cpu_cores import usable_cores
 from modeformer_jax.data import lrs_layout
 from modeformer_jax.errors import UserError
 
@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "pretrain,trainval,test, where train and val split trainval by speaker; folder: every "
                       "split folder)")
   parser.add_argument("--workers", type=int, default=None,
-                      help="local worker processes (default: all cores, %d here)" % (os.cpu_count() or 1))
+                      help="local worker processes (default: one per core this process may use, %d here)" %
+                      len(usable_cores()))
   parser.add_argument("--runner", default="local", choices=("local", "beam"),
                       help="local process pool, or an Apache Beam pipeline (optional extra apache-beam)")
   parser.add_argument("--beam-options", default="",

@@ -62,6 +62,7 @@ import os
 import sys
 
 from modeformer_jax.commands import options
+from modeformer_jax.cpu_cores import usable_cores
 from modeformer_jax.errors import UserError
 
 _MAX_DEFAULT_WORKERS = 8
@@ -198,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
     pp.min_face_px = args.min_face_px or pp.min_face_px
     model.config.preprocess = pp
   workers = args.workers if args.workers is not None else (0 if len(items) == 1 else
-                                                           min(len(items), os.cpu_count() or 1, _MAX_DEFAULT_WORKERS))
+                                                           min(len(items), len(usable_cores()), _MAX_DEFAULT_WORKERS))
   settings = dict(face_centered=args.face_centered, max_offset=args.max_offset_frames, workers=workers,
                   chunk_mb=args.decode_mb, max_faces=args.max_faces, timeline=timeline)
   # What changes the numbers: a journal written with other values is not resumed.

@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="fraction of clips that get a shift from --offsets-frames "
                       "(default: 0.5 when a list is given)")
   parser.add_argument("--workers", type=int, default=None,
-                      help="processes rendering clips in parallel (default: os.cpu_count())")
+                      help="processes rendering clips in parallel (default: one per core this process may use)")
   parser.add_argument("--fps", type=float, default=25.0, help="video frame rate (default: %(default)s)")
   parser.add_argument("--sample-rate", type=int, default=16000,
                       help="audio sample rate in Hz, one AAC supports (8000, 16000, 22050, 44100, 48000, "

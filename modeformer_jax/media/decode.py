@@ -17,6 +17,7 @@ from typing import Any
 import av
 import numpy as np
 
+from modeformer_jax.cpu_cores import usable_cores
 from modeformer_jax.errors import UserError
 from modeformer_jax.media.frames import FrameChunk, rotation, to_rgb
 
@@ -111,8 +112,7 @@ def read_media(path: str | os.PathLike,
     if video:
       vstream.thread_type = "AUTO"
       if on_frames is not None:  # half the cores decode while the other half work on the last chunk
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        vstream.thread_count = max(1, cores // 2)
+        vstream.thread_count = max(1, len(usable_cores()) // 2)
     try:
       if sinks:
         _decode(container, sinks, path)

@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from tqdm import tqdm
 
+from modeformer_jax.cpu_cores import usable_cores
 from modeformer_jax.data import lrs_layout
 from modeformer_jax.data.lrs_layout import Clip
 from modeformer_jax.data.prep import beam_runner
@@ -35,7 +36,7 @@ def prepare(dataset: str, src: str, out: str, splits: Iterable[str] = (), *, opt
     src, out: source root and output data_dir (OUT/_work holds the resumable per-clip results).
     splits: split names; empty = the layout's default splits.
     options: per-clip settings (PrepOptions(dataset) when None).
-    workers: local processes (default os.cpu_count()); 1 runs in this process.
+    workers: local processes (default: one per core this process may use); 1 runs in this process.
     runner: "local" or "beam" (beam_runner.py; `beam_options` go to its PipelineOptions).
     limit: keep only the first `limit` clips (by id) of each split, for a quick trial.
     val_fraction: LRS3 only, share of trainval speakers in the derived "val" split.
@@ -55,7 +56,7 @@ def prepare(dataset: str, src: str, out: str, splits: Iterable[str] = (), *, opt
     raise UserError(f"runner {runner!r}: expected local or beam")
   if limit is not None and limit < 1:
     raise UserError(f"limit {limit}: must be at least 1")
-  workers = workers or os.cpu_count() or 1
+  workers = workers or len(usable_cores())
   clips = lrs_layout.find_clips(dataset, src, tuple(splits), val_fraction=val_fraction)
   if limit:
     clips = {s: cs[:limit] for s, cs in clips.items()}

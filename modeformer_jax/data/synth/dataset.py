@@ -15,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from modeformer_jax import atomic
+from modeformer_jax.cpu_cores import usable_cores
 from modeformer_jax.data.synth import streams, wide_shot
 from modeformer_jax.data.synth.clip import render_clip
 from modeformer_jax.data.synth.timing import alternating_turns
@@ -179,7 +180,7 @@ def write_dataset(out_dir: str | os.PathLike, layout: str, speakers: int, clips_
   rows = {job["path"]: previous[job["path"]]
           for job in jobs if _finished(out, job, previous.get(job["path"]))}
   todo = [job for job in jobs if job["path"] not in rows]
-  workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+  workers = max(1, min(workers or len(usable_cores()), len(todo)))
   styles = {s: speaker_style(seed, s) for s in {job["speaker_index"] for job in todo}}
   bar = tqdm(total=len(jobs), initial=len(rows), desc=f"synth {layout}", unit="clip", file=sys.stderr,
              disable=not progress)
