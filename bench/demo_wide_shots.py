@@ -16,6 +16,7 @@ where its tracked box puts it); "whole" rounds the squares to whole pixels first
       --framings config,0.81,0.05 --save scores.npz
   python bench/demo_wide_shots.py --checkpoint runs/demo/run --face-px 24,32,40,90 --clips 20 --dialogues 0 \\
       --crop-at subpixel,whole
+  python bench/demo_wide_shots.py --checkpoint runs/demo/run --face-px drawn --clips 30 --dialogues 0
 """
 
 from __future__ import annotations
@@ -105,27 +106,35 @@ def track_faces(tracks: list[tuple[int, np.ndarray]], shot: wide_shot.WideShot) 
   return out
 
 
-def offsets(model, framings, face_px: list[float], clips: int, seconds: float, folder: str,
+def offsets(model, framings, face_px: list[float | None], clips: int, seconds: float, folder: str,
             crop_at: list[str]) -> None:
+  """face_px None: the generator's own wide shots (`synth --shot wide`): the face's height drawn from 24..48 px
+  by the seed, and a silent second face."""
   print(f"\noffsets within +-1 frame, {clips} wide shots of {seconds:g} s per face size (offsets "
-        f"{', '.join(map(str, OFFSETS))} in turn; no second face)")
+        f"{', '.join(map(str, OFFSETS))} in turn; no second face but in the 'drawn' row)")
   columns = [(f, c) for f in framings for c in crop_at]
   names = [_name(f) + ("" if crop_at == ["subpixel"] else f" {c}") for f, c in columns]
   print(f"| face px | {' | '.join(names)} |")
   print("|---|" + "---|" * len(columns))
   for px in face_px:
-    hits = [[] for _ in columns]
+    hits, heights = [[] for _ in columns], []
     for k in range(clips):
-      seed, offset = 300 + 10 * k + int(px), OFFSETS[k % len(OFFSETS)]
-      shot = wide_shot.render_wide_shot(seed, synth.speaker_style(98, seed), None, seconds, offset, face_px=px)
-      path = os.path.join(folder, f"wide{px:g}_{k}.mp4")
+      seed, offset = 300 + 10 * k + int(px or 1), OFFSETS[k % len(OFFSETS)]
+      listener = None if px else synth.speaker_style(97, seed)
+      shot = wide_shot.render_wide_shot(seed, synth.speaker_style(98, seed), listener, seconds, offset,
+                                        face_px=px)
+      heights.append(np.median(shot.face_boxes[:, 3]))
+      path = os.path.join(folder, f"wide{px or 0:g}_{k}.mp4")
       write_video(path, shot.frames, shot.fps, shot.audio, shot.sample_rate, preset="ultrafast")
       for j, (framing, where) in enumerate(columns):
         with _crop_at(where):
           result = detect.score(model, detect.model_inputs(path, _pp(model, framing)), 15)
         hits[j].append((offset, result.offset, result.confidence))
     cells = [f"{sum(abs(d - t) <= 1 for t, d, _ in h)} of {len(h)}" for h in hits]
-    print(f"| {px:g} | {' | '.join(cells)} |", flush=True)
+    label = f"{px:g}" if px else f"drawn ({min(heights):.0f}-{max(heights):.0f})"
+    print(f"| {label} | {' | '.join(cells)} |", flush=True)
+    if not px:
+      print("    drawn face heights: " + ", ".join(f"{h:.0f}" for h in heights), file=sys.stderr)
     for name, h in zip(names, hits):
       print(f"    {name}: true -> found (conf) " + ", ".join(f"{t}->{d} ({c:.2f})" for t, d, c in h),
             file=sys.stderr)
@@ -195,7 +204,9 @@ def main() -> None:
   parser.add_argument("--checkpoint", required=True, help="a training workdir or an exported model folder")
   parser.add_argument("--which", default="last", help="checkpoint of a workdir: last, best or a step")
   parser.add_argument("--framings", default="config", help="config, or SCALE,SHIFT pairs, comma-separated")
-  parser.add_argument("--face-px", default="32,40,90", help="face heights of the offset clips, comma-separated")
+  parser.add_argument("--face-px", default="32,40,90",
+                      help="face heights of the offset clips, comma-separated; 'drawn': the generator's own "
+                      "(24..48 px by the seed, with a silent second face)")
   parser.add_argument("--crop-at", default="subpixel",
                       help=f"where small faces' squares are cropped, comma-separated: {', '.join(CROP_AT)} "
                       "(module doc)")
@@ -217,8 +228,8 @@ def main() -> None:
   tick = time.perf_counter()
   with tempfile.TemporaryDirectory() as folder:
     if args.clips:
-      offsets(model, framings, [float(p) for p in args.face_px.split(",")], args.clips, args.seconds, folder,
-              args.crop_at.split(","))
+      face_px = [None if p == "drawn" else float(p) for p in args.face_px.split(",")]
+      offsets(model, framings, face_px, args.clips, args.seconds, folder, args.crop_at.split(","))
     if args.dialogues:
       dialogues(model, framings, args.dialogues, 40.0, args.dialogue_px, folder, args.save)
   print(f"\n{time.perf_counter() - tick:.0f} s; checkpoint {args.checkpoint} step {model.step}; BlazeFace's full "

@@ -136,6 +136,22 @@ def test_clutter_beside_a_small_face_is_dropped():
 
 
 @pytest.mark.integration
+def test_a_small_face_the_zoomed_windows_miss_gets_the_full_scan(tmp_path):
+  """A 24 px face (a wide shot through H.264) that the tiles find and the windows zoomed in on it miss on two
+  detection frames between scans: those frames get the full scan, and sync's face track covers every frame (it
+  lost frames 1-14 before)."""
+  from modeformer_jax.data.synth.wide_shot import render_wide_shot
+  from modeformer_jax.media.encode import write_video
+  from modeformer_jax.sync import detect
+
+  shot = render_wide_shot(404, synth.speaker_style(98, 404), None, 4.0, 0, face_px=24)
+  path = str(tmp_path / "wide.mp4")
+  write_video(path, shot.frames, shot.fps, shot.audio, shot.sample_rate, preset="ultrafast")
+  inputs = detect.model_inputs(path, preprocess_config())
+  assert inputs.valid.all(), np.flatnonzero(~inputs.valid)
+
+
+@pytest.mark.integration
 def test_frames_between_scans_are_searched_around_the_faces(monkeypatch):
   """With the full scan on every 10th detection frame (the default) and a window per face on the frames between,
   the moving speaker and the listener of a wide shot are found on every detection frame where scanning all of

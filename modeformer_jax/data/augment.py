@@ -26,9 +26,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-# Source squares (pixels) the low-res augmentation imitates: the crops of faces about 24, 32 and 48 px tall
-# (a detected face's crop square is about 0.81 of its box in the demo's framing, configs/tiny.py).
-LOW_RES_SIDES = (20, 26, 39)
+# Source squares (pixels) the low-res augmentation imitates: the crops of faces about 20, 24, 32 and 48 px tall
+# (a detected face's crop square is about 0.81 of its box in the demo's framing, configs/tiny.py; BlazeFace's
+# box for a 24 px face is often a few pixels short, so its square is 16-20 px). 16 joined 2026-12-02: wide-shot
+# offsets at 24 px 19 of 20 against 17 (BENCHMARKS.md, "Face detectors").
+LOW_RES_SIDES = (16, 20, 26, 39)
 
 
 @dataclasses.dataclass(frozen=True)

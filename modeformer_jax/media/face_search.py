@@ -80,7 +80,9 @@ def detect_frames(frames: np.ndarray, cfg, indices: Sequence[int] | None = None)
   short-range one, run on wide frames, adds loose boxes around small faces. Detections of every window are
   merged per frame by weighted NMS; a window's detections touching one of its edges inside the frame are
   dropped first (a face cut by a tile is whole in a neighbouring tile). Where a neighbouring frame saw a face
-  that a frame lacks, that frame is searched again, zoomed in (_refind, cfg.blazeface_refind_rounds times).
+  that a frame lacks, that frame is searched again, zoomed in (_refind, cfg.blazeface_refind_rounds times), and
+  if it still lacks it, with the full scan (a face near the model's smallest size can be found by the tiles and
+  missed by every window zoomed in on it).
   Boxes are then rescaled by cfg.blazeface_box_scale and moved down by cfg.blazeface_box_shift_y of their
   height, which frames faces as the Haar cascade did.
   """
@@ -106,6 +108,13 @@ def detect_frames(frames: np.ndarray, cfg, indices: Sequence[int] | None = None)
   found.update(_detect_windows(model(first), frames, between, cfg))
   for _ in range(cfg.blazeface_refind_rounds):
     _refind(model(first), frames, order, found, cfg)
+  # A small face can be found by the tiles (the network looking at it from further away) and missed by every
+  # window zoomed in on it; a frame that still lacks a face its neighbours saw gets the full scan after all.
+  scanned = {order[p] for p in scans}
+  rescan = {i: wins for i in _missing_faces(order, found) if i not in scanned}
+  for i, (boxes, scores) in _detect_windows(model(first), frames, rescan, cfg).items():
+    found[i] = weighted_nms(np.concatenate([found[i][0], boxes]), np.concatenate([found[i][1], scores]),
+                            cfg.blazeface_nms_iou)
   if cfg.blazeface_model == "auto":
     close_up = wins[-1]._replace(size=model("short").input_size)
     empty = {i: [close_up] for i in order if not len(found[i][0])}
@@ -155,13 +164,7 @@ def _refind(detector: BlazeFace, frames: np.ndarray, order: list[int],
   such face gets one window centred where the neighbour saw it (_zoomed); what is found there near that place
   joins the frame's detections.
   """
-  wanted: dict[int, list[np.ndarray]] = {}
-  for p, i in enumerate(order):
-    for q in (p - 1, p + 1):
-      if 0 <= q < len(order):
-        for box in found[order[q]][0]:
-          if not _near(found[i][0], box):
-            wanted.setdefault(i, []).append(box)
+  wanted = _missing_faces(order, found)
   jobs = {i: [_zoomed(box) for box in boxes] for i, boxes in wanted.items()}
   for i, (extra_boxes, extra_scores) in _detect_windows(detector, frames, jobs, cfg, edge_filter=False).items():
     keep = [k for k, b in enumerate(extra_boxes) if any(_near(b[None], w) for w in wanted[i])]
@@ -169,6 +172,18 @@ def _refind(detector: BlazeFace, frames: np.ndarray, order: list[int],
       boxes = np.concatenate([found[i][0], extra_boxes[keep]])
       scores = np.concatenate([found[i][1], extra_scores[keep]])
       found[i] = weighted_nms(boxes, scores, cfg.blazeface_nms_iou)
+
+
+def _missing_faces(order: list[int], found: Mapping[int, tuple[np.ndarray, np.ndarray]]) -> dict[int, list[np.ndarray]]:
+  """{frame index: the boxes [16] that its neighbours in `order` found and it did not (none near them)}."""
+  wanted: dict[int, list[np.ndarray]] = {}
+  for p, i in enumerate(order):
+    for q in (p - 1, p + 1):
+      if 0 <= q < len(order):
+        for box in found[order[q]][0]:
+          if not _near(found[i][0], box):
+            wanted.setdefault(i, []).append(box)
+  return wanted
 
 
 def _near(boxes: np.ndarray, box: np.ndarray) -> bool:
