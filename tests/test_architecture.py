@@ -23,7 +23,7 @@ PACKAGE = "modeformer_jax"
 # Bottom to top; a unit is a top-level module or package of modeformer_jax, or a folder of scripts beside it
 # (UNITS joins some).
 LAYERS = (
-    ("base", ("errors", "atomic", "offsets")),
+    ("base", ("errors", "atomic", "offsets", "cpu_cores")),
     ("runtime", ("runtime",)),
     ("models", ("models", "loss")),
     ("media", ("media",)),
