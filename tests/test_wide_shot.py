@@ -67,8 +67,8 @@ def test_both_faces_tracked_on_wide_shots(tmp_path):
 WIDE_OFFSETS = (-6, -3, 0, 2, 4, 7)
 # Face height (px; None: the generator's own, drawn from 24..48 px, with a silent second face) -> offsets of
 # the 10 that the demo's recipe must find within +-1 frame: one under the fewest that its runs found on these
-# clips (BENCHMARKS.md, "Face detectors": at 90, 40, 32, 24 px and drawn 10, 10, 10, 10, 10 of 10 on
-# 2026-12-02; before the 16 px square joined low_res 10, 9, 9-10, 8-9, 9), as runs spread.
+# clips (BENCHMARKS.md, "Face detectors": at 90, 40, 32, 24 px and drawn 10, 10, 10, 8-10, 9-10 of 10 in two
+# runs on 2026-12-02; before the 16 px square joined low_res 10, 9, 9-10, 8-9, 9), as runs spread.
 WIDE_HITS = {90: 9, 40: 8, 32: 8, 24: 7, None: 8}
 
 
