@@ -9,10 +9,12 @@
 #                                       # model.center_inputs (validation 5/15 frames at intervals) (~10 min)
 #   bash bench/gpu_session.sh feed      # issue #17: loader examples/s per core and with 1-16 grain workers;
 #                                       # sync on 1080p with face detection, per stage, BlazeFace's full scan
-#                                       # on every detection frame against every 10th (~6 min)
+#                                       # on every detection frame against every 10th, FFmpeg on 4, 8, 16
+#                                       # threads (~7 min)
 #   bash bench/gpu_session.sh workers   # issue #17: sync --workers 1,2,4,8,16 on a folder of 1,000 clips of
-#                                       # 5 s, each row the first 50 x N of them (files per minute, peak
-#                                       # memory per worker) (~4 min)
+#                                       # 5 s, each row the first 25 x N of them (files per minute, peak
+#                                       # memory per worker), each worker's threads its share of the cores
+#                                       # against all of them (~4 min)
 #
 # The device image has jax (CUDA), flax, optax, orbax, opencv, safetensors but not the rest of our stack. Before
 # the first call, here (not there), once: `echo /.whl/ >> .git/info/exclude` and download the missing wheels for
@@ -68,11 +70,15 @@ case "$part" in
     # sync at 1080p with BlazeFace (the default) on the GPU: both models, 20 s of video; the full scan on every
     # detection frame (blazeface_scan_every 1, as before issue #17) against the default (every 10th).
     python3 bench/sync_speed.py --size 1920x1080 --seconds 20 --scan-every 1,10 | tee "$out/sync_1080p.txt"
+    # One file's decoding: FFmpeg on half the cores (the default) against all of them, the detector on the GPU.
+    python3 bench/sync_speed.py --models default --size 1920x1080 --seconds 20 --decode-threads 4,8,16 \
+      | tee "$out/sync_1080p_decode_threads.txt"
     python3 bench/sync_speed.py --seconds 60 | tee "$out/sync_256.txt"
     ;;
   workers)
     # Many short clips (a lip-sync generator's evaluation set): files per minute and peak memory per worker.
-    python3 bench/sync_workers.py --clips 1000 --workers 1,2,4,8,16 --files-per-worker 50 \
+    # Each worker's thread budget its share of the 16 cores (the default) against all 16 (before 2026-12-02).
+    python3 bench/sync_workers.py --clips 1000 --workers 1,2,4,8,16 --files-per-worker 25 --threads share,all \
       --config modeformer_lrs2 | tee "$out/sync_workers.txt"
     ;;
   *)

@@ -18,6 +18,9 @@ encoder once before timing.
   python bench/sync_speed.py --models tiny --size 1920x1080 --scan-every 1,10  # BlazeFace's full scan on every
                                                    # detection frame (as before issue #17) against every 10th
   python bench/sync_speed.py --models tiny --video w1080.mp4 --repeat 3   # each stage's least of 3 passes
+  python bench/sync_speed.py --models tiny --size 1920x1080 --decode-threads 8,16   # FFmpeg's decoding threads
+                                                   # (default: half the cores, the other half detecting and
+                                                   # cropping the last chunk), each a column
 
 stage_seconds() is the per-stage measurement on any model with SyncModel's interface (spec, config.preprocess,
 embed_video, embed_audio), so another backend (e.g. the exported PyTorch model) can be timed the same way.
@@ -26,12 +29,14 @@ embed_video, embed_audio), so another backend (e.g. the exported PyTorch model) 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
 import time
 
 from modeformer_jax.config_loading import load_config
+from modeformer_jax.cpu_cores import THREADS_VAR
 from modeformer_jax.data import synth
 from modeformer_jax.data.synth.wide_shot import render_wide_shot
 from modeformer_jax.inference import SyncModel
@@ -65,6 +70,22 @@ def random_model(config_path: str) -> SyncModel:
   config = load_config(config_path, [])
   model = init_model(config)
   return SyncModel(config, model.params, model.batch_stats, source=f"{config_path} (random init)")
+
+
+@contextlib.contextmanager
+def decoding_threads(count: int | None):
+  """read_media decodes on `count` threads within (None: its default); it decodes on half this process's
+  thread budget, so the budget is set to twice that (jax's own thread pool has started already)."""
+  before = os.environ.get(THREADS_VAR)
+  if count:
+    os.environ[THREADS_VAR] = str(2 * count)
+  try:
+    yield
+  finally:
+    if before is None:
+      os.environ.pop(THREADS_VAR, None)
+    else:
+      os.environ[THREADS_VAR] = before
 
 
 def stage_seconds(model, video: str, *, face_centered: bool = False, max_offset: int = 15,
@@ -124,6 +145,8 @@ def main(argv=None) -> int:
                       "(a shared machine's load disturbs single passes)")
   parser.add_argument("--scan-every", help="comma-separated preprocess.blazeface_scan_every values, each timed as "
                       "a column of its own in this run (e.g. 1,5; default: the config's)")
+  parser.add_argument("--decode-threads", help="comma-separated FFmpeg decoding thread counts, each a column of its "
+                      "own (default: half this process's thread budget, cpu_cores.thread_budget)")
   args = parser.parse_args(argv)
   models = [m for m in args.models.split(",") if m]
   if not set(models) <= set(MODELS):
@@ -131,11 +154,15 @@ def main(argv=None) -> int:
   scans = [int(v) for v in args.scan_every.split(",") if v] if args.scan_every else [None]
   if any(v is not None and v < 1 for v in scans):
     parser.error("--scan-every: values of at least 1")
+  decoders = [int(v) for v in args.decode_threads.split(",") if v] if args.decode_threads else [None]
+  if any(v is not None and v < 1 for v in decoders):
+    parser.error("--decode-threads: values of at least 1")
   if args.repeat < 1:
     parser.error("--repeat: at least 1")
-  # Columns: (label, model, scan_every or None for the config's).
-  columns = [(f"{m} scan {v}" if v else m, m, v) for m in models for v in scans]
-  names = [label for label, _, _ in columns]
+  # Columns: (label, model, scan_every or None for the config's, decoding threads or None for the default).
+  columns = [(" ".join([m] + ([f"scan {v}"] if v else []) + ([f"dec {d}"] if d else [])), m, v, d)
+             for m in models for v in scans for d in decoders]
+  names = [label for label, *_ in columns]
 
   with tempfile.TemporaryDirectory() as work:
     video = args.video
@@ -147,11 +174,12 @@ def main(argv=None) -> int:
             file=sys.stderr)
     timings, costs, minutes = {}, {}, None
     loaded = {}
-    for name, model_name, scan_every in columns:
+    for name, model_name, scan_every, decode_threads in columns:
       model = loaded[model_name] = loaded.get(model_name) or random_model(MODELS[model_name])
       if scan_every:
         model.config.preprocess.blazeface_scan_every = scan_every
-      timings[name] = stage_seconds(model, video, face_centered=args.face_centered, repeat=args.repeat)
+      with decoding_threads(decode_threads):
+        timings[name] = stage_seconds(model, video, face_centered=args.face_centered, repeat=args.repeat)
       if args.timeline:
         costs[name] = timeline_cost(model, video, args.timeline, face_centered=args.face_centered)
       if minutes is None:
@@ -174,11 +202,11 @@ def main(argv=None) -> int:
   other = {n: totals[n] - timings[n]["model"] / minutes for n in names}
   for n in names:
     print(f"  {n}: non-model share of total {other[n] / totals[n]:.1%}, x real time {60 / totals[n]:.2f}")
-  for label, model_name, _ in columns:
-    first = next(n for n, m, _ in columns if m == model_name)
+  for label, model_name, *_ in columns:
+    first = next(n for n, m, *_ in columns if m == model_name)
     if label != first:
-      print(f"  {label} / {first}: faces x{timings[label]['faces'] / timings[first]['faces']:.2f}, "
-            f"non-model x{other[label] / other[first]:.2f}")
+      print(f"  {label} / {first}: decode x{timings[label]['decode'] / timings[first]['decode']:.2f}, "
+            f"faces x{timings[label]['faces'] / timings[first]['faces']:.2f}, non-model x{other[label] / other[first]:.2f}")
   for n, cost in costs.items():
     plain, timed = cost.values()
     extra = timed["scoring"] - plain["scoring"]

@@ -4,6 +4,8 @@ bad inputs in batch mode, correction (video packets untouched), summary and plot
 import csv
 import json
 import os
+import subprocess
+import sys
 
 import av
 import ml_collections
@@ -11,7 +13,7 @@ import numpy as np
 import pytest
 import scipy.signal
 
-from modeformer_jax import cli
+from modeformer_jax import cli, cpu_cores
 from modeformer_jax.data import synth
 from modeformer_jax.data.windows import WindowSpec
 from modeformer_jax.inference import offset_similarities
@@ -382,6 +384,25 @@ def test_a_dying_worker_costs_only_its_file():
   results = list(batch._in_workers(os.system, paths, workers=2))
   assert results[:2] == [0, 0] and results[3:] == [0, 0]
   assert results[2].path == paths[2] and "worker process reading it died" in results[2].reason
+
+
+def test_workers_keep_to_their_share_of_the_threads():
+  # Each worker's budget ($NPROC) is its share of this process's cores, or what the caller gives.
+  share = cpu_cores.share_threads(2)
+  assert share == max(1, len(cpu_cores.usable_cores()) // 2)
+  assert list(batch._in_workers(os.system, [f'test "$NPROC" = {share}'] * 3, workers=2)) == [0, 0, 0]
+  assert list(batch._in_workers(os.system, ['test "$NPROC" = 5'] * 2, workers=2, threads=5)) == [0, 0]
+
+
+def test_the_thread_budget_sizes_xla_cpu_pool():
+  # Why $NPROC is the budget's variable: XLA's CPU client sizes its thread pool by it, so a worker's jax
+  # keeps to its share without pinning. Should a jax release drop that, this fails (16 cores' pool vs 1).
+  program = ("import os, jax, jax.numpy as jnp; jax.jit(lambda a: a @ a)(jnp.ones((64, 64))).block_until_ready();"
+             "print(len(os.listdir('/proc/self/task')))")
+  threads = {n: int(subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True,
+                                   env={**os.environ, "NPROC": str(n), "JAX_PLATFORMS": "cpu"}).stdout)
+             for n in (1, 16)}
+  assert threads[16] - threads[1] >= 12, threads
 
 
 def test_the_moving_mouth_ranks_first(tmp_path):

@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "pretrain,trainval,test, where train and val split trainval by speaker; folder: every "
                       "split folder)")
   parser.add_argument("--workers", type=int, default=None,
-                      help="local worker processes (default: one per core this process may use, %d here)" %
+                      help="local worker processes, each keeping its decoding and detection to its share "
+                      "of the cores' threads (default: one per core this process may use, %d here)" %
                       len(usable_cores()))
   parser.add_argument("--runner", default="local", choices=("local", "beam"),
                       help="local process pool, or an Apache Beam pipeline (optional extra apache-beam)")

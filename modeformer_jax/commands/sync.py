@@ -102,8 +102,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "re-encoded as AAC) and re-check it; OUT is a file for one input, a folder for several")
   parser.add_argument("--workers", type=int, default=None, metavar="N",
                       help="worker processes decoding and tracking faces while the model runs; 0 = all in "
-                      "this process. Each holds up to --decode-mb of decoded frames (default: 0 for one "
-                      "input, else the number of CPUs, at most 8; formerly --jobs)")
+                      "this process. Each holds up to --decode-mb of decoded frames and keeps its decoding "
+                      "and detection threads to its share of the cores (its $NPROC). Default: 0 for one "
+                      "input, else the number of CPUs, at most 8 (formerly --jobs)")
   options.add_deprecated(parser, "--jobs", "--workers", type=int)
   parser.add_argument("--decode-mb", type=float, default=1024, metavar="MB",
                       help="decoded frames are cropped and dropped in chunks of at most this many megabytes "

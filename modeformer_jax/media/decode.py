@@ -17,7 +17,7 @@ from typing import Any
 import av
 import numpy as np
 
-from modeformer_jax.cpu_cores import usable_cores
+from modeformer_jax.cpu_cores import thread_budget
 from modeformer_jax.errors import UserError
 from modeformer_jax.media.frames import FrameChunk, rotation, to_rgb
 
@@ -111,8 +111,8 @@ def read_media(path: str | os.PathLike,
     sinks = {s: sink for s, sink in ((vstream, video), (astream, audio)) if sink}
     if video:
       vstream.thread_type = "AUTO"
-      if on_frames is not None:  # half the cores decode while the other half work on the last chunk
-        vstream.thread_count = max(1, len(usable_cores()) // 2)
+      # With on_frames, half the budget decodes while the other half works on the last chunk.
+      vstream.thread_count = max(1, thread_budget() // 2) if on_frames is not None else thread_budget()
     try:
       if sinks:
         _decode(container, sinks, path)

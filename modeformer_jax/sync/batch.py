@@ -24,6 +24,7 @@ import ml_collections
 import numpy as np
 
 from modeformer_jax import atomic
+from modeformer_jax.cpu_cores import keep_to_threads, share_threads
 from modeformer_jax.errors import UserError
 from modeformer_jax.media.decode import MediaError
 from modeformer_jax.sync.detect import ModelInputs, SyncResult, model_inputs, score
@@ -86,8 +87,9 @@ def _inputs_or_failure(path: str, pp: ml_collections.ConfigDict, face_centered: 
 
 
 def _in_workers(work: Callable[[str], ModelInputs | Failure], paths: Sequence[str],
-                workers: int) -> Iterator[ModelInputs | Failure]:
-  """work(path) for every path, in order: in this process (workers 0) or `workers` worker processes.
+                workers: int, threads: int | None = None) -> Iterator[ModelInputs | Failure]:
+  """work(path) for every path, in order: in this process (workers 0) or `workers` worker processes, each
+  keeping to `threads` threads (decoder and XLA together; default its share of this process's budget).
 
   A worker that dies (a decoder crash, the out-of-memory killer) takes the pool with it. The file being
   waited for is then tried once more alone in a fresh pool, so the blame lands on the file that causes it;
@@ -104,7 +106,9 @@ def _in_workers(work: Callable[[str], ModelInputs | Failure], paths: Sequence[st
       for attempt in range(2):
         try:
           if pool is None:
-            pool, pending = concurrent.futures.ProcessPoolExecutor(workers, mp_context=context), {}
+            pool, pending = concurrent.futures.ProcessPoolExecutor(
+                workers, mp_context=context, initializer=keep_to_threads,
+                initargs=(threads or share_threads(workers),)), {}
           for k in range(i, min(i + (2 * workers if attempt == 0 else 1), len(paths))):
             if k not in pending:
               pending[k] = pool.submit(work, paths[k])
@@ -122,11 +126,13 @@ def _in_workers(work: Callable[[str], ModelInputs | Failure], paths: Sequence[st
 
 def detect_many(model: SyncModel, paths: Sequence[str], *, face_centered: bool = False, max_offset: int = 15,
                 workers: int = 0, chunk_mb: float = 1024.0, max_faces: int = 4,
-                timeline: TimelineOptions | None = None, desc: str = "sync") -> Iterator[SyncResult | Failure]:
+                timeline: TimelineOptions | None = None, desc: str = "sync",
+                worker_threads: int | None = None) -> Iterator[SyncResult | Failure]:
   """One SyncResult or Failure per path, in order, with a tqdm bar on stderr (when it is a terminal).
 
   chunk_mb bounds the decoded frames each file holds at once, max_faces the faces scored (see
-  detect.model_inputs); timeline: each file's offsets over time (see detect.score).
+  detect.model_inputs); timeline: each file's offsets over time (see detect.score); worker_threads: each
+  worker's thread budget (default: the cores shared among the workers, cpu_cores.share_threads).
   """
   from functools import partial
 
@@ -135,7 +141,7 @@ def detect_many(model: SyncModel, paths: Sequence[str], *, face_centered: bool =
   work = partial(_inputs_or_failure, pp=model.config.preprocess, face_centered=face_centered, max_offset=max_offset,
                  chunk_mb=chunk_mb, max_faces=max_faces)
   with tqdm(total=len(paths), desc=desc, unit="file", file=sys.stderr, disable=None) as bar:
-    for result in _in_workers(work, list(paths), workers):
+    for result in _in_workers(work, list(paths), workers, worker_threads):
       if isinstance(result, ModelInputs):
         try:
           result = score(model, result, max_offset, timeline)
