@@ -17,13 +17,8 @@
 #                                       # against all of them (~4 min)
 #
 # The device image has jax (CUDA), flax, optax, orbax, opencv, safetensors but not the rest of our stack. Before
-# the first call, here (not there), once: `echo /.whl/ >> .git/info/exclude` and download the missing wheels for
-# Python 3.12 (device README, "nvidia-h200"), e.g.
-#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl \
-#     ml-collections==1.1.0 grain==0.2.18 array-record==0.8.3 tensorflow-datasets==4.9.9 librosa==0.11.0 \
-#     av==14.4.0 tensorboardX==2.6.4 soxr audioread lazy_loader pooch soundfile dm-tree promise \
-#     simple-parsing tensorflow-metadata termcolor toml docstring-parser psutil
+# the first call, here (not there), once: `bash bench/device_wheels.sh` (the missing wheels for its Python 3.12,
+# about 47 MB, into .whl/, which .git/info/exclude keeps out of git);
 # then call `run` with carry [".whl"] and the command `bash bench/gpu_session.sh step` (timeout_s 540).
 # Each part writes its tables to $OUT (the device tool brings them back) and prints them.
 set -euo pipefail
