@@ -106,6 +106,15 @@ def track_faces(tracks: list[tuple[int, np.ndarray]], shot: wide_shot.WideShot) 
   return out
 
 
+def _listener_share(result: detect.SyncResult, shot: wide_shot.WideShot) -> float:
+  """The share of the scored windows that sync took from a track of the silent second face (0 without one)."""
+  if result.timeline is None or not result.tracks:
+    return 0.0
+  face_of = np.array(track_faces(result.tracks, shot))
+  chosen = result.timeline.window_face[result.timeline.window_face >= 0]
+  return float((face_of[chosen] == 1).mean()) if len(chosen) else 0.0
+
+
 def offsets(model, framings, face_px: list[float | None], clips: int, seconds: float, folder: str,
             crop_at: list[str]) -> None:
   """face_px None: the generator's own wide shots (`synth --shot wide`): the face's height drawn from 24..48 px
@@ -129,14 +138,15 @@ def offsets(model, framings, face_px: list[float | None], clips: int, seconds: f
       for j, (framing, where) in enumerate(columns):
         with _crop_at(where):
           result = detect.score(model, detect.model_inputs(path, _pp(model, framing)), 15)
-        hits[j].append((offset, result.offset, result.confidence))
-    cells = [f"{sum(abs(d - t) <= 1 for t, d, _ in h)} of {len(h)}" for h in hits]
+        hits[j].append((offset, result.offset, result.confidence, _listener_share(result, shot)))
+    cells = [f"{sum(abs(d - t) <= 1 for t, d, *_ in h)} of {len(h)}" for h in hits]
     label = f"{px:g}" if px else f"drawn ({min(heights):.0f}-{max(heights):.0f})"
     print(f"| {label} | {' | '.join(cells)} |", flush=True)
     if not px:
       print("    drawn face heights: " + ", ".join(f"{h:.0f}" for h in heights), file=sys.stderr)
     for name, h in zip(names, hits):
-      print(f"    {name}: true -> found (conf) " + ", ".join(f"{t}->{d} ({c:.2f})" for t, d, c in h),
+      print(f"    {name}: true -> found (conf" + (", share of windows scored on the silent face) " if not px else ") ")
+            + ", ".join(f"{t}->{d} ({c:.2f}" + (f", {share:.0%})" if not px else ")") for t, d, c, share in h),
             file=sys.stderr)
 
 

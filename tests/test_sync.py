@@ -21,7 +21,7 @@ from modeformer_jax.media import filters
 from modeformer_jax.media.encode import write_video
 from modeformer_jax.media.preprocess_config import preprocess_config
 from modeformer_jax.offsets import describe_offset
-from modeformer_jax.sync import batch, detect, syncnet_metrics, tracks
+from modeformer_jax.sync import batch, detect, syncnet_metrics, timeline, tracks
 from modeformer_jax.sync.correct import write_corrected
 
 pytestmark = pytest.mark.integration
@@ -151,15 +151,45 @@ def test_missing_values_are_left_out():
   d = rng.uniform(0.5, 1.5, size=(30, 7))
   holes = d.copy()
   holes[[4, 5, 6]] = np.nan  # windows without a face
-  holes[0, :2] = np.nan  # candidates outside the utterance
   s = syncnet_metrics.syncnet_scores(holes)
-  expected = np.array([np.mean(c[~np.isnan(c)]) for c in holes.T])
-  np.testing.assert_allclose(s.mdist, expected)
+  np.testing.assert_allclose(s.mdist, np.delete(d, [4, 5, 6], axis=0).mean(axis=0))
   assert np.isnan(s.framewise_conf_filtered[[4, 5, 6]]).all()
   kept = np.delete(np.arange(30), [4, 5, 6])
   assert np.isfinite(s.framewise_conf_filtered[kept]).all()
   x = rng.normal(size=25)
   np.testing.assert_allclose(filters.median_filter(x, 9), scipy.signal.medfilt(x, 9))
+
+
+def _past_the_ends(distances: np.ndarray) -> np.ndarray:
+  """The matrix with NaN where audio window f + j - S falls outside the file, as inference leaves it."""
+  count, width = distances.shape
+  audio = np.arange(count)[:, None] + np.arange(width)[None] - width // 2
+  return np.where((audio < 0) | (audio >= count), np.nan, distances)
+
+
+@pytest.mark.parametrize("worse", ["video", "audio"])
+def test_edge_shifts_are_compared_on_the_windows_they_have(worse):
+  # 60 windows, S = 5; the true shift (audio 2 frames later, column 7) is 0.05 closer than the others for every
+  # window, and the first and last 6 video windows (or audio windows) are 2.0 farther at every shift, say
+  # silence around the speech. Shift -5 lacks the first 5 windows' pairs, +5 the last 5: on the pairs each
+  # shift has, a plain mean makes an edge look best for leaving bad windows out; compared within windows, the
+  # true shift wins.
+  count, s = 60, 5
+  d = np.ones((count, 2 * s + 1))
+  d[:, s + 2] -= 0.05
+  index = np.arange(count)[:, None] + (0 if worse == "video" else np.arange(2 * s + 1)[None] - s)
+  d += np.where((index < 6) | (index >= count - 6), 2.0, 0.0)
+  holes = _past_the_ends(d)
+  plain = np.nanmean(holes, axis=0)
+  assert np.argmin(plain) in (0, 2 * s)  # the bias this guards against
+  scores = syncnet_metrics.syncnet_scores(holes)
+  assert scores.offset == -2 and scores.confidence > 0.04
+  # With every pair there (syncnet's padding), the plain column means, as syncnet_python's mdist.
+  np.testing.assert_allclose(syncnet_metrics.shift_means(d), d.mean(axis=0))
+  np.testing.assert_allclose(syncnet_metrics.syncnet_scores(d).mdist, d.mean(axis=0))
+  # A timeline's segments (here the whole file as one) compare shifts the same way.
+  (windows, mdist), = timeline._segment_stats(holes, [(0, count)])
+  assert windows == count and np.argmin(mdist) == s + 2
 
 
 def test_offset_histogram_counts_per_window_best_offsets():

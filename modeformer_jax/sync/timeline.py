@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from modeformer_jax.sync import syncnet_metrics
 from modeformer_jax.sync.trend import Trend, fit_trend
 
 # Fewer scored windows than this (0.4 s) leave a face out of a segment.
@@ -159,12 +160,18 @@ def segment_frames(num_frames: int, window: int, hop: int) -> list[tuple[int, in
 
 
 def _segment_stats(distances: np.ndarray, bounds: list[tuple[int, int]]) -> list[tuple | None]:
-  """Per segment (windows [a, b)): (scored windows, mdist [2S+1]) or None with fewer than MIN_WINDOWS."""
+  """Per segment (windows [a, b)): (scored windows, mdist [2S+1]) or None with fewer than MIN_WINDOWS; mdist
+  as syncnet_metrics.shift_means on the segment's pairs, with the windows' levels fitted on the whole file."""
   present = ~np.isnan(distances)
   rows = present.any(axis=1)
+  if present[rows].all():
+    residual, level = distances, np.zeros_like(distances)
+  else:
+    residual, level = syncnet_metrics.window_levels(distances)
   zero = np.zeros((1, distances.shape[1]))
-  sums = np.concatenate([zero, np.cumsum(np.where(present, distances, 0.0), axis=0)])
+  sums = np.concatenate([zero, np.cumsum(np.where(present, residual, 0.0), axis=0)])
   counts = np.concatenate([zero, np.cumsum(present, axis=0)])
+  levels = np.concatenate([[0.0], np.cumsum(np.where(present, level, 0.0).sum(axis=1))])
   scored = np.concatenate([[0], np.cumsum(rows)])
   out = []
   for a, b in bounds:
@@ -173,7 +180,7 @@ def _segment_stats(distances: np.ndarray, bounds: list[tuple[int, int]]) -> list
     if n < MIN_WINDOWS or not (count > 0).all():
       out.append(None)
       continue
-    out.append((n, (sums[b] - sums[a]) / count))
+    out.append((n, (sums[b] - sums[a]) / count + (levels[b] - levels[a]) / count.sum()))
   return out
 
 
