@@ -206,7 +206,8 @@ def main(argv=None) -> int:
     first = next(n for n, m, *_ in columns if m == model_name)
     if label != first:
       print(f"  {label} / {first}: decode x{timings[label]['decode'] / timings[first]['decode']:.2f}, "
-            f"faces x{timings[label]['faces'] / timings[first]['faces']:.2f}, non-model x{other[label] / other[first]:.2f}")
+            f"faces x{timings[label]['faces'] / timings[first]['faces']:.2f}, "
+            f"non-model x{other[label] / other[first]:.2f}")
   for n, cost in costs.items():
     plain, timed = cost.values()
     extra = timed["scoring"] - plain["scoring"]

@@ -100,7 +100,8 @@ def run(model, paths: list[str], workers: int, threads: str) -> dict:
     raise SystemExit(f"{len(failed)} files failed, e.g. {failed[0].path}: {failed[0].reason}")
   # The forkserver process and the pool's workers are children; the workers are the ones that grew.
   worker_peaks = sorted(memory.children.values())[-workers:] if workers else []
-  return {"workers": workers, "threads": threads, "files": len(paths), "seconds": seconds, "files_per_minute": 60 * len(paths) / seconds,
+  return {"workers": workers, "threads": threads, "files": len(paths), "seconds": seconds,
+          "files_per_minute": 60 * len(paths) / seconds,
           "worker_peak_mb": max(worker_peaks, default=0) / 2 ** 20, "main_peak_mb": memory.main / 2 ** 20}
 
 

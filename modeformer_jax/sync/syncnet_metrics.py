@@ -20,8 +20,9 @@ it on other video and audio windows than the rest, and where the windows at the 
 shift (silence around speech, a face turning away), the edge shifts come out best for that alone. So each
 video window's and each audio window's own level is taken out first and the average level put back; with
 nothing missing (syncnet's padding) it is the plain mean. On 90 generated wide shots the demo-sized model's
-wrong offsets went from 22 to 13 (BENCHMARKS.md, "Face detectors"). `padded_distances` reproduces the zero-padding instead, for SyncNet
-checkpoints (the published weights give published LSE-D / LSE-C only when scored exactly that way).
+wrong offsets went from 22 to 13 (BENCHMARKS.md, "Face detectors"). `padded_distances` reproduces the
+zero-padding instead, for SyncNet checkpoints (the published weights give published LSE-D / LSE-C only when
+scored exactly that way).
 """
 
 from __future__ import annotations
