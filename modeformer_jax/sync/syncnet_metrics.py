@@ -66,10 +66,13 @@ _LEVEL_ROUNDS = 4
 def window_levels(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   """distances [L, 2S+1] -> (residual, level), both [L, 2S+1] with NaN where the distance is: level[f, j] is
   video window f's level plus audio window f + j - S's (each the mean of its pairs' distances less the other
-  windows' levels, fitted in turn), residual the distance less it."""
+  windows' levels, fitted in turn), residual the distance less it. Levels are 0 when every scored window has
+  every shift (nothing to correct: the plain means are syncnet_python's)."""
   distances = np.asarray(distances, np.float64)
   count, width = distances.shape
   present = ~np.isnan(distances)
+  if present[present.any(axis=1)].all():
+    return distances, np.where(present, 0.0, np.nan)
   audio = np.clip(np.arange(count)[:, None] + np.arange(width)[None] - width // 2, 0, count - 1)
   values = np.where(present, distances, 0.0)
   per_video, per_audio = present.sum(axis=1), np.bincount(audio[present], minlength=count)
@@ -86,10 +89,6 @@ def window_levels(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def shift_means(distances: np.ndarray) -> np.ndarray:
   """mdist [2S+1] of distances [L, 2S+1]: each shift's mean over the pairs that have it, compared within
   windows (module doc); the plain column means when every scored window has every shift."""
-  distances = np.asarray(distances, np.float64)
-  present = ~np.isnan(distances)
-  if present[present.any(axis=1)].all():
-    return np.nanmean(distances, axis=0)
   residual, level = window_levels(distances)
   return np.nanmean(residual, axis=0) + np.nanmean(level)
 

@@ -164,10 +164,7 @@ def _segment_stats(distances: np.ndarray, bounds: list[tuple[int, int]]) -> list
   as syncnet_metrics.shift_means on the segment's pairs, with the windows' levels fitted on the whole file."""
   present = ~np.isnan(distances)
   rows = present.any(axis=1)
-  if present[rows].all():
-    residual, level = distances, np.zeros_like(distances)
-  else:
-    residual, level = syncnet_metrics.window_levels(distances)
+  residual, level = syncnet_metrics.window_levels(distances)
   zero = np.zeros((1, distances.shape[1]))
   sums = np.concatenate([zero, np.cumsum(np.where(present, residual, 0.0), axis=0)])
   counts = np.concatenate([zero, np.cumsum(present, axis=0)])
