@@ -59,7 +59,7 @@ def similarity_to_distance(similarity: np.ndarray) -> np.ndarray:
   return np.sqrt(np.clip(2.0 - 2.0 * s, 0.0, 4.0))
 
 
-# Alternating fits of the video windows' and audio windows' levels (enough to settle: each is a mean).
+# Alternating fits of the video windows' and audio windows' levels: the rounds BENCHMARKS.md's figures used.
 _LEVEL_ROUNDS = 4
 
 
