@@ -116,7 +116,7 @@ def _listener_share(result: detect.SyncResult, shot: wide_shot.WideShot) -> floa
 
 
 def offsets(model, framings, face_px: list[float | None], clips: int, seconds: float, folder: str,
-            crop_at: list[str]) -> None:
+            crop_at: list[str], first_seed: int = 300) -> None:
   """face_px None: the generator's own wide shots (`synth --shot wide`): the face's height drawn from 24..48 px
   by the seed, and a silent second face."""
   print(f"\noffsets within +-1 frame, {clips} wide shots of {seconds:g} s per face size (offsets "
@@ -128,7 +128,7 @@ def offsets(model, framings, face_px: list[float | None], clips: int, seconds: f
   for px in face_px:
     hits, heights = [[] for _ in columns], []
     for k in range(clips):
-      seed, offset = 300 + 10 * k + int(px or 1), OFFSETS[k % len(OFFSETS)]
+      seed, offset = first_seed + 10 * k + int(px or 1), OFFSETS[k % len(OFFSETS)]
       listener = None if px else synth.speaker_style(97, seed)
       shot = wide_shot.render_wide_shot(seed, synth.speaker_style(98, seed), listener, seconds, offset,
                                         face_px=px)
@@ -222,6 +222,9 @@ def main() -> None:
                       "(module doc)")
   parser.add_argument("--clips", type=int, default=10, help="offset clips per face height")
   parser.add_argument("--seconds", type=float, default=4.0, help="length of an offset clip")
+  parser.add_argument("--first-seed", type=int, default=300,
+                      help="offset clip k of face height px is drawn with seed FIRST_SEED + 10 k + px (default "
+                      "%(default)s); another value gives other clips")
   parser.add_argument("--dialogues", type=int, default=4, help="40 s dialogues (0: none)")
   parser.add_argument("--dialogue-px", type=float, default=90.0, help="face height in the dialogues")
   parser.add_argument("--save", help="write the dialogues' per-face distances and embeddings to this .npz")
@@ -239,7 +242,7 @@ def main() -> None:
   with tempfile.TemporaryDirectory() as folder:
     if args.clips:
       face_px = [None if p == "drawn" else float(p) for p in args.face_px.split(",")]
-      offsets(model, framings, face_px, args.clips, args.seconds, folder, args.crop_at.split(","))
+      offsets(model, framings, face_px, args.clips, args.seconds, folder, args.crop_at.split(","), args.first_seed)
     if args.dialogues:
       dialogues(model, framings, args.dialogues, 40.0, args.dialogue_px, folder, args.save)
   print(f"\n{time.perf_counter() - tick:.0f} s; checkpoint {args.checkpoint} step {model.step}; BlazeFace's full "

@@ -139,7 +139,7 @@ def pair_scores(video: np.ndarray, audio: np.ndarray, scoring: str = "cosine") -
   """Scores of embedding pairs [..., D] x [..., D] -> [...], higher = better match: the dot product of unit
   embeddings ("cosine") or minus the Euclidean distance of raw ones ("euclidean", SyncNet's)."""
   if scoring == "cosine":
-    return np.sum(video * audio, axis=-1)
+    return np.einsum("...d,...d->...", video, audio)
   if scoring == "euclidean":
     return -np.linalg.norm(video - audio, axis=-1)
   raise ValueError(f"pair_scores: embeddings cannot be scored by {scoring!r}")
@@ -153,11 +153,12 @@ def offset_similarities(video: np.ndarray, audio: np.ndarray, max_offset: int, s
   is offset d = j - S; NaN where f + d falls outside the audio (callers decide what a missing candidate
   scores: the protocol scores it as the worst). One offset at a time, so memory stays at [L, D].
   """
-  rows = start + np.arange(len(video))
   sims = np.full((len(video), 2 * max_offset + 1), np.nan, np.float32)
   for j, d in enumerate(range(-max_offset, max_offset + 1)):
-    inside = (rows + d >= 0) & (rows + d < len(audio))
-    sims[inside, j] = pair_scores(video[inside], audio[rows[inside] + d], scoring)
+    # Video windows a..b-1 have audio windows start + d + (a..b-1): slices, not gathered copies.
+    a, b = max(0, -start - d), min(len(video), len(audio) - start - d)
+    if a < b:
+      sims[a:b, j] = pair_scores(video[a:b], audio[start + d + a:start + d + b], scoring)
   return sims
 
 

@@ -140,6 +140,25 @@ def test_inference_scores_plug_in():
   assert protocol.correct_windows(scores, 5)[:43].sum() == 0
 
 
+@pytest.mark.parametrize("length, audio_length, start", [(40, 40, 0), (30, 50, 7), (10, 40, 3), (50, 20, 0),
+                                                        (12, 30, 25), (20, 30, 60)])
+@pytest.mark.parametrize("scoring", ["cosine", "euclidean"])
+def test_offset_similarities_pair_each_video_window_with_the_audio_window_it_names(length, audio_length, start,
+                                                                                   scoring):
+  # Video windows start .. start + length - 1 against audio windows 0 .. audio_length - 1, pair by pair.
+  rng = np.random.default_rng(length + start)
+  video, audio = rng.normal(size=(length, 8)).astype(np.float32), rng.normal(size=(audio_length, 8)).astype(np.float32)
+  scores = offset_similarities(video, audio, 5, scoring, start=start)
+  for f in range(length):
+    for j, d in enumerate(range(-5, 6)):
+      a = start + f + d
+      if not 0 <= a < audio_length:
+        assert np.isnan(scores[f, j])
+      else:
+        want = video[f] @ audio[a] if scoring == "cosine" else -np.linalg.norm(video[f] - audio[a])
+        assert scores[f, j] == pytest.approx(want, rel=1e-5, abs=1e-5)
+
+
 # ---- A transcription of the script's steps (test_lrs2.py: calc_pdist, then the K-frame blocks of eval_model) ---
 
 def _script_rows(scores: np.ndarray, padded: np.ndarray, s: int) -> np.ndarray:
