@@ -43,12 +43,12 @@ def main() -> None:
         path = os.path.join(folder, f"{k}.mp4")
         write_video(path, clip.frames, clip.fps, audio, clip.sample_rate, preset="ultrafast")
         inputs = detect.model_inputs(path, model.config.preprocess, face_centered=True)
-        segments = detect.score(model, inputs, 15, options).timeline
-        decided = sum(s.decided for s in segments.segments)
+        found = detect.score(model, inputs, 15, options).timeline
+        decided = sum(s.decided for s in found.segments)
         counts[label][0] += decided
-        counts[label][1] += len(segments.segments)
-        threshold = "none" if segments.threshold is None else f"{segments.threshold:.3f}"
-        print(f"| {k} | {label} | {decided} of {len(segments.segments)} | {threshold} |", flush=True)
+        counts[label][1] += len(found.segments)
+        threshold = "none" if found.threshold is None else f"{found.threshold:.3f}"
+        print(f"| {k} | {label} | {decided} of {len(found.segments)} | {threshold} |", flush=True)
   print("\nratios (segments decided):")
   for label, (decided, total) in counts.items():
     print(f"  {label}: {decided} of {total} = {decided / max(1, total):.1%}")
