@@ -29,7 +29,8 @@ Also reported: the mean similarity at every offset, the histogram of each window
 Over time (--timeline SECONDS): the file is cut into segments of SECONDS every --timeline-hop (default half
 of it) and each gets its AV offset and Confidence, from the windows embedded once for the whole file (no extra
 model time). A segment whose Confidence is below --min-confidence (default: what chance gives on this file,
-the 99th percentile of segments scored against audio from elsewhere in the file) says it cannot decide. From
+the 99th percentile of segments scored against audio from elsewhere in the file, or of Gaussian noise fitted to
+them where that is higher, as on short files) says it cannot decide. From
 the decided segments one line says whether the offset is constant, drifts linearly (ms per minute, with its
 error) or steps at a time; --correct then shifts (constant), resamples the audio (drift) or refuses (step).
 With several faces each face is scored and every segment names the one whose video matches the audio best,
@@ -118,7 +119,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="a segment every SECONDS (default: half of --timeline, so segments overlap by half)")
   parser.add_argument("--min-confidence", type=float, metavar="C",
                       help="a segment needs this syncnet Confidence to report an offset (default: set per file, "
-                      "the 99th percentile of segments scored against audio from elsewhere in the file)")
+                      "the 99th percentile of segments scored against audio from elsewhere in the file, or "
+                      "of Gaussian noise fitted to them where that is higher)")
   parser.add_argument("--max-faces", type=int, default=4, metavar="N",
                       help="score at most N faces per file, the N whose mouths move most; each face costs a pass "
                       "of the video encoder (default: %(default)s)")
