@@ -79,9 +79,9 @@ def main() -> None:
         part = slice(start, start + count)
         files += 1
         for label, sound in (("own", audio[part]), ("other", clips[(k + 1) % len(clips)][1][part])):
-          face = timeline.FaceScores(first=0, video=video[part], ok=np.ones(count, bool),
-                                     sims=detect._distances(model, video[part], sound, 0, max_offset=MAX_OFFSET)[0],
-                                     distances=distances_of(video[part], sound, 0))
+          sims, distances = detect._distances(model, video[part], sound, 0, max_offset=MAX_OFFSET)
+          face = timeline.FaceScores(first=0, video=video[part], ok=np.ones(count, bool), sims=sims,
+                                     distances=distances)
           found = timeline.build([face], sound, options, fps, MAX_OFFSET, spec.video_frames, distances_of)
           decided[label] += sum(s.decided for s in found.segments)
           if label == "other":
