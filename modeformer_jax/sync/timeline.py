@@ -247,8 +247,8 @@ def chance_threshold(null: np.ndarray, quantile: float = NULL_QUANTILE,
   values, vectors = np.linalg.eigh(deviations.T @ deviations / len(null))
   noise = np.random.default_rng(0).standard_normal((draws, len(values))) @ (vectors * np.sqrt(
       np.clip(values, 0.0, None))).T
-  gaussian = float(np.quantile(np.median(noise, axis=1) - noise.min(axis=1), quantile))
-  observed = float(np.quantile([_confidence(m) for m in null], quantile))
+  confidences = lambda mdists: np.median(mdists, axis=1) - mdists.min(axis=1)
+  gaussian, observed = float(np.quantile(confidences(noise), quantile)), float(np.quantile(confidences(null), quantile))
   return max(observed, gaussian), gaussian > observed
 
 
